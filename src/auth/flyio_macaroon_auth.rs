@@ -1,0 +1,20 @@
+//! `flyio_macaroon_auth`: Fly.io macaroons checked by Fly's API. That remote check is
+//! not available here, so the JSON round-trips and authorization fails closed (407).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::AuthError;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlyioMacaroonAuth {
+    /// The `access` object (action, orgid, appid, …), kept as given.
+    #[serde(default)]
+    pub access: Map<String, Value>,
+}
+
+impl FlyioMacaroonAuth {
+    pub fn authorize(&self) -> Result<(), AuthError> {
+        Err(AuthError::Unsupported("flyio_macaroon_auth"))
+    }
+}

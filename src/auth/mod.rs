@@ -1,0 +1,127 @@
+//! Caller authentication: may this caller use this secret? Failures are 407.
+
+mod bearer_auth;
+mod candidates;
+mod fly_src_auth;
+mod flyio_macaroon_auth;
+mod macaroon_auth;
+
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+
+pub use bearer_auth::BearerAuth;
+pub use candidates::Candidates;
+pub use fly_src_auth::FlySrcAuth;
+pub use flyio_macaroon_auth::FlyioMacaroonAuth;
+pub use macaroon_auth::MacaroonAuth;
+
+/// Why a caller may not use a secret. The public message never says more than this.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Proxy-Authorization` candidate matched.
+    #[error("bad or missing proxy auth")]
+    BadProxyAuth,
+    /// `fly_src_auth` without a verified Fly-Src.
+    #[error("no flysrc parser")]
+    NoFlySrcParser,
+    /// An auth kind this build parses but cannot verify; it fails closed.
+    #[error("{0} is not supported by this tokenizer")]
+    Unsupported(&'static str),
+}
+
+/// The auth config of a secret: exactly one wire key.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "WireAuth")]
+pub enum AuthConfig {
+    Bearer(BearerAuth),
+    Macaroon(MacaroonAuth),
+    FlyioMacaroon(FlyioMacaroonAuth),
+    FlySrc(FlySrcAuth),
+    /// Anyone may use the secret.
+    None,
+}
+
+/// What the request offers to prove who the caller is.
+pub struct AuthInput<'a> {
+    pub candidates: &'a Candidates,
+}
+
+#[derive(Default, Deserialize)]
+pub(crate) struct WireAuth {
+    #[serde(default)]
+    bearer_auth: Option<BearerAuth>,
+    #[serde(default)]
+    macaroon_auth: Option<MacaroonAuth>,
+    #[serde(default)]
+    flyio_macaroon_auth: Option<FlyioMacaroonAuth>,
+    #[serde(default)]
+    fly_src_auth: Option<FlySrcAuth>,
+    #[serde(default)]
+    no_auth: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+// === impl AuthConfig ===
+
+impl AuthConfig {
+    pub fn wire_key(&self) -> &'static str {
+        match self {
+            Self::Bearer(_) => "bearer_auth",
+            Self::Macaroon(_) => "macaroon_auth",
+            Self::FlyioMacaroon(_) => "flyio_macaroon_auth",
+            Self::FlySrc(_) => "fly_src_auth",
+            Self::None => "no_auth",
+        }
+    }
+
+    pub fn authorize(&self, input: &AuthInput<'_>) -> Result<(), AuthError> {
+        match self {
+            Self::Bearer(c) => c.authorize(input.candidates),
+            Self::Macaroon(c) => c.authorize(),
+            Self::FlyioMacaroon(c) => c.authorize(),
+            Self::FlySrc(c) => c.authorize(),
+            Self::None => Ok(()),
+        }
+    }
+
+    /// A copy with key material replaced by `REDACTED`, for logs.
+    pub fn stripped(&self) -> Self {
+        match self {
+            Self::Bearer(c) => Self::Bearer(c.stripped()),
+            Self::Macaroon(c) => Self::Macaroon(c.stripped()),
+            other => other.clone(),
+        }
+    }
+}
+
+impl TryFrom<WireAuth> for AuthConfig {
+    type Error = &'static str;
+
+    fn try_from(w: WireAuth) -> Result<Self, Self::Error> {
+        let found = [
+            w.bearer_auth.map(Self::Bearer),
+            w.macaroon_auth.map(Self::Macaroon),
+            w.flyio_macaroon_auth.map(Self::FlyioMacaroon),
+            w.fly_src_auth.map(Self::FlySrc),
+            w.no_auth.map(|_| Self::None),
+        ];
+        let mut present = found.into_iter().flatten();
+        match (present.next(), present.next()) {
+            (Some(one), None) => Ok(one),
+            _ => Err("bad auth config: need exactly one auth key"),
+        }
+    }
+}
+
+impl Serialize for AuthConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        let key = self.wire_key();
+        match self {
+            Self::Bearer(c) => map.serialize_entry(key, c)?,
+            Self::Macaroon(c) => map.serialize_entry(key, c)?,
+            Self::FlyioMacaroon(c) => map.serialize_entry(key, c)?,
+            Self::FlySrc(c) => map.serialize_entry(key, c)?,
+            Self::None => map.serialize_entry(key, &serde_json::Map::new())?,
+        }
+        map.end()
+    }
+}

@@ -1,0 +1,35 @@
+//! The one body type that flows through the proxy, and small constructors for it.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+
+/// Errors carried by bodies: from the client, the upstream, or a body adapter.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed request or response body.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Box any body whose error converts into [`BoxError`].
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// A client or upstream body. Not generic on purpose: generic `Into` bounds inside
+/// spawned async code trip rustc's higher-ranked `Send` inference (rust-lang/rust#102211).
+pub fn incoming(body: hyper::body::Incoming) -> Body {
+    body.map_err(|e| Box::new(e) as BoxError).boxed()
+}

@@ -1,0 +1,83 @@
+//! The command line: one file per subcommand, dispatched here. Exit status 0 on
+//! success, 2 for bad input or configuration, 1 when running fails.
+
+mod genkey;
+mod key_args;
+mod seal;
+mod sealkey;
+pub mod serve;
+mod unseal;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use key_args::KeyArgs;
+pub use serve::ServeArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "tokenizer",
+    version,
+    about = "Credential-injecting proxy for sandboxes and AI agents (Fly.io tokenizer compatible)",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve(ServeArgs),
+    /// Seal a credential for this tokenizer (prints base64 for Proxy-Tokenizer).
+    Seal(seal::SealArgs),
+    /// Open a sealed secret and print its JSON (credentials redacted by default).
+    Unseal(unseal::UnsealArgs),
+    /// Print `export SEAL_KEY=<hex>` for OPEN_KEY.
+    Sealkey(sealkey::SealkeyArgs),
+    /// Generate a new OPEN_KEY and print it with its SEAL_KEY.
+    Genkey,
+    /// Print the version.
+    Version,
+}
+
+/// Why a subcommand failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input or configuration: exit 2.
+    Input(String),
+    /// Running failed (bind, I/O): exit 1.
+    Runtime(String),
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Seal(args) => seal::run(args),
+        Command::Unseal(args) => unseal::run(args),
+        Command::Sealkey(args) => sealkey::run(args),
+        Command::Genkey => genkey::run(),
+        Command::Version => version::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(msg)) => {
+            eprintln!("tokenizer: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(msg)) => {
+            eprintln!("tokenizer: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

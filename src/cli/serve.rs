@@ -1,0 +1,157 @@
+//! `tokenizer serve`: run the proxy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use tokio::net::TcpListener;
+
+use super::{Failure, KeyArgs};
+use crate::config::{self, ConfigError, LogFormat, ServeConfig, parse_bool, parse_size};
+use crate::proxy::{self, Proxy};
+
+#[derive(Parser, Clone, Debug)]
+#[command(name = "serve")]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Address to listen on; `:8080` means every interface.
+    #[arg(long, env = "LISTEN_ADDRESS", default_value = ":8080")]
+    pub listen_address: String,
+    /// Extra request headers to strip before forwarding (comma list).
+    #[arg(long, env = "FILTERED_HEADERS")]
+    pub filtered_headers: Option<String>,
+    /// Forward requests that carry no sealed secret.
+    #[arg(long, env = "OPEN_PROXY", value_parser = parse_bool, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true")]
+    pub open_proxy: bool,
+    /// Names/IPs of this tokenizer: enables origin-form (transparent) requests and
+    /// refuses requests addressed to these names (loops).
+    #[arg(long, alias = "hostnames", env = "TOKENIZER_HOSTNAMES")]
+    pub tokenizer_hostnames: Option<String>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    /// Largest body a processor may buffer (HMAC); larger bodies get 413.
+    #[arg(long, env = "MAX_BUFFERED_BODY", value_parser = parse_size, default_value = "10MiB")]
+    pub max_buffered_body: usize,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// How long to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
+    pub shutdown_timeout: Duration,
+}
+
+/// Upstream settings shared with `sideproxy`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct UpstreamArgs {
+    /// PEM bundle trusted for upstream TLS in addition to the system roots.
+    #[arg(long, env = "UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+    /// Address pins, `host[:port]=ip[:port]` comma list (like curl --resolve).
+    #[arg(long, env = "UPSTREAM_RESOLVE")]
+    pub upstream_resolve: Option<String>,
+    /// CIDRs exempt from the destination guard's built-in denials.
+    #[arg(long, env = "UPSTREAM_ALLOW_CIDRS")]
+    pub upstream_allow_cidrs: Option<String>,
+    /// CIDRs denied in addition to the built-in list.
+    #[arg(long, env = "UPSTREAM_DENY_CIDRS")]
+    pub upstream_deny_cidrs: Option<String>,
+    /// Upstream TCP connect plus TLS handshake timeout.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "10s")]
+    pub upstream_connect_timeout: Duration,
+}
+
+impl UpstreamArgs {
+    pub fn config(&self) -> Result<crate::upstream::UpstreamConfig, ConfigError> {
+        config::upstream(
+            self.upstream_ca_file.clone(),
+            self.upstream_resolve.as_deref(),
+            self.upstream_allow_cidrs.as_deref(),
+            self.upstream_deny_cidrs.as_deref(),
+            self.upstream_connect_timeout,
+        )
+    }
+}
+
+impl ServeArgs {
+    /// Validate everything into a [`ServeConfig`].
+    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        Ok(ServeConfig {
+            keys: self.keys.open_keys()?,
+            listen: config::listen_addrs(&self.listen_address)?,
+            filtered_headers: config::header_names(
+                "FILTERED_HEADERS",
+                self.filtered_headers.as_deref().unwrap_or(""),
+            )?,
+            open_proxy: self.open_proxy,
+            hostnames: config::comma_list(self.tokenizer_hostnames.as_deref().unwrap_or(""))
+                .map(str::to_owned)
+                .collect(),
+            upstream: self.upstream.config()?,
+            max_buffered_body: self.max_buffered_body,
+            drain_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    let log_format = args.log_format;
+    let config = args.into_config()?;
+    crate::logging::init(log_format);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Runtime(e.to_string()))?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Failure> {
+    let listener = bind(&config.listen).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let seal_key = config.keys.current().seal_key().to_hex();
+    let drain = config.drain_timeout;
+    let proxy = Proxy::new(config, local).map_err(|e| Failure::Input(e.to_string()))?;
+    tracing::info!(address = %local, seal_key = %seal_key, "listening");
+    proxy::serve(listener, proxy, shutdown_signal(), drain).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Bind the first address that works (`:port` tries IPv6-any, then IPv4-any).
+async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener, Failure> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+    Err(Failure::Runtime(
+        last.unwrap_or_else(|| "no listen address".to_owned()),
+    ))
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

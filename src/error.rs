@@ -1,0 +1,120 @@
+//! The one place where a failure becomes an HTTP status and a public message.
+//!
+//! 400 bad request (header, secret, validator, destination), 407 caller not authorized,
+//! 413 body too large to buffer, 502 upstream failure, 500 internal. Bodies are one
+//! short line of text; no variant carries secret material, so none can leak it.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::auth::AuthError;
+use crate::body::{self, Body};
+use crate::policy::PolicyError;
+use crate::processor::ProcessorError;
+use crate::secret::SecretError;
+use crate::upstream::UpstreamError;
+
+/// Everything that can stop a proxied request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A `Proxy-Tokenizer` value could not be parsed, opened or decoded.
+    #[error("bad request: {0}")]
+    Secret(#[from] SecretError),
+    /// The caller may not use a secret.
+    #[error("unauthorized to use secret: not authorized: {0}")]
+    Auth(#[from] AuthError),
+    /// A validator refused the request.
+    #[error("request validator failed: {0}")]
+    Policy(#[from] PolicyError),
+    /// A processor could not be built or run.
+    #[error("bad request: {0}")]
+    Processor(#[from] ProcessorError),
+    /// No sealed secret and `OPEN_PROXY` is off.
+    #[error("bad request: missing Proxy-Tokenizer header")]
+    NoSecrets,
+    /// The request cannot be proxied as addressed (scheme, port, host).
+    #[error("bad request: {0}")]
+    Target(&'static str),
+    /// The Host names this tokenizer (transparent mode loop).
+    #[error("circular request")]
+    Circular,
+    /// Upstream dial refused by the guard, or the exchange failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Self::Processor(ProcessorError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Upstream(UpstreamError::Failed(_)) => StatusCode::BAD_GATEWAY,
+            Self::Secret(_)
+            | Self::Policy(_)
+            | Self::Processor(_)
+            | Self::NoSecrets
+            | Self::Target(_)
+            | Self::Circular
+            | Self::Upstream(UpstreamError::Denied(_)) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The one-line body the client sees.
+    pub fn public_message(&self) -> String {
+        match self {
+            // The exact address stays in the log; the client learns only the rule.
+            Self::Upstream(UpstreamError::Denied(_)) => {
+                "bad request: destination not allowed".to_owned()
+            }
+            Self::Upstream(UpstreamError::Failed(detail)) => format!("bad gateway: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        error_response(self.status(), &self.public_message())
+    }
+}
+
+/// A plain-text error response: `message` plus a newline.
+pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
+    let mut resp = Response::new(body::full(format!("{message}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ProxyError::Auth(AuthError::BadProxyAuth).status(), 407);
+        assert_eq!(ProxyError::NoSecrets.status(), 400);
+        assert_eq!(
+            ProxyError::Processor(ProcessorError::BodyTooLarge).status(),
+            413
+        );
+        assert_eq!(ProxyError::Processor(ProcessorError::BadFmt).status(), 400);
+        assert_eq!(ProxyError::Secret(SecretError::Decryption).status(), 400);
+        assert_eq!(
+            ProxyError::Upstream(UpstreamError::Failed("x".into())).status(),
+            502
+        );
+    }
+
+    #[test]
+    fn go_compatible_messages() {
+        assert_eq!(
+            ProxyError::Auth(AuthError::BadProxyAuth).public_message(),
+            "unauthorized to use secret: not authorized: bad or missing proxy auth"
+        );
+        assert_eq!(
+            ProxyError::Policy(PolicyError::HostNotAllowed("h".into())).public_message(),
+            "request validator failed: secret not valid for h"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! tokenizer: a credential-injecting proxy for sandboxed code and AI agents, wire
+//! compatible with Fly.io's Go tokenizer.
+//!
+//! Clients send sealed secrets in `Proxy-Tokenizer`; the proxy opens them, checks who
+//! may use them and where, injects the credential, and forwards over TLS.
+
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod policy;
+pub mod processor;
+pub mod proxy;
+pub mod secret;
+pub mod upstream;

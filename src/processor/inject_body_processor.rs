@@ -1,0 +1,51 @@
+//! `inject_body_processor`: replace a placeholder in the request body with the token,
+//! streaming (the body is then sent chunked).
+
+use serde::{Deserialize, Serialize};
+
+use super::{ProcessorError, Step};
+use crate::secret::{Params, SecretString};
+
+pub const PARAM_PLACEHOLDER: &str = "placeholder";
+pub const DEFAULT_PLACEHOLDER: &str = "{{ACCESS_TOKEN}}";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectBodyConfig {
+    #[serde(default)]
+    pub token: SecretString,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub placeholder: String,
+}
+
+impl InjectBodyConfig {
+    pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
+        if self.token.is_empty() {
+            return Err(ProcessorError::MissingToken);
+        }
+        out.push(Step::replace(
+            choose_placeholder(params, &self.placeholder),
+            &self.token,
+        ));
+        Ok(())
+    }
+
+    pub fn stripped(&self) -> Self {
+        Self {
+            token: SecretString::redacted(),
+            placeholder: self.placeholder.clone(),
+        }
+    }
+}
+
+/// Param `placeholder` if present, else the configured one, else `{{ACCESS_TOKEN}}` when
+/// that is empty.
+pub fn choose_placeholder<'a>(params: &'a Params, configured: &'a str) -> &'a str {
+    let chosen = params
+        .get(PARAM_PLACEHOLDER)
+        .map_or(configured, String::as_str);
+    if chosen.is_empty() {
+        DEFAULT_PLACEHOLDER
+    } else {
+        chosen
+    }
+}

@@ -1,0 +1,205 @@
+//! Processors: what a secret does to the request. One file per wire key.
+//!
+//! A [`ProcessorConfig`] (from the sealed JSON) plus the request's params builds a flat
+//! list of [`Step`]s; the steps then run in order over the request head and body.
+
+mod client_credentials_processor;
+pub mod fmt_dst;
+mod github_app_processor;
+mod inject_body_processor;
+mod inject_hmac_processor;
+mod inject_processor;
+mod jwt_processor;
+mod oauth2_body_processor;
+mod oauth2_processor;
+pub mod replace;
+mod sigv4_processor;
+mod step;
+
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+
+pub use client_credentials_processor::ClientCredentialsConfig;
+pub use fmt_dst::FmtDst;
+pub use github_app_processor::GitHubAppConfig;
+pub use inject_body_processor::InjectBodyConfig;
+pub use inject_hmac_processor::HmacConfig;
+pub use inject_processor::InjectConfig;
+pub use jwt_processor::JwtConfig;
+pub use oauth2_body_processor::OAuth2BodyConfig;
+pub use oauth2_processor::{OAuth2Config, OAuthToken};
+pub use sigv4_processor::SigV4Config;
+pub use step::{Step, apply};
+
+use crate::secret::Params;
+
+/// Why a processor could not be built or run. Messages are fixed texts: none quotes a
+/// secret or request content.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProcessorError {
+    /// The selected token is empty or absent.
+    #[error("missing token")]
+    MissingToken,
+    /// `inject_hmac_processor` without a key.
+    #[error("missing hmac key")]
+    MissingHmacKey,
+    /// `inject_hmac_processor.hash` is not `sha256`.
+    #[error("unsupported hash function")]
+    UnsupportedHash,
+    /// The format is not allowed or not a single `%s` / `%x` / `%X`.
+    #[error("bad fmt")]
+    BadFmt,
+    /// The destination header is not allowed or not a valid header name.
+    #[error("bad dst")]
+    BadDst,
+    /// The rendered credential is not a valid header value (CR, LF or NUL in it).
+    #[error("credential is not a valid header value")]
+    BadValue,
+    /// A processor needs the body, and it is larger than `MAX_BUFFERED_BODY`.
+    #[error("request body too large to buffer")]
+    BodyTooLarge,
+    /// Reading the request body failed.
+    #[error("error reading request body")]
+    BodyRead,
+    /// A processor kind this build parses but cannot run yet.
+    #[error("{0} is not supported by this tokenizer yet")]
+    Unsupported(&'static str),
+}
+
+/// The processor of a secret: exactly one wire key.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "WireProcessor")]
+pub enum ProcessorConfig {
+    Inject(InjectConfig),
+    InjectHmac(HmacConfig),
+    InjectBody(InjectBodyConfig),
+    OAuth2(OAuth2Config),
+    OAuth2Body(OAuth2BodyConfig),
+    SigV4(SigV4Config),
+    Jwt(JwtConfig),
+    ClientCredentials(ClientCredentialsConfig),
+    GitHubApp(GitHubAppConfig),
+    /// Runs its elements in order; `[]` is a processor that does nothing.
+    Multi(Vec<ProcessorConfig>),
+}
+
+/// Every processor key as an optional field, so serde can count how many are present.
+#[derive(Default, Deserialize)]
+pub(crate) struct WireProcessor {
+    #[serde(default)]
+    inject_processor: Option<InjectConfig>,
+    #[serde(default)]
+    inject_hmac_processor: Option<HmacConfig>,
+    #[serde(default)]
+    inject_body_processor: Option<InjectBodyConfig>,
+    #[serde(default)]
+    oauth2_processor: Option<OAuth2Config>,
+    #[serde(default)]
+    oauth2_body_processor: Option<OAuth2BodyConfig>,
+    #[serde(default)]
+    sigv4_processor: Option<SigV4Config>,
+    #[serde(default)]
+    jwt_processor: Option<JwtConfig>,
+    #[serde(default)]
+    client_credentials_processor: Option<ClientCredentialsConfig>,
+    #[serde(default)]
+    github_app_processor: Option<GitHubAppConfig>,
+    #[serde(default)]
+    multi_processor: Option<Vec<ProcessorConfig>>,
+}
+
+// === impl ProcessorConfig ===
+
+impl ProcessorConfig {
+    /// The wire key, e.g. `inject_processor`.
+    pub fn wire_key(&self) -> &'static str {
+        match self {
+            Self::Inject(_) => "inject_processor",
+            Self::InjectHmac(_) => "inject_hmac_processor",
+            Self::InjectBody(_) => "inject_body_processor",
+            Self::OAuth2(_) => "oauth2_processor",
+            Self::OAuth2Body(_) => "oauth2_body_processor",
+            Self::SigV4(_) => "sigv4_processor",
+            Self::Jwt(_) => "jwt_processor",
+            Self::ClientCredentials(_) => "client_credentials_processor",
+            Self::GitHubApp(_) => "github_app_processor",
+            Self::Multi(_) => "multi_processor",
+        }
+    }
+
+    /// Resolve params and config into steps, appended to `out`.
+    pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
+        match self {
+            Self::Inject(c) => c.build(params, out),
+            Self::InjectHmac(c) => c.build(params, out),
+            Self::InjectBody(c) => c.build(params, out),
+            Self::OAuth2(c) => c.build(params, out),
+            Self::OAuth2Body(c) => c.build(params, out),
+            Self::SigV4(c) => c.build(params, out),
+            Self::Jwt(c) => c.build(params, out),
+            Self::ClientCredentials(c) => c.build(params, out),
+            Self::GitHubApp(c) => c.build(params, out),
+            Self::Multi(all) => all.iter().try_for_each(|c| c.build(params, out)),
+        }
+    }
+
+    /// A copy with every credential replaced by `REDACTED`, for logs.
+    pub fn stripped(&self) -> Self {
+        match self {
+            Self::Inject(c) => Self::Inject(c.stripped()),
+            Self::InjectHmac(c) => Self::InjectHmac(c.stripped()),
+            Self::InjectBody(c) => Self::InjectBody(c.stripped()),
+            Self::OAuth2(c) => Self::OAuth2(c.stripped()),
+            Self::OAuth2Body(c) => Self::OAuth2Body(c.stripped()),
+            Self::SigV4(c) => Self::SigV4(c.stripped()),
+            Self::Jwt(c) => Self::Jwt(c.stripped()),
+            Self::ClientCredentials(c) => Self::ClientCredentials(c.stripped()),
+            Self::GitHubApp(c) => Self::GitHubApp(c.stripped()),
+            Self::Multi(all) => Self::Multi(all.iter().map(Self::stripped).collect()),
+        }
+    }
+}
+
+impl TryFrom<WireProcessor> for ProcessorConfig {
+    type Error = &'static str;
+
+    fn try_from(w: WireProcessor) -> Result<Self, Self::Error> {
+        let found = [
+            w.inject_processor.map(Self::Inject),
+            w.inject_hmac_processor.map(Self::InjectHmac),
+            w.inject_body_processor.map(Self::InjectBody),
+            w.oauth2_processor.map(Self::OAuth2),
+            w.oauth2_body_processor.map(Self::OAuth2Body),
+            w.sigv4_processor.map(Self::SigV4),
+            w.jwt_processor.map(Self::Jwt),
+            w.client_credentials_processor.map(Self::ClientCredentials),
+            w.github_app_processor.map(Self::GitHubApp),
+            w.multi_processor.map(Self::Multi),
+        ];
+        let mut present = found.into_iter().flatten();
+        match (present.next(), present.next()) {
+            (Some(one), None) => Ok(one),
+            _ => Err("bad processor config: need exactly one processor key"),
+        }
+    }
+}
+
+impl Serialize for ProcessorConfig {
+    /// One-key object `{"<wire key>": {…}}`; flattened into the secret.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        let key = self.wire_key();
+        match self {
+            Self::Inject(c) => map.serialize_entry(key, c)?,
+            Self::InjectHmac(c) => map.serialize_entry(key, c)?,
+            Self::InjectBody(c) => map.serialize_entry(key, c)?,
+            Self::OAuth2(c) => map.serialize_entry(key, c)?,
+            Self::OAuth2Body(c) => map.serialize_entry(key, c)?,
+            Self::SigV4(c) => map.serialize_entry(key, c)?,
+            Self::Jwt(c) => map.serialize_entry(key, c)?,
+            Self::ClientCredentials(c) => map.serialize_entry(key, c)?,
+            Self::GitHubApp(c) => map.serialize_entry(key, c)?,
+            Self::Multi(all) => map.serialize_entry(key, all)?,
+        }
+        map.end()
+    }
+}

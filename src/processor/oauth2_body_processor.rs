@@ -1,0 +1,35 @@
+//! `oauth2_body_processor`: always replace the placeholder in the body with the access
+//! (or, with `st=refresh`, the refresh) token.
+
+use serde::{Deserialize, Serialize};
+
+use super::inject_body_processor::choose_placeholder;
+use super::oauth2_processor::OAuthToken;
+use super::{ProcessorError, Step};
+use crate::secret::Params;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2BodyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<OAuthToken>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub placeholder: String,
+}
+
+impl OAuth2BodyConfig {
+    pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
+        let token = OAuthToken::select(self.token.as_ref(), params)?;
+        out.push(Step::replace(
+            choose_placeholder(params, &self.placeholder),
+            &token,
+        ));
+        Ok(())
+    }
+
+    pub fn stripped(&self) -> Self {
+        Self {
+            token: Some(OAuthToken::stripped()),
+            placeholder: self.placeholder.clone(),
+        }
+    }
+}

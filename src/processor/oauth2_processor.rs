@@ -1,0 +1,78 @@
+//! `oauth2_processor`: `Authorization: Bearer <access or refresh token>`, or body
+//! replacement when the request carries a non-empty `placeholder` param.
+
+use http::HeaderValue;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::inject_body_processor::PARAM_PLACEHOLDER;
+use super::{ProcessorError, Step};
+use crate::secret::{Params, SecretString};
+
+const PARAM_SUBTOKEN: &str = "st";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthToken {
+    #[serde(default)]
+    pub access_token: SecretString,
+    #[serde(default, skip_serializing_if = "SecretString::is_empty")]
+    pub refresh_token: SecretString,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<OAuthToken>,
+}
+
+// === impl OAuthToken ===
+
+impl OAuthToken {
+    /// `st=refresh` selects the refresh token; anything else the access token.
+    pub fn select(token: Option<&Self>, params: &Params) -> Result<SecretString, ProcessorError> {
+        let token = token.ok_or(ProcessorError::MissingToken)?;
+        let chosen = if params.get(PARAM_SUBTOKEN).map(String::as_str) == Some("refresh") {
+            &token.refresh_token
+        } else {
+            &token.access_token
+        };
+        if chosen.is_empty() {
+            return Err(ProcessorError::MissingToken);
+        }
+        Ok(chosen.clone())
+    }
+
+    pub fn stripped() -> Self {
+        Self {
+            access_token: SecretString::redacted(),
+            refresh_token: SecretString::redacted(),
+        }
+    }
+}
+
+// === impl OAuth2Config ===
+
+impl OAuth2Config {
+    pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
+        let token = OAuthToken::select(self.token.as_ref(), params)?;
+        if let Some(placeholder) = params.get(PARAM_PLACEHOLDER).filter(|p| !p.is_empty()) {
+            out.push(Step::replace(placeholder, &token));
+            return Ok(());
+        }
+        let text = Zeroizing::new(format!("Bearer {}", token.expose()));
+        let mut value =
+            HeaderValue::from_bytes(text.as_bytes()).map_err(|_| ProcessorError::BadValue)?;
+        value.set_sensitive(true);
+        out.push(Step::SetHeader {
+            name: http::header::AUTHORIZATION,
+            value,
+        });
+        Ok(())
+    }
+
+    pub fn stripped(&self) -> Self {
+        Self {
+            token: Some(OAuthToken::stripped()),
+        }
+    }
+}

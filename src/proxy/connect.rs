@@ -1,0 +1,143 @@
+//! CONNECT: a plain-HTTP tunnel to one host (port 80 only), in which every request runs
+//! the whole pipeline with the CONNECT's secrets first, and must name the CONNECT
+//! authority in its Host (so a tunnel opened for one host cannot reach another).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::uri::Authority;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+
+use super::Proxy;
+use super::pipeline::{self, SecretSource};
+use super::request_log::RequestLog;
+use super::target::{Target, same_authority};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::secret::PROXY_TOKENIZER;
+
+/// What every request in a tunnel inherits from its CONNECT.
+struct Tunnel {
+    authority: Authority,
+    target: Target,
+    /// The CONNECT's `Proxy-Tokenizer` and `Proxy-Authorization` lines.
+    secrets: HeaderMap,
+}
+
+/// Check the CONNECT's own secrets, answer 200, and serve the tunnel once upgraded.
+pub fn open(
+    proxy: &Arc<Proxy>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+    target: Target,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ProxyError> {
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(ProxyError::Target("bad CONNECT authority"))?;
+    log.set_connect_host(authority.as_str());
+    let source = SecretSource {
+        headers: req.headers(),
+        policy_host: &target.policy_host,
+    };
+    // Fail early: a bad CONNECT-level secret never opens a tunnel.
+    pipeline::prepare(proxy, &[source], log)?;
+
+    let mut secrets = HeaderMap::new();
+    for name in [
+        HeaderName::from_static(PROXY_TOKENIZER),
+        header::PROXY_AUTHORIZATION,
+    ] {
+        for value in req.headers().get_all(&name) {
+            secrets.append(name.clone(), value.clone());
+        }
+    }
+    let tunnel = Arc::new(Tunnel {
+        authority,
+        target,
+        secrets,
+    });
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let proxy = proxy.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(proxy, peer, tunnel, upgraded).await,
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    Ok(Response::new(body::empty()))
+}
+
+async fn serve(
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    tunnel: Arc<Tunnel>,
+    io: hyper::upgrade::Upgraded,
+) {
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        let tunnel = tunnel.clone();
+        async move { Ok::<_, std::convert::Infallible>(request(proxy, peer, tunnel, req).await) }
+    });
+    let conn = super::listener::http1_builder().serve_connection(io, service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "tunnel connection ended with an error");
+    }
+}
+
+async fn request(
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    tunnel: Arc<Tunnel>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, incoming) = req.into_parts();
+    let mut log = RequestLog::start(peer, &parts);
+    log.set_connect_host(tunnel.authority.as_str());
+    let result = async {
+        if parts.method == Method::CONNECT {
+            return Err(ProxyError::Target("CONNECT inside a tunnel"));
+        }
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        if !same_authority(&tunnel.authority, &host) {
+            return Err(ProxyError::Target(
+                "request host does not match the CONNECT authority",
+            ));
+        }
+        let target = Target {
+            policy_host: host,
+            ..tunnel.target.clone()
+        };
+        let connect = SecretSource {
+            headers: &tunnel.secrets,
+            policy_host: &tunnel.target.policy_host,
+        };
+        pipeline::forward(
+            &proxy,
+            &target,
+            parts,
+            body::incoming(incoming),
+            Some(connect),
+            &mut log,
+        )
+        .await
+    }
+    .await;
+    super::finish(result, log)
+}

@@ -1,0 +1,121 @@
+//! One structured log line per request.
+//!
+//! Fields: source, method, host, path (never the query string, only its keys), status,
+//! duration, the secrets used (hazmat-stripped JSON) and their params, the processor
+//! count, the CONNECT authority for tunnelled requests, and the error when there was one.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::request::Parts;
+
+use crate::error::ProxyError;
+
+pub struct RequestLog {
+    started: Instant,
+    source: SocketAddr,
+    method: String,
+    host: String,
+    path: String,
+    query_keys: String,
+    connect_host: Option<String>,
+    secrets: Vec<String>,
+    processors: usize,
+    error: Option<String>,
+}
+
+impl RequestLog {
+    pub fn start(source: SocketAddr, parts: &Parts) -> Self {
+        let uri = &parts.uri;
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let query_keys = uri
+            .query()
+            .map(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split('=').next())
+                    .filter(|k| !k.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        Self {
+            started: Instant::now(),
+            source,
+            method: parts.method.to_string(),
+            host,
+            path: uri.path().to_owned(),
+            query_keys,
+            connect_host: None,
+            secrets: Vec::new(),
+            processors: 0,
+            error: None,
+        }
+    }
+
+    pub fn set_connect_host(&mut self, host: &str) {
+        self.connect_host = Some(host.to_owned());
+    }
+
+    /// Record a secret by its stripped JSON and params (params are not credentials).
+    pub fn add_secret(&mut self, stripped_json: String, params: &crate::secret::Params) {
+        let params = serde_json::to_string(params).unwrap_or_default();
+        self.secrets.push(format!(
+            "{{\"secret\":{stripped_json},\"params\":{params}}}"
+        ));
+    }
+
+    pub fn set_processors(&mut self, n: usize) {
+        self.processors = n;
+    }
+
+    pub fn set_error(&mut self, err: &ProxyError) {
+        self.error = Some(err.to_string());
+    }
+
+    pub fn emit(self, status: u16) {
+        let dur_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let secrets = format!("[{}]", self.secrets.join(","));
+        let connect_host = self.connect_host.unwrap_or_default();
+        let error = self.error.unwrap_or_default();
+        if status >= 400 {
+            tracing::warn!(
+                target: "tokenizer::request",
+                source = %self.source,
+                method = %self.method,
+                host = %self.host,
+                path = %self.path,
+                query_keys = %self.query_keys,
+                connect_host = %connect_host,
+                secrets = %secrets,
+                processors = self.processors,
+                status,
+                dur_ms,
+                error = %error,
+            );
+        } else {
+            tracing::info!(
+                target: "tokenizer::request",
+                source = %self.source,
+                method = %self.method,
+                host = %self.host,
+                path = %self.path,
+                query_keys = %self.query_keys,
+                connect_host = %connect_host,
+                secrets = %secrets,
+                processors = self.processors,
+                status,
+                dur_ms,
+            );
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `Proxy-Tokenizer: <base64 sealed secret>[; <params JSON object>]`.
+//!
+//! One header line is one secret (lines are never split on commas). The value is split
+//! at the first `;`, both parts trimmed; params must be a JSON object of strings.
+
+use std::collections::HashMap;
+
+use http::HeaderValue;
+
+use super::SecretError;
+
+/// The header that carries sealed secrets.
+pub const PROXY_TOKENIZER: &str = "proxy-tokenizer";
+
+/// Request-time parameters for a secret's processor (`dst`, `fmt`, `msg`, `st`,
+/// `placeholder`, …).
+pub type Params = HashMap<String, String>;
+
+/// One parsed header line: the sealed secret (still base64) and its params.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TokenizerHeader<'a> {
+    pub sealed: &'a str,
+    pub params: Params,
+}
+
+impl<'a> TokenizerHeader<'a> {
+    pub fn parse(value: &'a HeaderValue) -> Result<Self, SecretError> {
+        let text = std::str::from_utf8(value.as_bytes()).map_err(|_| SecretError::BadHeader)?;
+        let (sealed, params) = match text.split_once(';') {
+            Some((sealed, params)) => (sealed.trim(), Some(params.trim())),
+            None => (text.trim(), None),
+        };
+        if sealed.is_empty() {
+            return Err(SecretError::BadHeader);
+        }
+        let params = match params {
+            Some(json) => serde_json::from_str(json).map_err(|_| SecretError::BadParams)?,
+            None => Params::new(),
+        };
+        Ok(Self { sealed, params })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> Result<(String, Params), SecretError> {
+        let hv = HeaderValue::from_str(v).unwrap();
+        TokenizerHeader::parse(&hv).map(|h| (h.sealed.to_owned(), h.params))
+    }
+
+    #[test]
+    fn secret_alone_and_with_params() {
+        assert_eq!(parse(" abc= ").unwrap(), ("abc=".to_owned(), Params::new()));
+        let (s, p) = parse(r#"abc=; {"dst":"Foo","fmt":"%s"}"#).unwrap();
+        assert_eq!(s, "abc=");
+        assert_eq!(p["dst"], "Foo");
+        assert_eq!(p["fmt"], "%s");
+    }
+
+    #[test]
+    fn bad_headers() {
+        assert_eq!(parse("  ; {}"), Err(SecretError::BadHeader));
+        assert_eq!(parse(""), Err(SecretError::BadHeader));
+        assert_eq!(parse(r#"abc; {"dst":1}"#), Err(SecretError::BadParams));
+        assert_eq!(parse("abc; [1]"), Err(SecretError::BadParams));
+        assert_eq!(parse("abc;"), Err(SecretError::BadParams));
+    }
+}
