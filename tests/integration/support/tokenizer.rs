@@ -1,0 +1,97 @@
+//! The real proxy, started in-process on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+
+use ::tokenizer::cli::ServeArgs;
+use ::tokenizer::proxy::{self, Proxy};
+use ::tokenizer::secret::{OpenKey, SealKey, Secret};
+use clap::Parser;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::ca::TestCa;
+
+/// A running tokenizer; stops when dropped.
+pub struct Tokenizer {
+    pub addr: SocketAddr,
+    pub seal_key: SealKey,
+    pub open_key: OpenKey,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Tokenizer {
+    /// Trusts `ca` upstream and exempts loopback from the destination guard (the test
+    /// upstreams live there); `extra` are more `serve` flags.
+    pub async fn start(ca: &TestCa, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--upstream-ca-file".to_owned(),
+            ca.pem_path.display().to_string(),
+            "--upstream-allow-cidrs".to_owned(),
+            "127.0.0.0/8,::1/128".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::start_raw(args).await
+    }
+
+    /// Only the key and listen address are set; `args` are everything else.
+    pub async fn start_raw(args: Vec<String>) -> Self {
+        super::init();
+        let open_key = OpenKey::generate();
+        let mut all = vec![
+            "serve".to_owned(),
+            "--open-key".to_owned(),
+            open_key.to_hex().to_string(),
+            "--listen-address".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        all.extend(args);
+        let config = ServeArgs::try_parse_from(all)
+            .expect("serve flags")
+            .into_config()
+            .expect("serve config");
+        let listener = TcpListener::bind(config.listen[0]).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = Proxy::new(config, addr).expect("proxy");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(proxy::serve(
+            listener,
+            proxy,
+            async {
+                let _ = stopped.await;
+            },
+            std::time::Duration::from_secs(1),
+        ));
+        Self {
+            addr,
+            seal_key: open_key.seal_key(),
+            open_key,
+            _stop: stop,
+        }
+    }
+
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Seal a secret given as JSON for this tokenizer.
+    pub fn seal(&self, secret: &Value) -> String {
+        Secret::from_json(secret.to_string().as_bytes())
+            .expect("valid secret")
+            .seal(&self.seal_key)
+    }
+
+    /// Seal raw JSON text without checking it (for bad-secret tests).
+    pub fn seal_raw(&self, json: &str) -> String {
+        self.seal_key.seal_base64(json.as_bytes())
+    }
+
+    /// A reqwest client that sends every request through this proxy (absolute-form for
+    /// `http://` URLs).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(self.proxy_url()).unwrap())
+            .build()
+            .unwrap()
+    }
+}
