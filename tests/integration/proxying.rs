@@ -1,1 +1,461 @@
-//! (tests to come)
+//! How requests travel: CONNECT tunnels, transparent mode, keep-alive on both sides,
+//! streaming, and the body processors (spec §7.2 inject_body / oauth2 items).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::ca::TestCa;
+use crate::support::raw::RawConn;
+use crate::support::tokenizer::Tokenizer;
+use crate::support::upstream::{Echo, Upstream};
+use crate::support::{bearer, inject, with};
+
+/// An upstream known to the proxy as `api.test` (pinned to its loopback port).
+struct Pinned {
+    ca: TestCa,
+    upstream: Upstream,
+    tk: Tokenizer,
+}
+
+async fn pinned(extra: &[&str]) -> Pinned {
+    let ca = TestCa::new();
+    let upstream = Upstream::start(&ca, &["api.test", "127.0.0.1"]).await;
+    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    let mut flags = vec!["--upstream-resolve", pin.as_str()];
+    flags.extend_from_slice(extra);
+    let tk = Tokenizer::start(&ca, &flags).await;
+    Pinned { ca, upstream, tk }
+}
+
+fn connect_request(authority: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.into_bytes()
+}
+
+#[tokio::test]
+async fn connect_tunnel_injects_into_each_request() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(&connect_request(
+        "api.test:80",
+        &[
+            ("Proxy-Tokenizer", &sealed),
+            ("Proxy-Authorization", "Bearer trustno1"),
+        ],
+    ))
+    .await;
+    assert_eq!(conn.read_response(true).await.status, 200);
+    for path in ["/one", "/two"] {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n").as_bytes())
+            .await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let echo = Echo::parse(&resp.text());
+        assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
+        assert_eq!(echo.uri(), path);
+        assert!(echo.header("proxy-tokenizer").is_none());
+    }
+}
+
+#[tokio::test]
+async fn connect_tunnel_pins_the_inner_host() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(&connect_request(
+        "api.test:80",
+        &[
+            ("Proxy-Tokenizer", &sealed),
+            ("Proxy-Authorization", "Bearer trustno1"),
+        ],
+    ))
+    .await;
+    assert_eq!(conn.read_response(true).await.status, 200);
+    // Request 1 to the CONNECT host is fine; request 2 names another host.
+    conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
+    assert_eq!(conn.read_response(false).await.status, 200);
+    conn.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+        .await;
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 400);
+    assert!(resp.text().contains("CONNECT authority"), "{}", resp.text());
+    conn.send(b"GET http://evil.test/ HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        .await;
+    assert_eq!(conn.read_response(false).await.status, 400);
+    assert_eq!(p.upstream.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn connect_validators_see_the_connect_authority() {
+    let p = pinned(&[]).await;
+    let for_connect = p.tk.seal(&with(
+        inject("supersecret", "trustno1"),
+        json!({"allowed_hosts": ["api.test:80"]}),
+    ));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(&connect_request(
+        "api.test:80",
+        &[
+            ("Proxy-Tokenizer", &for_connect),
+            ("Proxy-Authorization", "Bearer trustno1"),
+        ],
+    ))
+    .await;
+    assert_eq!(conn.read_response(true).await.status, 200);
+    conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
+    assert_eq!(conn.read_response(false).await.status, 200);
+
+    // A secret for another host is refused on the CONNECT itself.
+    let elsewhere = p.tk.seal(&with(
+        inject("supersecret", "trustno1"),
+        json!({"allowed_hosts": ["other.test:80"]}),
+    ));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(&connect_request(
+        "api.test:80",
+        &[
+            ("Proxy-Tokenizer", &elsewhere),
+            ("Proxy-Authorization", "Bearer trustno1"),
+        ],
+    ))
+    .await;
+    assert_eq!(conn.read_response(false).await.status, 400);
+}
+
+#[tokio::test]
+async fn connect_refuses_bad_auth_and_other_ports() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(&connect_request(
+        "api.test:80",
+        &[
+            ("Proxy-Tokenizer", &sealed),
+            ("Proxy-Authorization", "Bearer wrong"),
+        ],
+    ))
+    .await;
+    assert_eq!(conn.read_response(false).await.status, 407);
+    for authority in ["api.test:443", "api.test:8443"] {
+        let mut conn = RawConn::open(p.tk.addr).await;
+        conn.send(&connect_request(authority, &[("Proxy-Tokenizer", &sealed)]))
+            .await;
+        assert_eq!(conn.read_response(false).await.status, 400, "{authority}");
+    }
+    assert_eq!(p.upstream.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn curl_through_a_connect_tunnel() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--proxytunnel", "--proxy", &p.tk.proxy_url()])
+        .args(["--proxy-header", &format!("Proxy-Tokenizer: {sealed}")])
+        .args(["--proxy-header", "Proxy-Authorization: Bearer trustno1"])
+        .arg("http://api.test/via-curl")
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let echo = Echo::parse(&text);
+    assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
+    assert_eq!(echo.uri(), "/via-curl");
+}
+
+#[tokio::test]
+async fn transparent_mode_and_its_loop_guard() {
+    let p = pinned(&["--tokenizer-hostnames", "tokenizer.test,127.0.0.1"]).await;
+    let sealed = p.tk.seal(&with(
+        inject("supersecret", "trustno1"),
+        json!({"allowed_hosts": ["api.test"]}),
+    ));
+    let request = |host: &str| {
+        format!(
+            "GET /transparent?x=1 HTTP/1.1\r\nHost: {host}\r\nProxy-Tokenizer: {sealed}\r\n\
+             Proxy-Authorization: Bearer trustno1\r\n\r\n"
+        )
+    };
+    let mut conn = RawConn::open(p.tk.addr).await;
+    conn.send(request("api.test").as_bytes()).await;
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let echo = Echo::parse(&resp.text());
+    assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
+    assert_eq!(echo.uri(), "/transparent?x=1");
+
+    for own in [
+        "tokenizer.test",
+        "tokenizer.test:8080",
+        &p.tk.addr.to_string(),
+    ] {
+        let mut conn = RawConn::open(p.tk.addr).await;
+        conn.send(request(own).as_bytes()).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 400, "{own}");
+        assert_eq!(resp.text().trim(), "circular request");
+    }
+    assert_eq!(p.upstream.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    // Two separate client connections, one pooled upstream connection.
+    for _ in 0..2 {
+        let resp =
+            p.tk.client()
+                .get("http://api.test/")
+                .header("proxy-tokenizer", &sealed)
+                .header("proxy-authorization", "Bearer trustno1")
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    assert_eq!(p.upstream.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn client_connections_are_kept_alive() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let mut conn = RawConn::open(p.tk.addr).await;
+    for i in 0..3 {
+        conn.send(
+            format!(
+                "GET http://api.test/{i} HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\n\
+                 Proxy-Authorization: Bearer trustno1\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200);
+        assert_ne!(resp.header("connection"), Some("close"));
+    }
+}
+
+#[tokio::test]
+async fn responses_stream_before_the_upstream_finishes() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let mut resp =
+        p.tk.client()
+            .get("http://api.test/stream")
+            .header("proxy-tokenizer", &sealed)
+            .header("proxy-authorization", "Bearer trustno1")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The upstream holds its second chunk until released; the first must already be here.
+    let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+        .await
+        .expect("first chunk arrives while the upstream is still open")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"first\n");
+    p.upstream.release.notify_one();
+    let rest = resp.bytes().await.unwrap();
+    assert_eq!(&rest[..], b"second\n");
+}
+
+#[tokio::test]
+async fn large_request_bodies_pass_through_intact() {
+    let p = pinned(&[]).await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let body: String = (0..200_000).map(|i| format!("{i:08}")).collect();
+    let resp =
+        p.tk.client()
+            .post("http://api.test/upload")
+            .header("proxy-tokenizer", &sealed)
+            .header("proxy-authorization", "Bearer trustno1")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = Echo::parse(&resp.text().await.unwrap());
+    assert_eq!(echo.body().len(), body.len());
+    assert!(echo.body() == body);
+}
+
+/// POST `body` with one secret and optional params; returns the echo.
+async fn post(
+    p: &Pinned,
+    secret: &serde_json::Value,
+    params: Option<serde_json::Value>,
+    body: &str,
+) -> Echo {
+    let sealed = p.tk.seal(secret);
+    let header = match params {
+        Some(params) => format!("{sealed}; {params}"),
+        None => sealed,
+    };
+    let resp =
+        p.tk.client()
+            .post("http://api.test/body")
+            .header("proxy-tokenizer", header)
+            .header("proxy-authorization", "Bearer trustno1")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    Echo::parse(&text)
+}
+
+fn body_secret(kind: &str, config: serde_json::Value) -> serde_json::Value {
+    let mut s = json!({"bearer_auth": bearer("trustno1")});
+    s[kind] = config;
+    s
+}
+
+#[tokio::test]
+async fn inject_body_replaces_placeholders() {
+    let p = pinned(&[]).await;
+    let plain = body_secret("inject_body_processor", json!({"token": "tok"}));
+    let echo = post(&p, &plain, None, "a={{ACCESS_TOKEN}}&b={{ACCESS_TOKEN}}").await;
+    assert_eq!(echo.body(), "a=tok&b=tok");
+    // The length changed, so the body went out chunked.
+    assert_eq!(echo.header("transfer-encoding").as_deref(), Some("chunked"));
+    assert!(echo.header("content-length").is_none());
+
+    let echo = post(
+        &p,
+        &plain,
+        Some(json!({"placeholder": "<<TOKEN>>"})),
+        "x<<TOKEN>>y",
+    )
+    .await;
+    assert_eq!(echo.body(), "xtoky");
+
+    let configured = body_secret(
+        "inject_body_processor",
+        json!({"token": "tok", "placeholder": "[[TOKEN]]"}),
+    );
+    let echo = post(&p, &configured, None, "[[TOKEN]]{{ACCESS_TOKEN}}").await;
+    assert_eq!(echo.body(), "tok{{ACCESS_TOKEN}}");
+    let echo = post(
+        &p,
+        &configured,
+        Some(json!({"placeholder": "<<T>>"})),
+        "<<T>>[[TOKEN]]",
+    )
+    .await;
+    assert_eq!(echo.body(), "tok[[TOKEN]]");
+
+    let echo = post(&p, &plain, None, "nothing to replace").await;
+    assert_eq!(echo.body(), "nothing to replace");
+    let echo = post(&p, &plain, None, "").await;
+    assert_eq!(echo.body(), "");
+    let many = "{{ACCESS_TOKEN}}".repeat(10_000);
+    let echo = post(&p, &plain, None, &many).await;
+    assert_eq!(echo.body(), "tok".repeat(10_000));
+    assert!(echo.header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn oauth2_with_a_placeholder_writes_the_body() {
+    let p = pinned(&[]).await;
+    let secret = body_secret(
+        "oauth2_processor",
+        json!({"token": {"access_token": "access-123", "refresh_token": "refresh-456"}}),
+    );
+    let echo = post(
+        &p,
+        &secret,
+        Some(json!({"placeholder": "TOKEN"})),
+        "t=TOKEN",
+    )
+    .await;
+    assert_eq!(echo.body(), "t=access-123");
+    assert!(echo.header("authorization").is_none());
+    let echo = post(
+        &p,
+        &secret,
+        Some(json!({"placeholder": "TOKEN", "st": "refresh"})),
+        "t=TOKEN",
+    )
+    .await;
+    assert_eq!(echo.body(), "t=refresh-456");
+    let echo = post(&p, &secret, None, "t=TOKEN").await;
+    assert_eq!(echo.body(), "t=TOKEN");
+    assert_eq!(echo.header("authorization").unwrap(), "Bearer access-123");
+}
+
+#[tokio::test]
+async fn oauth2_body_replaces_access_or_refresh_token() {
+    let p = pinned(&[]).await;
+    let secret = body_secret(
+        "oauth2_body_processor",
+        json!({"token": {"access_token": "access-123", "refresh_token": "refresh-456"}}),
+    );
+    let echo = post(&p, &secret, None, "{{ACCESS_TOKEN}}-{{ACCESS_TOKEN}}").await;
+    assert_eq!(echo.body(), "access-123-access-123");
+    let echo = post(
+        &p,
+        &secret,
+        Some(json!({"st": "refresh"})),
+        "{{ACCESS_TOKEN}}",
+    )
+    .await;
+    assert_eq!(echo.body(), "refresh-456");
+    let echo = post(&p, &secret, Some(json!({"placeholder": "@@"})), "@@").await;
+    assert_eq!(echo.body(), "access-123");
+    let configured = body_secret(
+        "oauth2_body_processor",
+        json!({"token": {"access_token": "access-123"}, "placeholder": "%%"}),
+    );
+    let echo = post(&p, &configured, None, "%%").await;
+    assert_eq!(echo.body(), "access-123");
+    let echo = post(&p, &secret, None, "").await;
+    assert_eq!(echo.body(), "");
+    let big = format!("{}{{{{ACCESS_TOKEN}}}}", "x".repeat(50_000));
+    let echo = post(&p, &secret, None, &big).await;
+    assert_eq!(echo.body(), format!("{}access-123", "x".repeat(50_000)));
+}
+
+#[tokio::test]
+async fn secrets_work_together_in_order() {
+    let p = pinned(&[]).await;
+    let hmac = body_secret(
+        "inject_hmac_processor",
+        json!({"key": ::tokenizer::secret::b64::encode(b"trustno2"), "hash": "sha256", "dst": "X-Sig"}),
+    );
+    let replace = body_secret("inject_body_processor", json!({"token": "foo"}));
+    // The HMAC runs after the replacement, so it signs the replaced body ("foo").
+    let resp =
+        p.tk.client()
+            .post("http://api.test/")
+            .header("proxy-tokenizer", p.tk.seal(&replace))
+            .header("proxy-tokenizer", p.tk.seal(&hmac))
+            .header("proxy-authorization", "Bearer trustno1")
+            .body("{{ACCESS_TOKEN}}")
+            .send()
+            .await
+            .unwrap();
+    let echo = Echo::parse(&resp.text().await.unwrap());
+    assert_eq!(echo.body(), "foo");
+    assert_eq!(
+        echo.header("x-sig").unwrap(),
+        "Bearer d3ac69dec42b3b896fbde93c8e15b2ab997a947703558deb5ae44a70d76c4e12"
+    );
+    let _ = &p.ca;
+}
