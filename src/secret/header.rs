@@ -33,9 +33,12 @@ impl<'a> TokenizerHeader<'a> {
         if sealed.is_empty() {
             return Err(SecretError::BadHeader);
         }
+        // As in Go, an empty params part or `null` means no params.
         let params = match params {
-            Some(json) => serde_json::from_str(json).map_err(|_| SecretError::BadParams)?,
-            None => Params::new(),
+            Some("") | None => Params::new(),
+            Some(json) => serde_json::from_str::<Option<Params>>(json)
+                .map_err(|_| SecretError::BadParams)?
+                .unwrap_or_default(),
         };
         Ok(Self { sealed, params })
     }
@@ -60,11 +63,20 @@ mod tests {
     }
 
     #[test]
+    fn empty_or_null_params_are_no_params() {
+        assert_eq!(parse("abc;").unwrap(), ("abc".to_owned(), Params::new()));
+        assert_eq!(
+            parse("abc; null").unwrap(),
+            ("abc".to_owned(), Params::new())
+        );
+    }
+
+    #[test]
     fn bad_headers() {
         assert_eq!(parse("  ; {}"), Err(SecretError::BadHeader));
         assert_eq!(parse(""), Err(SecretError::BadHeader));
         assert_eq!(parse(r#"abc; {"dst":1}"#), Err(SecretError::BadParams));
         assert_eq!(parse("abc; [1]"), Err(SecretError::BadParams));
-        assert_eq!(parse("abc;"), Err(SecretError::BadParams));
+        assert_eq!(parse("abc; x"), Err(SecretError::BadParams));
     }
 }

@@ -37,10 +37,10 @@ impl Env {
     }
 
     /// GET through the proxy with the given Proxy-Tokenizer and Proxy-Authorization lines.
-    async fn get(&self, secrets: &[String], auths: &[&str]) -> reqwest::Response {
+    async fn get(&self, secrets: &[&str], auths: &[&str]) -> reqwest::Response {
         let mut req = self.client.get(self.url("/"));
         for s in secrets {
-            req = req.header("proxy-tokenizer", s);
+            req = req.header("proxy-tokenizer", *s);
         }
         for a in auths {
             req = req.header("proxy-authorization", *a);
@@ -48,7 +48,7 @@ impl Env {
         req.send().await.unwrap()
     }
 
-    async fn echo(&self, secrets: &[String], auths: &[&str]) -> Echo {
+    async fn echo(&self, secrets: &[&str], auths: &[&str]) -> Echo {
         let resp = self.get(secrets, auths).await;
         let status = resp.status();
         let text = resp.text().await.unwrap();
@@ -93,13 +93,10 @@ async fn auth_without_a_secret_is_400() {
 async fn inject_needs_the_right_proxy_auth() {
     let e = env().await;
     let sealed = e.tk.seal(&inject("supersecret", "trustno1"));
-    assert_eq!(e.get(&[sealed.clone()], &[]).await.status(), 407);
-    assert_eq!(
-        e.get(&[sealed.clone()], &["Bearer wrong"]).await.status(),
-        407
-    );
+    assert_eq!(e.get(&[&sealed], &[]).await.status(), 407);
+    assert_eq!(e.get(&[&sealed], &["Bearer wrong"]).await.status(), 407);
     let body = e
-        .get(&[sealed], &["Bearer wrong"])
+        .get(&[&sealed], &["Bearer wrong"])
         .await
         .text()
         .await
@@ -114,7 +111,7 @@ async fn inject_needs_the_right_proxy_auth() {
 async fn inject_sets_only_the_credential_upstream() {
     let e = env().await;
     let sealed = e.tk.seal(&inject("supersecret", "trustno1"));
-    let echo = e.echo(&[sealed], &["Bearer trustno1"]).await;
+    let echo = e.echo(&[&sealed], &["Bearer trustno1"]).await;
     assert_eq!(echo.header_all("authorization"), ["Bearer supersecret"]);
     for name in echo.header_names() {
         assert!(
@@ -138,7 +135,7 @@ async fn inject_dst_and_fmt_params() {
     let sealed = e.tk.seal(&inject("supersecret", "trustno1"));
     let echo = e
         .echo(
-            &[with_params(&sealed, json!({"dst": "Foo"}))],
+            &[&with_params(&sealed, json!({"dst": "Foo"}))],
             &["Bearer trustno1"],
         )
         .await;
@@ -146,7 +143,7 @@ async fn inject_dst_and_fmt_params() {
     assert_eq!(echo.header("authorization"), None);
     let echo = e
         .echo(
-            &[with_params(&sealed, json!({"fmt": "Other %s"}))],
+            &[&with_params(&sealed, json!({"fmt": "Other %s"}))],
             &["Bearer trustno1"],
         )
         .await;
@@ -158,7 +155,7 @@ async fn good_plus_bogus_auth_passes() {
     let e = env().await;
     let sealed = e.tk.seal(&inject("supersecret", "trustno1"));
     let echo = e
-        .echo(&[sealed], &["Bearer bogus", "Bearer trustno1"])
+        .echo(&[&sealed], &["Bearer bogus", "Bearer trustno1"])
         .await;
     assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
 }
@@ -171,7 +168,10 @@ async fn every_secret_is_authenticated_on_its_own() {
         json!({"inject_processor": {"token": "other", "dst": "X-Other"}}),
         json!({"bearer_auth": bearer("other")}),
     ));
-    assert_eq!(e.get(&[one, two], &["Bearer trustno1"]).await.status(), 407);
+    assert_eq!(
+        e.get(&[&one, &two], &["Bearer trustno1"]).await.status(),
+        407
+    );
 }
 
 #[tokio::test]
@@ -246,14 +246,14 @@ async fn oauth2_access_and_refresh_tokens() {
         "bearer_auth": bearer("trustno1"),
     }));
     let auth = ["Bearer trustno1"];
-    let echo = e.echo(&[sealed.clone()], &auth).await;
+    let echo = e.echo(&[&sealed], &auth).await;
     assert_eq!(echo.header("authorization").unwrap(), "Bearer access-token");
     let echo = e
-        .echo(&[with_params(&sealed, json!({"st": "access"}))], &auth)
+        .echo(&[&with_params(&sealed, json!({"st": "access"}))], &auth)
         .await;
     assert_eq!(echo.header("authorization").unwrap(), "Bearer access-token");
     let echo = e
-        .echo(&[with_params(&sealed, json!({"st": "refresh"}))], &auth)
+        .echo(&[&with_params(&sealed, json!({"st": "refresh"}))], &auth)
         .await;
     assert_eq!(
         echo.header("authorization").unwrap(),
@@ -274,7 +274,7 @@ async fn allowed_hosts_and_host_pattern() {
         json!({"allowed_host_pattern": format!("^127\\.0\\.0\\.1:{port}$")}),
     ));
     for sealed in [by_list, by_pattern] {
-        let ok = e.get(&[sealed.clone()], &["Bearer trustno1"]).await;
+        let ok = e.get(&[&sealed], &["Bearer trustno1"]).await;
         assert_eq!(ok.status(), 200);
         // Same upstream, other name: refused before any dial.
         let resp = e
@@ -302,14 +302,14 @@ async fn dst_allow_list() {
         "bearer_auth": bearer("trustno1"),
     }));
     let auth = ["Bearer trustno1"];
-    let echo = e.echo(&[sealed.clone()], &auth).await;
+    let echo = e.echo(&[&sealed], &auth).await;
     assert_eq!(echo.header("asdf").unwrap(), "Bearer supersecret");
     let echo = e
-        .echo(&[with_params(&sealed, json!({"dst": "qWeR"}))], &auth)
+        .echo(&[&with_params(&sealed, json!({"dst": "qWeR"}))], &auth)
         .await;
     assert_eq!(echo.header("qwer").unwrap(), "Bearer supersecret");
     let resp = e
-        .get(&[with_params(&sealed, json!({"dst": "zxcv"}))], &auth)
+        .get(&[&with_params(&sealed, json!({"dst": "zxcv"}))], &auth)
         .await;
     assert_eq!(resp.status(), 400);
 }
@@ -324,12 +324,9 @@ async fn multi_processor_injects_both() {
         ],
         "bearer_auth": bearer("trustno1"),
     }));
-    assert_eq!(e.get(&[sealed.clone()], &[]).await.status(), 407);
-    assert_eq!(
-        e.get(&[sealed.clone()], &["Bearer bad"]).await.status(),
-        407
-    );
-    let echo = e.echo(&[sealed], &["Bearer trustno1"]).await;
+    assert_eq!(e.get(&[&sealed], &[]).await.status(), 407);
+    assert_eq!(e.get(&[&sealed], &["Bearer bad"]).await.status(), 407);
+    let echo = e.echo(&[&sealed], &["Bearer trustno1"]).await;
     assert_eq!(echo.header("a").unwrap(), "Bearer supersecret");
     assert_eq!(echo.header("b").unwrap(), "Bearer extrasecret");
 }
