@@ -86,36 +86,28 @@ impl RequestLog {
         let dur_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let secrets = format!("[{}]", self.secrets.join(","));
         let connect_host = self.connect_host.unwrap_or_default();
-        let error = self.error.unwrap_or_default();
-        if status >= 400 {
-            tracing::warn!(
-                target: "tokenizer::request",
-                source = %self.source,
-                method = %self.method,
-                host = %self.host,
-                path = %self.path,
-                query_keys = %self.query_keys,
-                connect_host = %connect_host,
-                secrets = %secrets,
-                processors = self.processors,
-                status,
-                dur_ms,
-                error = %error,
-            );
-        } else {
-            tracing::info!(
-                target: "tokenizer::request",
-                source = %self.source,
-                method = %self.method,
-                host = %self.host,
-                path = %self.path,
-                query_keys = %self.query_keys,
-                connect_host = %connect_host,
-                secrets = %secrets,
-                processors = self.processors,
-                status,
-                dur_ms,
-            );
+        // Failures at warn with the error; the same fields either way.
+        macro_rules! event {
+            ($level:ident $(, $($extra:tt)+)?) => {
+                tracing::$level!(
+                    target: "tokenizer::request",
+                    source = %self.source,
+                    method = %self.method,
+                    host = %self.host,
+                    path = %self.path,
+                    query_keys = %self.query_keys,
+                    connect_host = %connect_host,
+                    secrets = %secrets,
+                    processors = self.processors,
+                    status,
+                    dur_ms,
+                    $($($extra)+)?
+                )
+            };
+        }
+        match self.error {
+            Some(error) => event!(warn, error = %error),
+            None => event!(info),
         }
     }
 }

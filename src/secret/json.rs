@@ -8,10 +8,8 @@
 
 use serde_json::{Map, Value};
 
-/// Every field name that appears anywhere in a secret, in its canonical spelling.
-/// Keys that fold to one of these are renamed to it; other keys are kept as they are
-/// (and ignored by the typed decoding, as Go ignores unknown keys).
-const KNOWN_KEYS: &[&str] = &[
+/// The keys a secret object may hold at its top level.
+const TOP_LEVEL_KEYS: &[&str] = &[
     // processors
     "inject_processor",
     "inject_hmac_processor",
@@ -32,6 +30,10 @@ const KNOWN_KEYS: &[&str] = &[
     // validators
     "allowed_hosts",
     "allowed_host_pattern",
+];
+
+/// Field names inside processor and auth objects, in their canonical spelling.
+const FIELD_KEYS: &[&str] = &[
     // processor fields
     "token",
     "fmt",
@@ -76,26 +78,11 @@ const KNOWN_KEYS: &[&str] = &[
     "storage_object",
 ];
 
-/// The keys a secret object may hold at its top level.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "inject_processor",
-    "inject_hmac_processor",
-    "inject_body_processor",
-    "oauth2_processor",
-    "oauth2_body_processor",
-    "sigv4_processor",
-    "jwt_processor",
-    "client_credentials_processor",
-    "github_app_processor",
-    "multi_processor",
-    "bearer_auth",
-    "macaroon_auth",
-    "flyio_macaroon_auth",
-    "fly_src_auth",
-    "no_auth",
-    "allowed_hosts",
-    "allowed_host_pattern",
-];
+/// Every known key: keys that fold to one of these are renamed to it; other keys are
+/// kept as they are (and ignored by the typed decoding, as Go ignores unknown keys).
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    TOP_LEVEL_KEYS.iter().chain(FIELD_KEYS).copied()
+}
 
 /// Top-level keys of a (normalized) secret that decoding ignores: usually typos.
 pub fn unknown_top_level_keys(value: &Value) -> Vec<String> {
@@ -130,13 +117,12 @@ pub fn normalize(value: Value) -> Value {
 }
 
 fn canonical_key(key: String) -> String {
-    if KNOWN_KEYS.contains(&key.as_str()) {
+    if known_keys().any(|known| known == key) {
         return key;
     }
-    KNOWN_KEYS
-        .iter()
+    known_keys()
         .find(|known| known.eq_ignore_ascii_case(&key))
-        .map_or(key, |known| (*known).to_owned())
+        .map_or(key, str::to_owned)
 }
 
 /// A serde error turned into a message that never quotes the input: serde's
