@@ -1,1 +1,409 @@
-//! (tests to come)
+//! No secret value reaches the logs or the error bodies.
+//!
+//! The real binary serves a mix of requests (success, HMAC, wrong caller token, host
+//! validator refusal, Basic auth, unreachable upstream, OAuth tokens) in both log formats;
+//! then everything it wrote to stderr is searched for every plaintext credential, its
+//! base64 and hex forms, and the caller passwords' digests.
+
+use ::tokenizer::secret::{OpenKey, Secret, b64};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::support::binary::{Server, free_port};
+use crate::support::ca::TestCa;
+use crate::support::upstream::{Echo, Upstream};
+use crate::support::{bearer, inject, with};
+
+const INJECT_TOKEN: &str = "tok-SECRET-inject-1";
+const BEARER_PW: &str = "pw-SECRET-bearer-1";
+const HMAC_KEY: &str = "key-SECRET-hmac-1";
+const WRONG_PW: &str = "pw-SECRET-wrong-1";
+const HOSTFAIL_TOKEN: &str = "tok-SECRET-hostfail-1";
+const BASIC_PW: &str = "pw-SECRET-basic-1";
+const BASIC_TOKEN: &str = "tok-SECRET-basic-1";
+const UNREACHABLE_TOKEN: &str = "tok-SECRET-unreachable-1";
+const ACCESS_TOKEN: &str = "at-SECRET-oauth-1";
+const REFRESH_TOKEN: &str = "rt-SECRET-oauth-1";
+/// A query value: only query keys may be logged.
+const QUERY_VALUE: &str = "qv-SECRET-query-1";
+
+const PLAINTEXTS: &[&str] = &[
+    INJECT_TOKEN,
+    BEARER_PW,
+    HMAC_KEY,
+    WRONG_PW,
+    HOSTFAIL_TOKEN,
+    BASIC_PW,
+    BASIC_TOKEN,
+    UNREACHABLE_TOKEN,
+    ACCESS_TOKEN,
+    REFRESH_TOKEN,
+    QUERY_VALUE,
+];
+
+/// Every form of every secret that must not be written anywhere: the plaintexts, their
+/// base64, the HMAC key in hex, the Basic credentials as sent, the caller passwords'
+/// digests (the sealed `bearer_auth` value) and the open key.
+fn forbidden(open_key_hex: &str) -> Vec<String> {
+    let mut out = vec![open_key_hex.to_owned()];
+    for p in PLAINTEXTS {
+        out.push((*p).to_owned());
+        out.push(b64::encode(p.as_bytes()));
+    }
+    out.push(hex::encode(HMAC_KEY));
+    out.push(hex::encode(HMAC_KEY).to_uppercase());
+    out.push(b64::encode(format!("user:{BASIC_PW}").as_bytes()));
+    for pw in [BEARER_PW, WRONG_PW, BASIC_PW] {
+        out.push(bearer(pw)["digest"].as_str().unwrap().to_owned());
+    }
+    out
+}
+
+fn assert_clean(what: &str, text: &str, forbidden: &[String]) {
+    for f in forbidden {
+        assert!(!text.contains(f.as_str()), "{what} contains {f:?}:\n{text}");
+    }
+}
+
+/// One request made and what the client got.
+struct Made {
+    path: &'static str,
+    status: u16,
+    body: String,
+}
+
+struct Env {
+    _ca: TestCa,
+    upstream: Upstream,
+    open: OpenKey,
+    open_hex: String,
+    server: Server,
+}
+
+impl Env {
+    async fn start(log_format: &str, envs: &[(&str, &str)]) -> Self {
+        let ca = TestCa::new();
+        let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
+        let open = OpenKey::generate();
+        let open_hex = open.to_hex().to_string();
+        let ca_file = ca.pem_path.display().to_string();
+        let server = Server::start(
+            &open_hex,
+            &[
+                "--log-format",
+                log_format,
+                "--upstream-ca-file",
+                &ca_file,
+                "--upstream-allow-cidrs",
+                "127.0.0.0/8",
+            ],
+            envs,
+        );
+        Self {
+            _ca: ca,
+            upstream,
+            open,
+            open_hex,
+            server,
+        }
+    }
+
+    fn seal(&self, secret: &Value) -> String {
+        Secret::from_json(secret.to_string().as_bytes())
+            .expect("valid secret")
+            .seal(&self.open.seal_key())
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.upstream.port())
+    }
+
+    /// The requests, each on its own path; the positive ones are checked to have
+    /// injected their credential.
+    async fn exercise(&self) -> Vec<Made> {
+        let client = self.server.client();
+        let host = self.host();
+        let mut made = Vec::new();
+
+        async fn finish(path: &'static str, resp: reqwest::Response) -> Made {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap();
+            Made { path, status, body }
+        }
+
+        // 1. inject, bearer auth, a query value
+        let sealed = self.seal(&with(
+            inject(INJECT_TOKEN, BEARER_PW),
+            json!({"allowed_hosts": [host]}),
+        ));
+        let resp = client
+            .get(format!("http://{host}/inject?api_key={QUERY_VALUE}"))
+            .header("proxy-tokenizer", &sealed)
+            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/inject", resp).await;
+        assert_eq!(m.status, 200, "{}", m.body);
+        assert_eq!(
+            Echo::parse(&m.body).header_all("authorization"),
+            [format!("Bearer {INJECT_TOKEN}")]
+        );
+        made.push(m);
+
+        // 2. HMAC of the body
+        let secret = json!({
+            "inject_hmac_processor": {"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"},
+            "bearer_auth": bearer(BEARER_PW),
+        });
+        let resp = client
+            .post(format!("http://{host}/hmac"))
+            .header("proxy-tokenizer", self.seal(&secret))
+            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
+            .body("message to sign")
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/hmac", resp).await;
+        assert_eq!(m.status, 200, "{}", m.body);
+        let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY.as_bytes()).unwrap();
+        mac.update(b"message to sign");
+        let want = hex::encode(mac.finalize().into_bytes());
+        let echo = Echo::parse(&m.body);
+        assert_eq!(echo.header_all("authorization"), [format!("Bearer {want}")]);
+        assert_eq!(echo.body(), "message to sign");
+        made.push(m);
+
+        // 3. the wrong caller password
+        let resp = client
+            .get(format!("http://{host}/wrong-auth"))
+            .header("proxy-tokenizer", &sealed)
+            .header("proxy-authorization", format!("Bearer {WRONG_PW}"))
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/wrong-auth", resp).await;
+        assert_eq!(m.status, 407, "{}", m.body);
+        made.push(m);
+
+        // 4. a host the secret is not valid for
+        let secret = with(
+            inject(HOSTFAIL_TOKEN, BEARER_PW),
+            json!({"allowed_hosts": ["api.example.com"]}),
+        );
+        let resp = client
+            .get(format!("http://{host}/host-refused"))
+            .header("proxy-tokenizer", self.seal(&secret))
+            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/host-refused", resp).await;
+        assert_eq!(m.status, 400, "{}", m.body);
+        made.push(m);
+
+        // 5. Basic auth: the password is the caller token
+        let basic = b64::encode(format!("user:{BASIC_PW}").as_bytes());
+        let resp = client
+            .get(format!("http://{host}/basic"))
+            .header("proxy-tokenizer", self.seal(&inject(BASIC_TOKEN, BASIC_PW)))
+            .header("proxy-authorization", format!("Basic {basic}"))
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/basic", resp).await;
+        assert_eq!(m.status, 200, "{}", m.body);
+        assert_eq!(
+            Echo::parse(&m.body).header_all("authorization"),
+            [format!("Bearer {BASIC_TOKEN}")]
+        );
+        made.push(m);
+
+        // 6. an upstream that is not there
+        let dead = free_port();
+        let resp = client
+            .get(format!("http://127.0.0.1:{dead}/unreachable"))
+            .header(
+                "proxy-tokenizer",
+                self.seal(&inject(UNREACHABLE_TOKEN, BEARER_PW)),
+            )
+            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
+            .send()
+            .await
+            .unwrap();
+        let m = finish("/unreachable", resp).await;
+        assert_eq!(m.status, 502, "{}", m.body);
+        made.push(m);
+
+        // 7. OAuth2, access then refresh token
+        let sealed = self.seal(&json!({
+            "oauth2_processor": {"token": {
+                "access_token": ACCESS_TOKEN,
+                "refresh_token": REFRESH_TOKEN,
+            }},
+            "bearer_auth": bearer(BEARER_PW),
+        }));
+        for (path, header, want) in [
+            ("/oauth2", sealed.clone(), ACCESS_TOKEN),
+            (
+                "/oauth2-refresh",
+                format!(r#"{sealed}; {{"st":"refresh"}}"#),
+                REFRESH_TOKEN,
+            ),
+        ] {
+            let resp = client
+                .get(format!("http://{host}{path}"))
+                .header("proxy-tokenizer", header)
+                .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
+                .send()
+                .await
+                .unwrap();
+            let m = finish(path, resp).await;
+            assert_eq!(m.status, 200, "{}", m.body);
+            assert_eq!(
+                Echo::parse(&m.body).header_all("authorization"),
+                [format!("Bearer {want}")]
+            );
+            made.push(m);
+        }
+        made
+    }
+
+    /// SIGTERM and everything the server wrote to stderr.
+    async fn stop(self) -> (String, String) {
+        let Self {
+            server, open_hex, ..
+        } = self;
+        let stopped = tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .unwrap();
+        assert!(
+            stopped.status.success(),
+            "exit {}: {}",
+            stopped.status,
+            stopped.stderr
+        );
+        (stopped.stderr, open_hex)
+    }
+}
+
+/// The error bodies the client saw hold no secret either.
+fn check_bodies(made: &[Made], forbidden: &[String]) {
+    for m in made.iter().filter(|m| m.status >= 400) {
+        assert_clean(
+            &format!("the {} body for {}", m.status, m.path),
+            &m.body,
+            forbidden,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_hold_no_secrets() {
+    let env = Env::start("json", &[]).await;
+    let made = env.exercise().await;
+    let (stderr, open_hex) = env.stop().await;
+    let forbidden = forbidden(&open_hex);
+    assert_clean("the JSON log", &stderr, &forbidden);
+    check_bodies(&made, &forbidden);
+
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&Value> = lines.iter().filter(|l| l.get("method").is_some()).collect();
+    assert_eq!(
+        requests.len(),
+        made.len(),
+        "one log line per request:\n{stderr}"
+    );
+    for m in &made {
+        let matching: Vec<&&Value> = requests.iter().filter(|l| l["path"] == m.path).collect();
+        assert_eq!(matching.len(), 1, "one line for {}:\n{stderr}", m.path);
+        let line = matching[0];
+        assert_eq!(line["status"], m.status, "{line}");
+        assert_eq!(
+            line["method"],
+            if m.path == "/hmac" { "POST" } else { "GET" }
+        );
+        assert!(
+            line["host"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("127.0.0.1:")),
+            "{line}"
+        );
+        if m.path == "/inject" {
+            assert_eq!(line["query_keys"], "api_key", "{line}");
+        }
+        // Every secret that was opened is logged, stripped.
+        let secrets: Value = serde_json::from_str(line["secrets"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("secrets is not JSON ({e}): {line}"));
+        assert_eq!(secrets.as_array().map(Vec::len), Some(1), "{line}");
+        let secret = &secrets[0]["secret"];
+        assert_eq!(secret["bearer_auth"]["digest"], "REDACTED", "{line}");
+        let processor = match m.path {
+            "/hmac" => {
+                assert_eq!(secret["inject_hmac_processor"]["key"], "REDACTED");
+                "inject_hmac_processor"
+            }
+            "/oauth2" | "/oauth2-refresh" => {
+                let token = &secret["oauth2_processor"]["token"];
+                assert_eq!(token["access_token"], "REDACTED", "{line}");
+                assert_eq!(token["refresh_token"], "REDACTED", "{line}");
+                "oauth2_processor"
+            }
+            _ => {
+                assert_eq!(secret["inject_processor"]["token"], "REDACTED", "{line}");
+                "inject_processor"
+            }
+        };
+        assert!(secret.get(processor).is_some(), "{line}");
+    }
+    for status in [407, 502, 400] {
+        assert!(
+            requests.iter().any(|l| l["status"] == status),
+            "no {status} logged:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_hold_no_secrets() {
+    let env = Env::start("text", &[]).await;
+    let made = env.exercise().await;
+    let (stderr, open_hex) = env.stop().await;
+    let forbidden = forbidden(&open_hex);
+    assert_clean("the text log", &stderr, &forbidden);
+    check_bodies(&made, &forbidden);
+
+    let requests: Vec<&str> = stderr.lines().filter(|l| l.contains("method=")).collect();
+    assert_eq!(
+        requests.len(),
+        made.len(),
+        "one log line per request:\n{stderr}"
+    );
+    for m in &made {
+        let path = format!("path={} ", m.path);
+        let line = requests
+            .iter()
+            .find(|l| l.contains(&path))
+            .unwrap_or_else(|| panic!("no line for {}:\n{stderr}", m.path));
+        assert!(line.contains(&format!("status={}", m.status)), "{line}");
+        assert!(line.contains("host=127.0.0.1:"), "{line}");
+        assert!(line.contains("REDACTED"), "{line}");
+    }
+    assert!(stderr.contains("listening"), "{stderr}");
+}
+
+/// Trace logging, every crate included (what an operator turns on to chase a problem),
+/// must not leak either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_hold_no_secrets() {
+    let env = Env::start("json", &[("RUST_LOG", "trace")]).await;
+    let made = env.exercise().await;
+    let (stderr, open_hex) = env.stop().await;
+    let forbidden = forbidden(&open_hex);
+    assert_clean("the trace log", &stderr, &forbidden);
+    check_bodies(&made, &forbidden);
+}

@@ -1,6 +1,8 @@
 //! Real servers and clients for the integration tests.
 
+pub mod binary;
 pub mod ca;
+pub mod python;
 pub mod raw;
 pub mod tokenizer;
 pub mod upstream;

@@ -1,0 +1,281 @@
+//! The real `tokenizer` binary as a child process: one-shot subcommands, and `serve` as
+//! a server that is stopped with SIGTERM and hands back everything it wrote to stderr.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Path of the binary cargo built for this test run.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tokenizer");
+
+/// Variables the binary reads; removed from every child so the caller's environment
+/// cannot change a test.
+const TOKENIZER_VARS: &[&str] = &[
+    "OPEN_KEY",
+    "OPEN_KEY_FILE",
+    "PREVIOUS_OPEN_KEYS",
+    "SEAL_KEY",
+    "LISTEN_ADDRESS",
+    "FILTERED_HEADERS",
+    "OPEN_PROXY",
+    "USE_FLYSRC",
+    "REQUIRE_FLYSRC",
+    "REQUIRE_FLY_SRC",
+    "FLYSRC_PUBLIC_KEY_FILE",
+    "FLYSRC_PROXY_NETS",
+    "TOKENIZER_HOSTNAMES",
+    "UPSTREAM_CA_FILE",
+    "UPSTREAM_RESOLVE",
+    "UPSTREAM_ALLOW_CIDRS",
+    "UPSTREAM_DENY_CIDRS",
+    "UPSTREAM_CONNECT_TIMEOUT",
+    "MAX_BUFFERED_BODY",
+    "ADMIN_ADDRESS",
+    "LOG_FORMAT",
+    "SHUTDOWN_TIMEOUT",
+    "RUST_LOG",
+    "DEBUG",
+];
+
+/// `tokenizer` with a clean tokenizer environment (other variables, PATH included, kept).
+pub fn command() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in TOKENIZER_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// What a finished child printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panics with both streams unless the exit status is 0.
+    pub fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "tokenizer failed ({}):\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run `cmd` to completion with `stdin` as its standard input.
+pub fn run_cmd(mut cmd: Command, stdin: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start tokenizer");
+    {
+        let mut input = child.stdin.take().unwrap();
+        // The child may exit without reading; a broken pipe is not the test's concern.
+        let _ = input.write_all(stdin);
+    }
+    let out = child.wait_with_output().expect("wait for tokenizer");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `tokenizer ARGS` with empty stdin.
+pub fn run(args: &[&str]) -> Output {
+    let mut cmd = command();
+    cmd.args(args);
+    run_cmd(cmd, b"")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tokenizer serve` running as a child on a loopback port. Killed when dropped;
+/// [`Server::stop`] ends it the polite way.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// How a server ended.
+#[derive(Debug)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// How long it took to exit after SIGTERM.
+    pub took: Duration,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Server {
+    /// `tokenizer serve --listen-address 127.0.0.1:PORT --open-key OPEN_KEY ARGS`, waiting
+    /// until it has logged `listening` and accepts connections. `envs` are set in the
+    /// child's environment.
+    pub fn start(open_key: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        // The port is picked before the child binds it, so another process can take it
+        // in between: try a few ports.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = command();
+            cmd.arg("serve")
+                .arg("--listen-address")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--open-key")
+                .arg(open_key)
+                .args(args)
+                .envs(envs.iter().copied());
+            match Self::spawn(cmd, SocketAddr::from(([127, 0, 0, 1], port))) {
+                Ok(server) => return server,
+                Err(stderr) => last = stderr,
+            }
+            if !last.contains("cannot listen") {
+                break;
+            }
+        }
+        panic!("tokenizer serve did not start:\n{last}");
+    }
+
+    /// Start `cmd` and wait for it to listen on `addr`; on failure, its stderr.
+    fn spawn(mut cmd: Command, addr: SocketAddr) -> Result<Self, String> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start tokenizer serve");
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let mut server = Self {
+            addr,
+            child: Some(child),
+            stderr,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let child = server.child.as_mut().unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                server.child = None;
+                if let Some(r) = server.reader.take() {
+                    let _ = r.join();
+                }
+                return Err(format!("exited with {status}: {}", server.stderr_text()));
+            }
+            if server.stderr_text().contains("listening")
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not listening on {addr} after 20s: {}",
+                    server.stderr_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A reqwest client that sends every request through this server.
+    pub fn client(&self) -> reqwest::Client {
+        super::init();
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(self.proxy_url()).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// What the server has written to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit (SIGKILL and panic after that).
+    /// Blocks the calling thread: call it from a multi-threaded runtime or a plain test.
+    pub fn stop_within(mut self, timeout: Duration) -> Stopped {
+        let mut child = self.child.take().expect("server running");
+        let kill = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -TERM failed: {kill}");
+        let sent = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if sent.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tokenizer serve still running {timeout:?} after SIGTERM; stderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = sent.elapsed();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Stopped {
+            status,
+            took,
+            stderr: self.stderr_text(),
+        }
+    }
+
+    /// [`Server::stop_within`] ten seconds.
+    pub fn stop(self) -> Stopped {
+        self.stop_within(Duration::from_secs(10))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
