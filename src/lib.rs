@@ -6,12 +6,17 @@
 
 pub mod auth;
 pub mod body;
+pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod headers;
+pub mod listener;
 pub mod logging;
 pub mod policy;
 pub mod processor;
 pub mod proxy;
+pub mod request_log;
 pub mod secret;
+pub mod upgrade;
 pub mod upstream;

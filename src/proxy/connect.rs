@@ -13,10 +13,10 @@ use hyper::service::service_fn;
 
 use super::Proxy;
 use super::pipeline::{self, SecretSource};
-use super::request_log::RequestLog;
 use super::target::{Target, same_authority};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::request_log::RequestLog;
 use crate::secret::PROXY_TOKENIZER;
 
 /// What every request in a tunnel inherits from its CONNECT.
@@ -84,7 +84,9 @@ async fn serve(
         let tunnel = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(request(proxy, peer, tunnel, req).await) }
     });
-    let conn = super::listener::http1_builder().serve_connection(io, service);
+    let conn = super::listener::http1_builder()
+        .serve_connection(io, service)
+        .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "tunnel connection ended with an error");
     }
@@ -97,7 +99,7 @@ async fn request(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
-    let mut log = RequestLog::start(peer, &parts);
+    let mut log = RequestLog::start("serve", peer, &parts);
     log.set_connect_host(tunnel.authority.as_str());
     let result = async {
         if parts.method == Method::CONNECT {

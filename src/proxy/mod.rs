@@ -1,10 +1,8 @@
 //! `tokenizer serve`: the stateless credential-injecting proxy.
 
 mod connect;
-mod headers;
 mod listener;
 mod pipeline;
-mod request_log;
 pub mod target;
 
 use std::future::Future;
@@ -16,15 +14,15 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-pub use headers::strip_hop_by_hop;
 pub use listener::http1_builder;
 
 use crate::body::{self, Body};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
+use crate::listener::Lifecycle;
+use crate::request_log::RequestLog;
 use crate::secret::OpenKeys;
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
-use request_log::RequestLog;
 use target::{Kind, classify};
 
 /// The running proxy: configuration plus the shared upstream pool.
@@ -62,7 +60,7 @@ impl Proxy {
     /// Handle one request from a client connection.
     async fn handle(self: &Arc<Self>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
-        let mut log = RequestLog::start(peer, &parts);
+        let mut log = RequestLog::start("serve", peer, &parts);
         let result = match classify(&parts, &self.config.hostnames) {
             Ok(Kind::Connect(target)) => {
                 let req = Request::from_parts(parts, incoming);
@@ -102,5 +100,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    listener::serve(listener, proxy, shutdown, drain).await;
+    let lifecycle = Lifecycle::default();
+    tokio::select! {
+        () = listener::serve(listener, proxy, &lifecycle) => {}
+        () = shutdown => {}
+    }
+    lifecycle.drain(drain).await;
 }

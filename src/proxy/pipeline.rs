@@ -3,16 +3,17 @@
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
 
 use super::Proxy;
-use super::headers::{sanitize_request, strip_hop_by_hop};
-use super::request_log::RequestLog;
 use super::target::Target;
 use crate::auth::{AuthInput, Candidates};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
 use crate::processor::{self, Step};
+use crate::request_log::RequestLog;
 use crate::secret::{PROXY_TOKENIZER, Secret, TokenizerHeader};
 
 /// Headers that carry secrets, and the host their validators check.
@@ -86,17 +87,29 @@ pub async fn forward(
     )
     .await?;
 
-    sanitize_request(&mut parts.headers, &proxy.config().filtered_headers);
+    // A WebSocket handshake keeps its upgrade headers; the client side of the upgrade is
+    // taken out of the request so it can be joined to the upstream's.
+    let upgrade = is_upgrade(&parts.headers);
+    let client_upgrade = parts.extensions.remove::<OnUpgrade>();
+    sanitize_request(
+        &mut parts.headers,
+        &proxy.config().filtered_headers,
+        upgrade,
+    );
     parts.headers.insert(header::HOST, target.host_header()?);
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = target.upstream_uri(path)?;
     parts.version = Version::HTTP_11;
 
-    let response = proxy
+    let mut response = proxy
         .upstream()
         .send(Request::from_parts(parts, body))
         .await?;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(client) = client_upgrade {
+        crate::upgrade::splice(client, hyper::upgrade::on(&mut response));
+    }
     let (mut head, body) = response.into_parts();
-    strip_hop_by_hop(&mut head.headers);
+    strip_hop_by_hop(&mut head.headers, switching);
     Ok(Response::from_parts(head, body::incoming(body)))
 }

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use http::request::Parts;
 
-use crate::error::ProxyError;
-
 pub struct RequestLog {
+    role: &'static str,
     started: Instant,
     source: SocketAddr,
     method: String,
@@ -25,7 +24,8 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn start(source: SocketAddr, parts: &Parts) -> Self {
+    /// Start timing a request; `role` is `serve` or `sideproxy`.
+    pub fn start(role: &'static str, source: SocketAddr, parts: &Parts) -> Self {
         let uri = &parts.uri;
         let host = uri
             .authority()
@@ -49,6 +49,7 @@ impl RequestLog {
             })
             .unwrap_or_default();
         Self {
+            role,
             started: Instant::now(),
             source,
             method: parts.method.to_string(),
@@ -78,8 +79,13 @@ impl RequestLog {
         self.processors = n;
     }
 
-    pub fn set_error(&mut self, err: &ProxyError) {
+    pub fn set_error(&mut self, err: &impl std::fmt::Display) {
         self.error = Some(err.to_string());
+    }
+
+    /// The SNI or CONNECT target a sidecar request was routed by.
+    pub fn set_host(&mut self, host: &str) {
+        self.host = host.to_owned();
     }
 
     pub fn emit(self, status: u16) {
@@ -91,6 +97,7 @@ impl RequestLog {
             ($level:ident $(, $($extra:tt)+)?) => {
                 tracing::$level!(
                     target: "tokenizer::request",
+                    role = self.role,
                     source = %self.source,
                     method = %self.method,
                     host = %self.host,

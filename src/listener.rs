@@ -1,0 +1,113 @@
+//! Accept loops shared by `serve` and `sideproxy`: every connection runs as a tracked
+//! task; on shutdown the listeners stop, open connections are asked to finish their
+//! current request (graceful shutdown), and the caller waits for them up to a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by all listeners of one process.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    pub stop: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Lifecycle {
+    /// Accept until stopped; `handle` serves one connection.
+    pub async fn accept<H, F>(&self, listener: TcpListener, handle: H)
+    where
+        H: Fn(TcpStream, SocketAddr, CancellationToken) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = self.stop.cancelled() => return,
+            };
+            let _ = stream.set_nodelay(true);
+            self.tasks.spawn(handle(stream, peer, self.stop.clone()));
+        }
+    }
+
+    /// Stop accepting and wait up to `deadline` for open connections.
+    pub async fn drain(&self, deadline: Duration) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown deadline reached with connections still open");
+        }
+    }
+}
+
+/// A hyper connection that can be asked to finish its current request and close.
+pub trait GracefulConnection: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, B, S> GracefulConnection for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    Self: Future,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, E, B> GracefulConnection
+    for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
+where
+    Self: Future,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper_util::server::conn::auto::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+/// Drive `conn` to completion, shutting it down gracefully when `stop` fires.
+pub async fn run_connection<C, E>(conn: C, stop: &CancellationToken, peer: SocketAddr)
+where
+    C: GracefulConnection<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
