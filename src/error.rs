@@ -11,7 +11,8 @@ use crate::body::{self, Body};
 use crate::policy::PolicyError;
 use crate::processor::ProcessorError;
 use crate::secret::SecretError;
-use crate::upstream::UpstreamError;
+use crate::sideproxy::TokenizerError;
+use crate::upstream::{DialError, UpstreamError};
 
 /// Everything that can stop a proxied request.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,47 @@ impl ProxyError {
                 "bad request: destination not allowed".to_owned()
             }
             Self::Upstream(UpstreamError::Failed(detail)) => format!("bad gateway: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        error_response(self.status(), &self.public_message())
+    }
+}
+
+/// Everything that can stop a request at the sidecar.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// The host is neither a target nor (for CONNECT) a passthrough host.
+    #[error("host not allowed: {0}")]
+    NotAllowed(String),
+    /// The request cannot be handled as sent.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// Forwarding through the tokenizer failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// A passthrough dial failed or was refused by the destination guard.
+    #[error("passthrough: {0}")]
+    Passthrough(#[from] DialError),
+}
+
+impl SidecarError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotAllowed(_) | Self::Passthrough(DialError::Denied(_)) => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Tokenizer(TokenizerError::Timeout) | Self::Passthrough(DialError::Timeout) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Self::Tokenizer(_) | Self::Passthrough(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Passthrough(DialError::Denied(_)) => "destination not allowed".to_owned(),
             other => other.to_string(),
         }
     }

@@ -18,5 +18,6 @@ pub mod processor;
 pub mod proxy;
 pub mod request_log;
 pub mod secret;
+pub mod sideproxy;
 pub mod upgrade;
 pub mod upstream;

@@ -26,13 +26,26 @@ pub struct RequestLog {
 impl RequestLog {
     /// Start timing a request; `role` is `serve` or `sideproxy`.
     pub fn start(role: &'static str, source: SocketAddr, parts: &Parts) -> Self {
-        let uri = &parts.uri;
+        Self::new(role, source, &parts.method, &parts.uri, &parts.headers)
+    }
+
+    /// Like [`RequestLog::start`], for a request not yet split into parts.
+    pub fn for_request<B>(role: &'static str, source: SocketAddr, req: &http::Request<B>) -> Self {
+        Self::new(role, source, req.method(), req.uri(), req.headers())
+    }
+
+    fn new(
+        role: &'static str,
+        source: SocketAddr,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Self {
         let host = uri
             .authority()
             .map(|a| a.as_str().to_owned())
             .or_else(|| {
-                parts
-                    .headers
+                headers
                     .get(http::header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .map(str::to_owned)
@@ -52,7 +65,7 @@ impl RequestLog {
             role,
             started: Instant::now(),
             source,
-            method: parts.method.to_string(),
+            method: method.to_string(),
             host,
             path: uri.path().to_owned(),
             query_keys,

@@ -6,6 +6,7 @@ mod key_args;
 mod seal;
 mod sealkey;
 pub mod serve;
+pub mod sideproxy;
 mod unseal;
 mod version;
 
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 pub use key_args::KeyArgs;
 pub use serve::ServeArgs;
+pub use sideproxy::{SideproxyArgs, SideproxyCommand};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +34,8 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Serve(ServeArgs),
+    /// Run the TLS-forging sidecar (`sideproxy env` prints sandbox variables).
+    Sideproxy(SideproxyCommand),
     /// Seal a credential for this tokenizer (prints base64 for Proxy-Tokenizer).
     Seal(seal::SealArgs),
     /// Open a sealed secret and print its JSON (credentials redacted by default).
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Sideproxy(cmd) => sideproxy::run(cmd),
         Command::Seal(args) => seal::run(args),
         Command::Unseal(args) => unseal::run(args),
         Command::Sealkey(args) => sealkey::run(args),

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
-pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SealKey};
+pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
 
 use crate::auth::{AuthConfig, WireAuth};
 use crate::policy::HostRules;

@@ -109,20 +109,10 @@ impl Inner {
             .filter(|h| !h.is_empty())
             .ok_or(DialError::BadHost)?;
         let port = uri.port_u16().unwrap_or(443);
-        let addrs = self
-            .resolver
-            .resolve(host, port)
-            .await
-            .map_err(DialError::Resolve)?;
-        // A name that resolves to any denied address is refused outright.
-        for addr in &addrs {
-            self.guard.check(*addr)?;
-        }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned()).map_err(|_| DialError::BadHost)?;
         let connect = async {
-            let tcp = connect_any(&addrs).await.map_err(DialError::Connect)?;
-            let _ = tcp.set_nodelay(true);
+            let tcp = dial_tcp(&self.resolver, &self.guard, host, port).await?;
             self.tls.connect(name, tcp).await.map_err(DialError::Tls)
         };
         let tls = tokio::time::timeout(self.connect_timeout, connect)
@@ -130,6 +120,27 @@ impl Inner {
             .map_err(|_| DialError::Timeout)??;
         Ok(UpstreamStream { tls })
     }
+}
+
+/// Resolve `host` (pins first), refuse it if any address is denied by `guard`, and
+/// connect to the first address that answers.
+pub async fn dial_tcp(
+    resolver: &Resolver,
+    guard: &Guard,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, DialError> {
+    let addrs = resolver
+        .resolve(host, port)
+        .await
+        .map_err(DialError::Resolve)?;
+    // A name that resolves to any denied address is refused outright.
+    for addr in &addrs {
+        guard.check(*addr)?;
+    }
+    let tcp = connect_any(&addrs).await.map_err(DialError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 async fn connect_any(addrs: &[std::net::SocketAddr]) -> io::Result<TcpStream> {

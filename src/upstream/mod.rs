@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 
-pub use connector::{Connector, DialError};
+pub use connector::{Connector, DialError, dial_tcp};
 pub use guard::{Denied, Guard};
 pub use resolve::Resolver;
 

@@ -10,3 +10,4 @@ mod cross_impl;
 mod go_checklist;
 mod logs;
 mod proxying;
+mod sideproxy;

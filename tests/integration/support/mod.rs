@@ -4,6 +4,7 @@ pub mod binary;
 pub mod ca;
 pub mod python;
 pub mod raw;
+pub mod sidecar;
 pub mod tokenizer;
 pub mod upstream;
 

@@ -61,6 +61,7 @@ impl Upstream {
                     let svc = service_fn(move |req| handle(req, rel.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -86,23 +87,33 @@ async fn handle(
     req: Request<Incoming>,
     release: Arc<Notify>,
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
-    if req.uri().path() == "/stream" {
+    if req.uri().path() == "/ws" {
+        return Ok(websocket(req));
+    }
+    if req.uri().path() == "/stream" || req.uri().path() == "/sse" {
+        let sse = req.uri().path() == "/sse";
+        let (first, second): (&'static [u8], &'static [u8]) = if sse {
+            (b"data: one\n\n", b"data: two\n\n")
+        } else {
+            (b"first\n", b"second\n")
+        };
         let (tx, rx) =
             tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(4);
         tokio::spawn(async move {
-            let _ = tx
-                .send(Ok(Frame::data(Bytes::from_static(b"first\n"))))
-                .await;
+            let _ = tx.send(Ok(Frame::data(Bytes::from_static(first)))).await;
             tokio::select! {
                 () = release.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(20)) => {}
             }
-            let _ = tx
-                .send(Ok(Frame::data(Bytes::from_static(b"second\n"))))
-                .await;
+            let _ = tx.send(Ok(Frame::data(Bytes::from_static(second)))).await;
         });
         let body = StreamBody::new(tokio_stream_from(rx));
-        return Ok(Response::new(BodyExt::boxed(body)));
+        let mut resp = Response::new(BodyExt::boxed(body));
+        if sse {
+            resp.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+        }
+        return Ok(resp);
     }
     let (parts, body) = req.into_parts();
     let body = body
@@ -125,6 +136,54 @@ async fn handle(
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     Ok(resp)
+}
+
+/// A WebSocket endpoint: sends `authorization=<the Authorization it saw>`, then echoes.
+fn websocket(mut req: Request<Incoming>) -> Response<BoxBody> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key, protocol::Role};
+
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from_static(
+            b"not a websocket",
+        ))));
+        *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+        return resp;
+    };
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        let _ = ws
+            .send(Message::Text(format!("authorization={auth}").into()))
+            .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                let _ = ws.send(msg).await;
+            } else if msg.is_close() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(BodyExt::boxed(Full::new(Bytes::new())))
+        .unwrap()
 }
 
 fn tokio_stream_from<T>(

@@ -1,0 +1,136 @@
+//! `tokenizer sideproxy`: run the TLS-forging sidecar; `tokenizer sideproxy env`: print
+//! the variables a sandbox needs to use it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::Failure;
+use super::serve::UpstreamArgs;
+use crate::config::{self, ConfigError, LogFormat};
+use crate::secret::SecretString;
+use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
+use crate::sideproxy::{Sidecar, SideproxyConfig, env};
+
+#[derive(Parser, Clone, Debug)]
+#[command(name = "sideproxy", args_conflicts_with_subcommands = true)]
+pub struct SideproxyCommand {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    args: SideproxyArgs,
+}
+
+#[derive(Subcommand, Clone, Debug)]
+enum Action {
+    /// Print `export` lines for a sandbox: proxy and CA bundle variables.
+    Env(EnvArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+struct EnvArgs {
+    /// Where `ca.pem` and `bundle.pem` are, as the sandbox sees them.
+    #[arg(long, env = "CA_DIR", default_value = ".")]
+    ca_dir: PathBuf,
+    /// The HTTPS_PROXY listener (omit in hosts-file mode).
+    #[arg(long, env = "HTTPS_PROXY_ADDRESS")]
+    https_proxy_address: Option<SocketAddr>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SideproxyArgs {
+    /// `host=ENVVAR,…`: each ENVVAR holds the sealed secret for that host.
+    #[arg(long, env = "TARGETS")]
+    pub targets: Option<String>,
+    /// The tokenizer (http:// or https://).
+    #[arg(long, env = "PROXY", default_value = "http://tokenizer.flycast")]
+    pub proxy: String,
+    /// TLS listener port.
+    #[arg(long, env = "PORT", default_value_t = 443)]
+    pub port: u16,
+    /// Addresses the TLS listener binds (comma list).
+    #[arg(long, env = "BIND_ADDRESSES", default_value = "127.0.0.1,::1")]
+    pub bind_addresses: String,
+    /// Sent as `Proxy-Authorization: Bearer …` (for bearer_auth secrets).
+    #[arg(long, env = "TOKENIZER_AUTH", hide_env_values = true)]
+    pub tokenizer_auth: Option<String>,
+    /// Where ca.pem / ca-key.pem live; generated when missing.
+    #[arg(long, env = "CA_DIR", default_value = ".")]
+    pub ca_dir: PathBuf,
+    /// Also listen as an HTTP CONNECT proxy here (for HTTPS_PROXY clients).
+    #[arg(long, env = "HTTPS_PROXY_ADDRESS")]
+    pub https_proxy_address: Option<SocketAddr>,
+    /// Hosts tunnelled without interception in CONNECT mode: host, host:port, *.domain.
+    #[arg(long, env = "PASSTHROUGH")]
+    pub passthrough: Option<String>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    /// How long the tokenizer may take to answer (response headers).
+    #[arg(long, env = "TOKENIZER_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "600s")]
+    pub tokenizer_timeout: Duration,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// How long to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
+    pub shutdown_timeout: Duration,
+}
+
+impl SideproxyArgs {
+    /// Validate into a config; TARGETS variables are read through `env`.
+    pub fn into_config(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SideproxyConfig, ConfigError> {
+        let targets = self.targets.as_deref().ok_or(ConfigError::Invalid {
+            name: "TARGETS",
+            detail: "required: host=ENVVAR,…".to_owned(),
+        })?;
+        Ok(SideproxyConfig {
+            targets: Targets::parse(targets, env)?,
+            proxy: ProxyUrl::parse(&self.proxy)?,
+            port: self.port,
+            bind: bind_addresses(&self.bind_addresses)?,
+            tokenizer_auth: self.tokenizer_auth.map(SecretString::new),
+            ca_dir: self.ca_dir,
+            https_proxy_address: self.https_proxy_address,
+            passthrough: Passthrough::parse(self.passthrough.as_deref().unwrap_or(""))?,
+            upstream: self.upstream.config()?,
+            tokenizer_timeout: self.tokenizer_timeout,
+            drain_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
+    if let Some(Action::Env(args)) = cmd.action {
+        return print_env(&args);
+    }
+    let log_format = cmd.args.log_format;
+    let config = cmd.args.into_config(&|name| std::env::var(name).ok())?;
+    crate::logging::init(log_format);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Runtime(e.to_string()))?;
+    runtime.block_on(async {
+        let bound = Sidecar::bind(config)
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        bound.run(super::serve::shutdown_signal()).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn print_env(args: &EnvArgs) -> Result<(), Failure> {
+    let ca = args.ca_dir.join("ca.pem");
+    if !ca.is_file() {
+        return Err(Failure::Input(format!(
+            "{} does not exist yet: start `tokenizer sideproxy` with this CA_DIR first",
+            ca.display()
+        )));
+    }
+    print!("{}", env::exports(&args.ca_dir, args.https_proxy_address));
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `HTTPS_PROXY` mode: an HTTP proxy listener for clients that honour `HTTPS_PROXY`.
+//!
+//! - `CONNECT target:443` → 200, then TLS with a forged certificate, as on the TLS
+//!   listener (the SNI must name the CONNECT host).
+//! - `CONNECT passthrough-host:port` → dialled through the destination guard, then bytes
+//!   are spliced without interception.
+//! - `GET http://target/…` → forwarded through the tokenizer.
+//! - anything else → 403 (default deny).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{Sidecar, forward, respond, tls};
+use crate::body::{self, Body};
+use crate::error::SidecarError;
+use crate::listener::run_connection;
+use crate::request_log::RequestLog;
+use crate::upstream::{DialError, dial_tcp};
+
+/// Serve one proxy-client connection.
+pub async fn serve(
+    side: Arc<Sidecar>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) {
+    let service = {
+        let stop = stop.clone();
+        service_fn(move |req| {
+            let side = side.clone();
+            let stop = stop.clone();
+            async move { Ok::<_, std::convert::Infallible>(request(side, peer, stop, req).await) }
+        })
+    };
+    let conn = crate::proxy::http1_builder()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    run_connection(conn, &stop, peer).await;
+}
+
+async fn request(
+    side: Arc<Sidecar>,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let mut log = RequestLog::for_request("sideproxy", peer, &req);
+    let result = if req.method() == Method::CONNECT {
+        connect(&side, peer, stop, req, &mut log).await
+    } else if let Some(host) = req.uri().host().map(str::to_owned) {
+        absolute(&side, &host, req).await
+    } else {
+        Err(SidecarError::BadRequest(
+            "this is a proxy: send absolute-form or CONNECT requests",
+        ))
+    };
+    respond(result, log)
+}
+
+/// `GET http://target/…`: targets only, port 80.
+async fn absolute(
+    side: &Sidecar,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, SidecarError> {
+    let plain =
+        req.uri().scheme_str() == Some("http") && req.uri().port_u16().is_none_or(|p| p == 80);
+    if !plain || side.config.targets.get(host).is_none() {
+        return Err(SidecarError::NotAllowed(
+            req.uri()
+                .authority()
+                .map_or_else(String::new, |a| a.to_string()),
+        ));
+    }
+    forward::forward(side, host, req).await
+}
+
+async fn connect(
+    side: &Arc<Sidecar>,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    mut req: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, SidecarError> {
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(SidecarError::BadRequest("bad CONNECT authority"))?;
+    let host = authority.host().to_ascii_lowercase();
+    let port = authority
+        .port_u16()
+        .ok_or(SidecarError::BadRequest("CONNECT needs host:port"))?;
+    log.set_connect_host(authority.as_str());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+
+    if side.config.targets.get(&host).is_some() {
+        if port != 443 {
+            return Err(SidecarError::NotAllowed(authority.to_string()));
+        }
+        let tasks = side.lifecycle.tasks.clone();
+        let side = side.clone();
+        tasks.spawn(async move {
+            match on_upgrade.await {
+                Ok(up) => tls::serve(side, TokioIo::new(up), peer, stop, Some(host)).await,
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return Ok(Response::new(body::empty()));
+    }
+
+    if side.config.passthrough.allows(&host, port) {
+        let dial = dial_tcp(&side.resolver, &side.guard, &host, port);
+        let mut upstream = tokio::time::timeout(side.config.upstream.connect_timeout, dial)
+            .await
+            .map_err(|_| SidecarError::Passthrough(DialError::Timeout))??;
+        side.lifecycle.tasks.spawn(async move {
+            let Ok(up) = on_upgrade.await else { return };
+            let mut client = TokioIo::new(up);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+        return Ok(Response::new(body::empty()));
+    }
+
+    Err(SidecarError::NotAllowed(authority.to_string()))
+}

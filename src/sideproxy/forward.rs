@@ -1,0 +1,83 @@
+//! Forwarding one intercepted request through the tokenizer: absolute-form
+//! `http://<target>/…`, the target's sealed secret in `Proxy-Tokenizer`,
+//! `Proxy-Authorization` from `TOKENIZER_AUTH`, and `fly-src-optin: *`. Bodies stream
+//! both ways; WebSocket handshakes are passed on and the upgraded streams joined.
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use super::Sidecar;
+use crate::body::{self, Body};
+use crate::error::SidecarError;
+use crate::headers::{is_upgrade, strip_hop_by_hop};
+
+const FLY_SRC_OPTIN: HeaderName = HeaderName::from_static("fly-src-optin");
+const PROXY_TOKENIZER: HeaderName = HeaderName::from_static(crate::secret::PROXY_TOKENIZER);
+
+/// Forward `req`, addressed to target `host`, through the tokenizer.
+pub async fn forward(
+    side: &Sidecar,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, SidecarError> {
+    let sealed = side
+        .config
+        .targets
+        .get(host)
+        .ok_or_else(|| SidecarError::NotAllowed(host.to_owned()))?;
+    let (mut parts, incoming) = req.into_parts();
+    let upgrade = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+    let client_upgrade = parts.extensions.remove::<OnUpgrade>();
+
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    merge_cookies(&mut parts.headers);
+    let host_value =
+        HeaderValue::from_str(host).map_err(|_| SidecarError::BadRequest("bad host"))?;
+    parts.headers.insert(header::HOST, host_value);
+    parts.headers.insert(PROXY_TOKENIZER, sealed.clone());
+    if let Some(auth) = &side.proxy_authorization {
+        parts
+            .headers
+            .insert(header::PROXY_AUTHORIZATION, auth.clone());
+    }
+    parts
+        .headers
+        .insert(FLY_SRC_OPTIN, HeaderValue::from_static("*"));
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| SidecarError::BadRequest("bad request target"))?;
+    parts.version = Version::HTTP_11;
+    parts.extensions = http::Extensions::new();
+
+    let request = Request::from_parts(parts, body::incoming(incoming));
+    let mut response = side.tokenizer.send(request).await?;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(client) = client_upgrade {
+        crate::upgrade::splice(client, hyper::upgrade::on(&mut response));
+    }
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers, switching);
+    Ok(Response::from_parts(head, body::incoming(body)))
+}
+
+/// HTTP/2 clients may split `Cookie` into several fields; HTTP/1.1 wants one
+/// (RFC 9113 §8.2.3).
+fn merge_cookies(headers: &mut http::HeaderMap) {
+    if headers.get_all(header::COOKIE).iter().count() < 2 {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
+}

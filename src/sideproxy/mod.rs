@@ -1,0 +1,223 @@
+//! `tokenizer sideproxy`: the TLS-forging sidecar. Unmodified clients holding dummy
+//! keys reach it as if it were the API (hosts file or `HTTPS_PROXY`); it forwards each
+//! request through the tokenizer with the sealed secret for that host.
+
+pub mod config;
+mod connect_proxy;
+pub mod env;
+mod forward;
+mod tls;
+mod tokenizer_client;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::{HeaderValue, Response};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::SideproxyConfig;
+pub use tokenizer_client::TokenizerError;
+
+use crate::body::Body;
+use crate::ca::{CaError, CertCache, CertificateAuthority, Provenance};
+use crate::error::SidecarError;
+use crate::listener::Lifecycle;
+use crate::request_log::RequestLog;
+use crate::upstream::guard::listener_addrs;
+use crate::upstream::{Guard, Resolver};
+use tokenizer_client::TokenizerClient;
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("CA: {0}")]
+    Ca(#[from] CaError),
+    #[error("{0}")]
+    Tls(#[from] crate::upstream::tls::TlsConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("writing the CA bundle: {0}")]
+    Bundle(std::io::Error),
+    #[error("TLS server setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The running sidecar's shared state.
+pub struct Sidecar {
+    config: SideproxyConfig,
+    certs: Arc<CertCache>,
+    acceptor: TlsAcceptor,
+    tokenizer: TokenizerClient,
+    proxy_authorization: Option<HeaderValue>,
+    resolver: Resolver,
+    guard: Guard,
+    lifecycle: Lifecycle,
+}
+
+/// A sidecar with its listeners bound, ready to run.
+pub struct Bound {
+    side: Arc<Sidecar>,
+    tls: Vec<TcpListener>,
+    proxy: Option<TcpListener>,
+    provenance: Provenance,
+}
+
+impl Sidecar {
+    /// Load or make the CA, bind the listeners and build the shared state.
+    pub async fn bind(config: SideproxyConfig) -> Result<Bound, SetupError> {
+        let tls = bind_all(&config.bind, config.port).await?;
+        let proxy = match config.https_proxy_address {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| SetupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+
+        let targets: Vec<String> = config.targets.hosts().cloned().collect();
+        let (ca, provenance) = CertificateAuthority::load_or_generate(&config.ca_dir, &targets)?;
+        env::write_bundle(&config.ca_dir, ca.cert_pem()).map_err(SetupError::Bundle)?;
+        let names = targets.into_iter().chain([tls::CA_HOST.to_owned()]);
+        let certs = Arc::new(CertCache::new(ca, names, 4096));
+        certs.warm();
+
+        let mut server =
+            rustls::ServerConfig::builder_with_provider(crate::upstream::tls::provider())
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_cert_resolver(certs.clone());
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+        let client_tls = crate::upstream::tls::client_config(config.upstream.ca_file.as_deref())?;
+        let tokenizer = TokenizerClient::new(&config.proxy, client_tls, config.tokenizer_timeout);
+        let proxy_authorization = config.tokenizer_auth.as_ref().and_then(|t| {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+
+        let mut own: Vec<SocketAddr> = Vec::new();
+        for l in tls.iter().chain(proxy.as_ref()) {
+            if let Ok(addr) = l.local_addr() {
+                own.extend(listener_addrs(addr));
+            }
+        }
+        let guard = Guard::new(
+            config.upstream.allow.clone(),
+            config.upstream.deny.clone(),
+            own,
+        );
+        let side = Arc::new(Self {
+            resolver: config.upstream.resolver.clone(),
+            config,
+            certs,
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            tokenizer,
+            proxy_authorization,
+            guard,
+            lifecycle: Lifecycle::default(),
+        });
+        Ok(Bound {
+            side,
+            tls,
+            proxy,
+            provenance,
+        })
+    }
+}
+
+impl Bound {
+    /// Addresses of the TLS listeners.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Address of the HTTPS_PROXY listener.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.side.certs.ca().cert_pem().to_owned()
+    }
+
+    /// Serve until `shutdown` resolves, then drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let side = self.side;
+        tracing::info!(
+            tls = ?self.tls.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
+            https_proxy = ?self.proxy.as_ref().and_then(|l| l.local_addr().ok()),
+            targets = ?side.config.targets.hosts().collect::<Vec<_>>(),
+            ca = %side.config.ca_dir.join("ca.pem").display(),
+            ca_provenance = ?self.provenance,
+            "sideproxy listening"
+        );
+        let lifecycle = side.lifecycle.clone();
+        let mut accepting = tokio::task::JoinSet::new();
+        for listener in self.tls {
+            let (side, lifecycle) = (side.clone(), lifecycle.clone());
+            accepting.spawn(async move {
+                lifecycle
+                    .accept(listener, move |stream, peer, stop| {
+                        tls::serve(side.clone(), stream, peer, stop, None)
+                    })
+                    .await;
+            });
+        }
+        if let Some(listener) = self.proxy {
+            let (side, lifecycle) = (side.clone(), lifecycle.clone());
+            accepting.spawn(async move {
+                lifecycle
+                    .accept(listener, move |stream, peer, stop| {
+                        connect_proxy::serve(side.clone(), stream, peer, stop)
+                    })
+                    .await;
+            });
+        }
+        shutdown.await;
+        lifecycle.drain(side.config.drain_timeout).await;
+        accepting.abort_all();
+    }
+}
+
+/// Bind `port` on every address. An address the host does not have (say `::1` without
+/// IPv6) is skipped with a warning as long as another one binds.
+async fn bind_all(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, SetupError> {
+    let mut out = Vec::new();
+    let mut first_error = None;
+    for ip in addrs {
+        let addr = SocketAddr::new(*ip, port);
+        match TcpListener::bind(addr).await {
+            Ok(l) => out.push(l),
+            Err(source) if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                tracing::warn!(%addr, error = %source, "skipping a listen address this host lacks");
+                first_error.get_or_insert(SetupError::Bind { addr, source });
+            }
+            Err(source) => return Err(SetupError::Bind { addr, source }),
+        }
+    }
+    match (out.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(out),
+    }
+}
+
+/// Turn a result into the response, logging once.
+fn respond(result: Result<Response<Body>, SidecarError>, mut log: RequestLog) -> Response<Body> {
+    let response = result.unwrap_or_else(|e| {
+        log.set_error(&e);
+        e.into_response()
+    });
+    log.emit(response.status().as_u16());
+    response
+}

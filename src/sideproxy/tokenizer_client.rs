@@ -1,0 +1,172 @@
+//! The sidecar's pooled client to the tokenizer: every connection goes to `PROXY`
+//! (plain or TLS), and requests are written in absolute form (`GET http://host/path`),
+//! as an HTTP proxy expects.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::config::ProxyUrl;
+use crate::body::Body;
+
+/// Connecting to the tokenizer takes at most this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the tokenizer could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    /// Connection refused, DNS failure, TLS failure, or the connection broke.
+    #[error("tokenizer unreachable: {0}")]
+    Unreachable(String),
+    /// No response headers within the timeout (or no connection within 10 s).
+    #[error("tokenizer timed out")]
+    Timeout,
+}
+
+/// Pooled keep-alive connections to the tokenizer.
+#[derive(Clone)]
+pub struct TokenizerClient {
+    client: Client<ProxyConnector, Body>,
+    timeout: Duration,
+}
+
+impl TokenizerClient {
+    pub fn new(proxy: &ProxyUrl, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
+        let connector = ProxyConnector {
+            target: Arc::new(proxy.clone()),
+            tls: proxy.tls.then(|| TlsConnector::from(tls)),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .set_host(false)
+            .build(connector);
+        Self { client, timeout }
+    }
+
+    /// Send `req` (URI `http://<target host>/…`) through the tokenizer.
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, TokenizerError> {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => Err(TokenizerError::Timeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(&e)),
+        }
+    }
+}
+
+fn classify(err: &hyper_util::client::legacy::Error) -> TokenizerError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut detail = err.to_string();
+    while let Some(e) = source {
+        if e.downcast_ref::<ConnectTimeout>().is_some() {
+            return TokenizerError::Timeout;
+        }
+        detail = e.to_string();
+        source = e.source();
+    }
+    TokenizerError::Unreachable(detail)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("connecting to the tokenizer timed out")]
+struct ConnectTimeout;
+
+/// Dials `PROXY` whatever the request URI says.
+#[derive(Clone)]
+struct ProxyConnector {
+    target: Arc<ProxyUrl>,
+    tls: Option<TlsConnector>,
+}
+
+impl tower_service::Service<Uri> for ProxyConnector {
+    type Response = TokioIo<ProxyStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::time::timeout(CONNECT_TIMEOUT, this.dial())
+                .await
+                .map_err(|_| Box::new(ConnectTimeout) as Self::Error)?
+                .map(TokioIo::new)
+                .map_err(Into::into)
+        })
+    }
+}
+
+impl ProxyConnector {
+    async fn dial(&self) -> io::Result<ProxyStream> {
+        let host = self
+            .target
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tcp = TcpStream::connect((host, self.target.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(ProxyStream(Box::new(tcp)));
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(ProxyStream(Box::new(tls.connect(name, tcp).await?)))
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A plain or TLS connection to the tokenizer.
+struct ProxyStream(Box<dyn Io>);
+
+impl Connection for ProxyStream {
+    fn connected(&self) -> Connected {
+        // "Proxied": the client writes absolute-form request targets.
+        Connected::new().proxy(true)
+    }
+}
+
+impl AsyncRead for ProxyStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ProxyStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,495 @@
+//! The sidecar chain: client (TLS to a forged certificate) → sideproxy → tokenizer →
+//! TLS upstream, with real curl, reqwest and WebSocket clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::support::ca::TestCa;
+use crate::support::sidecar::SideProxy;
+use crate::support::tokenizer::Tokenizer;
+use crate::support::upstream::{Echo, Upstream};
+use crate::support::{bearer, with};
+
+/// Upstream (test CA) for `api.test` and `pass.test`, a tokenizer pinned to it, and a
+/// sidecar whose only target is `api.test`.
+struct Chain {
+    ca: TestCa,
+    upstream: Upstream,
+    _tk: Tokenizer,
+    side: SideProxy,
+}
+
+async fn chain(extra: &[&str]) -> Chain {
+    let ca = TestCa::new();
+    let upstream = Upstream::start(&ca, &["api.test", "pass.test"]).await;
+    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
+    let sealed = tk.seal(&with(
+        json!({"inject_processor": {"token": "real-key"}, "bearer_auth": bearer("proxy-pw")}),
+        json!({"allowed_hosts": ["api.test"]}),
+    ));
+    let proxy = tk.proxy_url();
+    let pass_pin = format!("pass.test=127.0.0.1:{}", upstream.port());
+    let mut flags = vec![
+        "--targets",
+        "api.test=API_SEALED",
+        "--proxy",
+        &proxy,
+        "--tokenizer-auth",
+        "proxy-pw",
+        "--https-proxy-address",
+        "127.0.0.1:0",
+        "--passthrough",
+        "pass.test",
+        "--upstream-resolve",
+        &pass_pin,
+        "--upstream-allow-cidrs",
+        "127.0.0.0/8",
+    ];
+    flags.extend_from_slice(extra);
+    let side = SideProxy::start(&flags, &[("API_SEALED", &sealed)]).await;
+    Chain {
+        ca,
+        upstream,
+        _tk: tk,
+        side,
+    }
+}
+
+async fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_injected(echo: &Echo) {
+    assert_eq!(echo.header_all("authorization"), ["Bearer real-key"]);
+    for name in echo.header_names() {
+        assert!(!name.starts_with("proxy-"), "{name} leaked upstream");
+    }
+}
+
+#[tokio::test]
+async fn curl_with_resolve_gets_the_real_credential() {
+    let c = chain(&[]).await;
+    let port = c.side.addr.port();
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let url = format!("https://api.test:{port}/v1/models?limit=1");
+    let ca = c.side.ca_path().display().to_string();
+    let (ok, out, err) = curl(&[
+        "--resolve",
+        &resolve,
+        "--cacert",
+        &ca,
+        "-H",
+        "Authorization: Bearer dummy",
+        &url,
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let echo = Echo::parse(&out);
+    assert_injected(&echo);
+    assert_eq!(echo.uri(), "/v1/models?limit=1");
+    assert_eq!(echo.header("host").as_deref(), Some("api.test"));
+    assert_eq!(echo.header("fly-src-optin").as_deref(), Some("*"));
+}
+
+#[tokio::test]
+async fn curl_with_connect_to_and_http2() {
+    let c = chain(&[]).await;
+    let connect_to = format!("api.test:443:127.0.0.1:{}", c.side.addr.port());
+    let ca = c.side.ca_path().display().to_string();
+    let (ok, out, err) = curl(&[
+        "--connect-to",
+        &connect_to,
+        "--cacert",
+        &ca,
+        "--http2",
+        "-w",
+        "\nversion=%{http_version}",
+        "-H",
+        "x-api-key: dummy",
+        "https://api.test/v1/messages",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let (body, version) = out.rsplit_once('\n').unwrap();
+    assert_eq!(version, "version=2");
+    let echo = Echo::parse(body);
+    assert_injected(&echo);
+    assert_eq!(echo.header("x-api-key").as_deref(), Some("dummy"));
+}
+
+#[tokio::test]
+async fn reqwest_over_http2_posts_bodies() {
+    let c = chain(&[]).await;
+    let client = c.side.client_for(&["api.test"]);
+    let url = format!("https://api.test:{}/v1/chat", c.side.addr.port());
+    let resp = client
+        .post(&url)
+        .header("authorization", "Bearer dummy")
+        .header("cookie", "a=1")
+        .body("{\"model\":\"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let echo = Echo::parse(&resp.text().await.unwrap());
+    assert_injected(&echo);
+    assert_eq!(echo.body(), "{\"model\":\"x\"}");
+    assert_eq!(echo.0["method"], "POST");
+}
+
+#[tokio::test]
+async fn connections_to_the_tokenizer_are_reused() {
+    let c = chain(&[]).await;
+    let client = c.side.client_for(&["api.test"]);
+    let url = format!("https://api.test:{}/", c.side.addr.port());
+    for _ in 0..3 {
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    assert_eq!(c.upstream.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn server_sent_events_arrive_before_the_stream_ends() {
+    let c = chain(&[]).await;
+    let client = c.side.client_for(&["api.test"]);
+    let mut resp = client
+        .get(format!("https://api.test:{}/sse", c.side.addr.port()))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    // The upstream holds its second event until released.
+    let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+        .await
+        .expect("first event arrives while the stream is open")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"data: one\n\n");
+    c.upstream.release.notify_one();
+    assert_eq!(&resp.bytes().await.unwrap()[..], b"data: two\n\n");
+}
+
+/// A TLS connection to the sidecar as `api.test`, offering only HTTP/1.1.
+async fn tls_to_sidecar(side: &SideProxy) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(side.ca_pem.as_bytes()).unwrap();
+    roots.add(der).unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(::tokenizer::upstream::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(side.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("api.test").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+use rustls::pki_types::pem::PemObject;
+
+#[tokio::test]
+async fn websocket_handshake_gets_the_credential_then_frames_flow() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let c = chain(&[]).await;
+    let tls = tls_to_sidecar(&c.side).await;
+    let mut request = "wss://api.test/ws".into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer dummy".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("websocket handshake through sidecar and tokenizer");
+    assert_eq!(response.status(), 101);
+    let hello = ws.next().await.unwrap().unwrap();
+    assert_eq!(hello, Message::Text("authorization=Bearer real-key".into()));
+    for text in ["ping", "second message"] {
+        ws.send(Message::Text(text.into())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, Message::Text(text.into()));
+    }
+    ws.send(Message::Binary(vec![0u8, 1, 2, 255].into()))
+        .await
+        .unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed, Message::Binary(vec![0u8, 1, 2, 255].into()));
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn https_proxy_mode_intercepts_targets() {
+    let c = chain(&[]).await;
+    let ca = c.side.ca_path().display().to_string();
+    let proxy = c.side.proxy_url();
+    let (ok, out, err) = curl(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        &ca,
+        "-H",
+        "Authorization: Bearer dummy",
+        "https://api.test/v1/via-proxy",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let echo = Echo::parse(&out);
+    assert_injected(&echo);
+    assert_eq!(echo.uri(), "/v1/via-proxy");
+
+    // reqwest as an HTTPS_PROXY client, over HTTP/2 inside the tunnel.
+    let cert = reqwest::Certificate::from_pem(c.side.ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .proxy(reqwest::Proxy::https(&proxy).unwrap())
+        .build()
+        .unwrap();
+    let resp = client.get("https://api.test/v2").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_injected(&Echo::parse(&resp.text().await.unwrap()));
+
+    // Plain http:// proxy requests for a target are forwarded too.
+    let (ok, out, err) = curl(&["-x", &proxy, "http://api.test/plain"]).await;
+    assert!(ok, "{err}");
+    assert_injected(&Echo::parse(&out));
+}
+
+#[tokio::test]
+async fn passthrough_is_spliced_without_interception() {
+    let c = chain(&[]).await;
+    let proxy = c.side.proxy_url();
+    // The client must trust the upstream's own CA: the sidecar does not touch TLS.
+    let upstream_ca = c.ca.pem_path.display().to_string();
+    let (ok, out, err) = curl(&[
+        "-x",
+        &proxy,
+        "--cacert",
+        &upstream_ca,
+        "-H",
+        "Authorization: Bearer mine",
+        "https://pass.test/direct",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let echo = Echo::parse(&out);
+    assert_eq!(echo.header_all("authorization"), ["Bearer mine"]);
+    // With the sidecar's CA instead, the handshake fails: nothing was forged.
+    let ca = c.side.ca_path().display().to_string();
+    let (ok, _, _) = curl(&["-x", &proxy, "--cacert", &ca, "https://pass.test/direct"]).await;
+    assert!(!ok);
+}
+
+#[tokio::test]
+async fn unknown_hosts_are_refused() {
+    let c = chain(&[]).await;
+    let proxy = c.side.proxy_url();
+    for url in [
+        "https://other.test/",
+        "http://other.test/",
+        "https://api.test:8443/",
+    ] {
+        let (ok, _, err) = curl(&["-f", "-x", &proxy, "-k", url]).await;
+        assert!(!ok, "{url}");
+        assert!(err.contains("403"), "{url}: {err}");
+    }
+    let (_, out, _) = curl(&["-x", &proxy, "-w", "%{http_code}", "http://other.test/"]).await;
+    assert!(out.ends_with("403"), "{out}");
+    // On the TLS listener, an SNI that is not a target gets no certificate at all.
+    let resolve = format!("other.test:{}:127.0.0.1", c.side.addr.port());
+    let url = format!("https://other.test:{}/", c.side.addr.port());
+    let (ok, _, err) = curl(&["--resolve", &resolve, "-k", &url]).await;
+    assert!(!ok);
+    assert!(!err.is_empty());
+    // Still serving.
+    let client = c.side.client_for(&["api.test"]);
+    let resp = client
+        .get(format!("https://api.test:{}/", c.side.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn localhost_serves_the_ca() {
+    let c = chain(&[]).await;
+    let resolve = format!("localhost:{}:127.0.0.1", c.side.addr.port());
+    let ca = c.side.ca_path().display().to_string();
+    let url = format!("https://localhost:{}/ca-cert.pem", c.side.addr.port());
+    let (ok, out, err) = curl(&["--resolve", &resolve, "--cacert", &ca, &url]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, c.side.ca_pem);
+    assert_eq!(
+        std::fs::read_to_string(c.side.ca_path()).unwrap(),
+        c.side.ca_pem
+    );
+    let bundle = std::fs::read_to_string(c.side.ca_dir.join("bundle.pem")).unwrap();
+    assert!(bundle.ends_with(&c.side.ca_pem));
+}
+
+/// Forge a leaf for `name` with the sidecar's CA key, as a thief holding it would.
+fn forge_with_stolen_key(ca_dir: &std::path::Path, name: &str) -> String {
+    let ca_pem = std::fs::read_to_string(ca_dir.join("ca.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(ca_dir.join("ca-key.pem")).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&ca_pem, rcgen::KeyPair::from_pem(&key_pem).unwrap())
+            .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.use_authority_key_identifier_extension = true;
+    params
+        .extended_key_usages
+        .push(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.signed_by(&key, &issuer).unwrap().pem()
+}
+
+#[tokio::test]
+async fn name_constraints_hold_even_with_the_ca_key() {
+    let c = chain(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |name: &str| {
+        let leaf = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&leaf, forge_with_stolen_key(&c.side.ca_dir, name)).unwrap();
+        std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(c.side.ca_path())
+            .arg(&leaf)
+            .output()
+            .expect("openssl runs")
+    };
+    let good = verify("api.test");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for other in ["api.openai.com", "evil.test", "test"] {
+        let bad = verify(other);
+        assert!(!bad.status.success(), "{other} validated");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&bad.stdout),
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        assert!(text.contains("subtree violation"), "{other}: {text}");
+    }
+    // The constraint is critical.
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(c.side.ca_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+    assert!(
+        text.contains("DNS:api.test") && text.contains("DNS:localhost"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_tokenizer_that_is_down_is_a_502() {
+    let ca = TestCa::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
+    let side = SideProxy::start(
+        &["--targets", "api.test=S", "--proxy", &proxy],
+        &[("S", &sealed)],
+    )
+    .await;
+    let resp = side
+        .client_for(&["api.test"])
+        .get(format!("https://api.test:{}/", side.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(resp.text().await.unwrap().contains("tokenizer unreachable"));
+    let _ = ca;
+}
+
+#[tokio::test]
+async fn a_tokenizer_that_never_answers_is_a_504() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
+    let side = SideProxy::start(
+        &[
+            "--targets",
+            "api.test=S",
+            "--proxy",
+            &proxy,
+            "--tokenizer-timeout",
+            "1s",
+        ],
+        &[("S", &sealed)],
+    )
+    .await;
+    let resp = side
+        .client_for(&["api.test"])
+        .get(format!("https://api.test:{}/", side.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_client_hello_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = chain(&[]).await;
+    let mut s = TcpStream::connect(c.side.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("closed promptly")
+        .unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("200"));
+    let resp = c
+        .side
+        .client_for(&["api.test"])
+        .get(format!("https://api.test:{}/", c.side.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

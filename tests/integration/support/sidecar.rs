@@ -1,0 +1,99 @@
+//! The real sidecar, started in-process on 127.0.0.1 with ephemeral ports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ::tokenizer::cli::SideproxyArgs;
+use ::tokenizer::sideproxy::Sidecar;
+use clap::Parser;
+use tokio::sync::oneshot;
+
+/// Parses `sideproxy` flags the way the CLI does.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: SideproxyArgs,
+}
+
+/// A running sidecar; stops when dropped.
+pub struct SideProxy {
+    /// The TLS listener.
+    pub addr: SocketAddr,
+    /// The HTTPS_PROXY listener, when enabled.
+    pub proxy_addr: Option<SocketAddr>,
+    pub ca_pem: String,
+    pub ca_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl SideProxy {
+    /// `flags` are `sideproxy` flags; `env` holds the variables TARGETS names.
+    /// Listens on 127.0.0.1, TLS on an ephemeral port, with a temporary CA_DIR unless
+    /// `--ca-dir` is given.
+    pub async fn start(flags: &[&str], env: &[(&str, &str)]) -> Self {
+        super::init();
+        let mut argv: Vec<String> = vec![
+            "sideproxy".into(),
+            "--port".into(),
+            "0".into(),
+            "--bind-addresses".into(),
+            "127.0.0.1".into(),
+        ];
+        let dir = if flags.contains(&"--ca-dir") {
+            None
+        } else {
+            let d = tempfile::tempdir().unwrap();
+            argv.extend(["--ca-dir".into(), d.path().display().to_string()]);
+            Some(d)
+        };
+        argv.extend(flags.iter().map(|s| (*s).to_owned()));
+        let vars: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Cli::try_parse_from(argv)
+            .expect("sideproxy flags")
+            .args
+            .into_config(&|name| vars.get(name).cloned())
+            .expect("sideproxy config");
+        let ca_dir = config.ca_dir.clone();
+        let bound = Sidecar::bind(config).await.expect("sidecar binds");
+        let addr = bound.tls_addrs()[0];
+        let proxy_addr = bound.proxy_addr();
+        let ca_pem = bound.ca_pem();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(bound.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            proxy_addr,
+            ca_pem,
+            ca_dir,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.ca_dir.join("ca.pem")
+    }
+
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.proxy_addr.expect("HTTPS_PROXY listener"))
+    }
+
+    /// A reqwest client that trusts the sidecar's CA and sends `host` to it.
+    pub fn client_for(&self, hosts: &[&str]) -> reqwest::Client {
+        let cert = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(cert)
+            .no_proxy();
+        for h in hosts {
+            b = b.resolve(h, self.addr);
+        }
+        b.build().unwrap()
+    }
+}
