@@ -117,6 +117,23 @@ impl SidecarError {
     }
 }
 
+/// An error that has an HTTP form: `ProxyError`, `SidecarError`.
+pub trait IntoErrorResponse: std::fmt::Display {
+    fn into_error_response(self) -> Response<Body>;
+}
+
+impl IntoErrorResponse for ProxyError {
+    fn into_error_response(self) -> Response<Body> {
+        self.into_response()
+    }
+}
+
+impl IntoErrorResponse for SidecarError {
+    fn into_error_response(self) -> Response<Body> {
+        self.into_response()
+    }
+}
+
 /// A plain-text error response: `message` plus a newline.
 pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     let mut resp = Response::new(body::full(format!("{message}\n")));

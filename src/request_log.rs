@@ -7,7 +7,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use http::Response;
 use http::request::Parts;
+
+use crate::body::Body;
+use crate::error::IntoErrorResponse;
 
 pub struct RequestLog {
     role: &'static str,
@@ -99,6 +103,19 @@ impl RequestLog {
     /// The SNI or CONNECT target a sidecar request was routed by.
     pub fn set_host(&mut self, host: &str) {
         self.host = host.to_owned();
+    }
+
+    /// The response for `result` (errors become their HTTP form), logged once.
+    pub fn respond<E: IntoErrorResponse>(
+        mut self,
+        result: Result<Response<Body>, E>,
+    ) -> Response<Body> {
+        let response = result.unwrap_or_else(|e| {
+            self.set_error(&e);
+            e.into_error_response()
+        });
+        self.emit(response.status().as_u16());
+        response
     }
 
     pub fn emit(self, status: u16) {

@@ -141,5 +141,5 @@ async fn request(
         .await
     }
     .await;
-    super::finish(result, log)
+    log.respond(result)
 }

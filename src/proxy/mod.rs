@@ -18,7 +18,6 @@ pub use listener::http1_builder;
 
 use crate::body::{self, Body};
 use crate::config::ServeConfig;
-use crate::error::ProxyError;
 use crate::listener::Lifecycle;
 use crate::request_log::RequestLog;
 use crate::secret::OpenKeys;
@@ -79,18 +78,8 @@ impl Proxy {
             }
             Err(e) => Err(e),
         };
-        finish(result, log)
+        log.respond(result)
     }
-}
-
-/// Turn a result into the response, logging once.
-fn finish(result: Result<Response<Body>, ProxyError>, mut log: RequestLog) -> Response<Body> {
-    let response = result.unwrap_or_else(|e| {
-        log.set_error(&e);
-        e.into_response()
-    });
-    log.emit(response.status().as_u16());
-    response
 }
 
 /// Serve on `listener` until `shutdown` resolves, then drain for up to `drain`.

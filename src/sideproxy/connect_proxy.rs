@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Sidecar, forward, respond, tls};
+use super::{Sidecar, forward, tls};
 use crate::body::{self, Body};
 use crate::error::SidecarError;
 use crate::listener::run_connection;
@@ -61,7 +61,7 @@ async fn request(
             "this is a proxy: send absolute-form or CONNECT requests",
         ))
     };
-    respond(result, log)
+    log.respond(result)
 }
 
 /// `GET http://target/…`: targets only, port 80.

@@ -13,18 +13,15 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::{HeaderValue, Response};
+use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::SideproxyConfig;
 pub use tokenizer_client::TokenizerError;
 
-use crate::body::Body;
 use crate::ca::{CaError, CertCache, CertificateAuthority, Provenance};
-use crate::error::SidecarError;
 use crate::listener::Lifecycle;
-use crate::request_log::RequestLog;
 use crate::upstream::guard::listener_addrs;
 use crate::upstream::{Guard, Resolver};
 use tokenizer_client::TokenizerClient;
@@ -210,14 +207,4 @@ async fn bind_all(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, Setup
         (true, Some(e)) => Err(e),
         _ => Ok(out),
     }
-}
-
-/// Turn a result into the response, logging once.
-fn respond(result: Result<Response<Body>, SidecarError>, mut log: RequestLog) -> Response<Body> {
-    let response = result.unwrap_or_else(|e| {
-        log.set_error(&e);
-        e.into_response()
-    });
-    log.emit(response.status().as_u16());
-    response
 }

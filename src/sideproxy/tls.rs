@@ -14,7 +14,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use super::{Sidecar, forward, respond};
+use super::{Sidecar, forward};
 use crate::body::{self, Body};
 use crate::listener::run_connection;
 use crate::request_log::RequestLog;
@@ -83,7 +83,7 @@ async fn request(
     } else {
         forward::forward(side, sni, Request::from_parts(parts, incoming)).await
     };
-    respond(result, log)
+    log.respond(result)
 }
 
 /// `GET /ca-cert.pem` on `localhost`: the CA in PEM, so a sandbox can trust it.
