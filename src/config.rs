@@ -52,6 +52,12 @@ pub struct ServeConfig {
     pub upstream: UpstreamConfig,
     pub max_buffered_body: usize,
     pub drain_timeout: Duration,
+    /// Fly-Src verification (`USE_FLYSRC`); `None` when off.
+    pub flysrc: Option<crate::auth::FlySrcVerifier>,
+    /// Refuse requests without a valid Fly-Src (`REQUIRE_FLYSRC`).
+    pub require_flysrc: bool,
+    /// `REVOKED_SECRETS_FILE`.
+    pub revoked_secrets_file: Option<PathBuf>,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -6,7 +6,7 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, FlySrcError};
 use crate::body::{self, Body};
 use crate::policy::PolicyError;
 use crate::processor::ProcessorError;
@@ -41,6 +41,17 @@ pub enum ProxyError {
     /// Upstream dial refused by the guard, or the exchange failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// `REQUIRE_FLYSRC` and the request has no valid Fly-Src.
+    #[error("bad request: Fly-Src required: {0}")]
+    FlySrcRequired(FlySrcError),
+    /// A secret's `rate_limit` is exhausted; retry after this long.
+    #[error("rate limited: retry in {}s", retry_secs(*.0))]
+    RateLimited(std::time::Duration),
+}
+
+/// Whole seconds to wait, at least one.
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl ProxyError {
@@ -49,7 +60,9 @@ impl ProxyError {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Self::Processor(ProcessorError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Upstream(UpstreamError::Failed(_)) => StatusCode::BAD_GATEWAY,
-            Self::Secret(_)
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::FlySrcRequired(_)
+            | Self::Secret(_)
             | Self::Policy(_)
             | Self::Processor(_)
             | Self::NoSecrets
@@ -72,7 +85,12 @@ impl ProxyError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        error_response(self.status(), &self.public_message())
+        let mut resp = error_response(self.status(), &self.public_message());
+        if let Self::RateLimited(wait) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(wait)));
+        }
+        resp
     }
 }
 
@@ -163,6 +181,13 @@ mod tests {
             ProxyError::Upstream(UpstreamError::Failed("x".into())).status(),
             502
         );
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let resp = ProxyError::RateLimited(std::time::Duration::from_millis(1500)).into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "2");
     }
 
     #[test]

@@ -1,12 +1,10 @@
 //! `fly_src_auth`: the caller's verified `Fly-Src` must name an allowed org, app and
 //! instance (an empty or null list does not restrict).
-//!
-//! Fly-Src verification is not wired into this build yet, so there is never a verified
-//! source and the check fails closed with 407, as Go does without a parser.
 
 use serde::{Deserialize, Serialize};
 
 use super::AuthError;
+use super::fly_src::{FlySrc, FlySrcError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlySrcAuth {
@@ -19,7 +17,22 @@ pub struct FlySrcAuth {
 }
 
 impl FlySrcAuth {
-    pub fn authorize(&self) -> Result<(), AuthError> {
-        Err(AuthError::NoFlySrcParser)
+    /// `source` is `None` when Fly-Src verification is off (`USE_FLYSRC` unset).
+    pub fn authorize(&self, source: Option<&Result<FlySrc, FlySrcError>>) -> Result<(), AuthError> {
+        let src = match source {
+            None => return Err(AuthError::NoFlySrcParser),
+            Some(Err(e)) => return Err(AuthError::FlySrc(e.clone())),
+            Some(Ok(src)) => src,
+        };
+        let check =
+            |list: &Option<Vec<String>>, value: &str, what: &'static str| match list.as_deref() {
+                Some(allowed) if !allowed.is_empty() && !allowed.iter().any(|a| a == value) => {
+                    Err(AuthError::FlySrcDenied(what, value.to_owned()))
+                }
+                _ => Ok(()),
+            };
+        check(&self.allowed_orgs, &src.org, "org")?;
+        check(&self.allowed_apps, &src.app, "app")?;
+        check(&self.allowed_instances, &src.instance, "instance")
     }
 }

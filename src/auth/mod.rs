@@ -2,6 +2,7 @@
 
 mod bearer_auth;
 mod candidates;
+pub mod fly_src;
 mod fly_src_auth;
 mod flyio_macaroon_auth;
 mod macaroon_auth;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
 pub use bearer_auth::BearerAuth;
 pub use candidates::Candidates;
+pub use fly_src::{FlySrc, FlySrcError, FlySrcVerifier};
 pub use fly_src_auth::FlySrcAuth;
 pub use flyio_macaroon_auth::FlyioMacaroonAuth;
 pub use macaroon_auth::MacaroonAuth;
@@ -20,9 +22,15 @@ pub enum AuthError {
     /// No `Proxy-Authorization` candidate matched.
     #[error("bad or missing proxy auth")]
     BadProxyAuth,
-    /// `fly_src_auth` without a verified Fly-Src.
+    /// `fly_src_auth` while Fly-Src verification is off.
     #[error("no flysrc parser")]
     NoFlySrcParser,
+    /// The request's Fly-Src did not verify.
+    #[error("{0}")]
+    FlySrc(FlySrcError),
+    /// The verified Fly-Src names an org, app or instance the secret does not allow.
+    #[error("{0} {1} not allowed")]
+    FlySrcDenied(&'static str, String),
     /// An auth kind this build parses but cannot verify; it fails closed.
     #[error("{0} is not supported by this tokenizer")]
     Unsupported(&'static str),
@@ -43,6 +51,8 @@ pub enum AuthConfig {
 /// What the request offers to prove who the caller is.
 pub struct AuthInput<'a> {
     pub candidates: &'a Candidates,
+    /// The request's Fly-Src, verified; `None` when verification is off.
+    pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -77,7 +87,7 @@ impl AuthConfig {
             Self::Bearer(c) => c.authorize(input.candidates),
             Self::Macaroon(c) => c.authorize(),
             Self::FlyioMacaroon(c) => c.authorize(),
-            Self::FlySrc(c) => c.authorize(),
+            Self::FlySrc(c) => c.authorize(input.flysrc),
             Self::None => Ok(()),
         }
     }

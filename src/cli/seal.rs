@@ -126,6 +126,7 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
             allowed_hosts: Some(vec![host.clone()]),
             allowed_host_pattern: None,
         },
+        policy: Default::default(),
     })
 }
 

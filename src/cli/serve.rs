@@ -8,6 +8,7 @@ use clap::{Args, Parser};
 use tokio::net::TcpListener;
 
 use super::{Failure, KeyArgs};
+use crate::auth::FlySrcVerifier;
 use crate::config::{self, ConfigError, LogFormat, ServeConfig, parse_bool, parse_size};
 use crate::proxy::{self, Proxy};
 
@@ -30,6 +31,32 @@ pub struct ServeArgs {
     /// refuses requests addressed to these names (loops).
     #[arg(long, alias = "hostnames", env = "TOKENIZER_HOSTNAMES")]
     pub tokenizer_hostnames: Option<String>,
+    /// Verify the Fly-Src header fly-proxy adds (for fly_src_auth secrets).
+    #[arg(long, env = "USE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true")]
+    pub use_flysrc: bool,
+    /// Refuse requests without a valid Fly-Src (needs USE_FLYSRC).
+    #[arg(long, env = "REQUIRE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true")]
+    pub require_flysrc: bool,
+    /// The spelling in the Go tool's docs.
+    #[arg(long, env = "REQUIRE_FLY_SRC", value_parser = parse_bool, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true", hide = true)]
+    pub require_fly_src: bool,
+    /// Ed25519 public key (64 hex characters) that signs Fly-Src.
+    #[arg(
+        long,
+        env = "FLYSRC_PUBLIC_KEY_FILE",
+        default_value = "/.fly/fly-src.pub"
+    )]
+    pub flysrc_public_key_file: PathBuf,
+    /// Networks Fly-Src may arrive from (comma list of CIDRs).
+    #[arg(long, env = "FLYSRC_PROXY_NETS", default_value = "172.16.0.0/16")]
+    pub flysrc_proxy_nets: String,
+    /// Secret ids or SHA-256 digests of sealed secrets to refuse, one per line; re-read
+    /// when it changes.
+    #[arg(long, env = "REVOKED_SECRETS_FILE")]
+    pub revoked_secrets_file: Option<PathBuf>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     /// Largest body a processor may buffer (HMAC); larger bodies get 413.
@@ -79,7 +106,28 @@ impl UpstreamArgs {
 impl ServeArgs {
     /// Validate everything into a [`ServeConfig`].
     pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        let require_flysrc = self.require_flysrc || self.require_fly_src;
+        if require_flysrc && !self.use_flysrc {
+            return Err(ConfigError::Invalid {
+                name: "REQUIRE_FLYSRC",
+                detail: "needs USE_FLYSRC".to_owned(),
+            });
+        }
+        let flysrc = if self.use_flysrc {
+            let nets = config::cidrs("FLYSRC_PROXY_NETS", &self.flysrc_proxy_nets)?;
+            let verifier = FlySrcVerifier::from_key_file(&self.flysrc_public_key_file, nets)
+                .map_err(|detail| ConfigError::Invalid {
+                    name: "FLYSRC_PUBLIC_KEY_FILE",
+                    detail,
+                })?;
+            Some(verifier)
+        } else {
+            None
+        };
         Ok(ServeConfig {
+            flysrc,
+            require_flysrc,
+            revoked_secrets_file: self.revoked_secrets_file,
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
             filtered_headers: config::header_names(

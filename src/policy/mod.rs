@@ -1,8 +1,18 @@
-//! Request validators: where may a secret be used? Failures are 400.
+//! Request validators: where, when and how often may a secret be used? Failures are
+//! 400 (429 for rate limits).
 
 mod hosts;
+pub mod paths;
+pub mod rate_limit;
+pub mod revocation;
+mod rules;
+pub mod time;
 
 pub use hosts::{HostPattern, HostRules};
+pub use paths::{PathError, PathGlob};
+pub use rate_limit::{Limiter, RateLimit};
+pub use revocation::Revocations;
+pub use rules::PolicyRules;
 
 /// Why a secret may not be used for this request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -13,4 +23,22 @@ pub enum PolicyError {
     /// The host is not in `allowed_hosts` / does not match `allowed_host_pattern`.
     #[error("secret not valid for {0}")]
     HostNotAllowed(String),
+    /// The method is not in `allowed_methods`.
+    #[error("secret not valid for method {0}")]
+    MethodNotAllowed(String),
+    /// The normalized path matches no `allowed_paths` glob.
+    #[error("secret not valid for path {0}")]
+    PathNotAllowed(String),
+    /// The path cannot be normalized unambiguously.
+    #[error("{0}")]
+    BadPath(#[from] PathError),
+    /// Before `not_before`.
+    #[error("secret not yet valid")]
+    NotYetValid,
+    /// At or after `expires_at`.
+    #[error("secret expired")]
+    Expired,
+    /// Listed in `REVOKED_SECRETS_FILE`.
+    #[error("secret revoked")]
+    Revoked,
 }

@@ -12,8 +12,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 
 use super::Proxy;
-use super::pipeline::{self, SecretSource};
+use super::pipeline::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
+use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::request_log::RequestLog;
@@ -25,6 +26,9 @@ struct Tunnel {
     target: Target,
     /// The CONNECT's `Proxy-Tokenizer` and `Proxy-Authorization` lines.
     secrets: HeaderMap,
+    /// The CONNECT's verified Fly-Src: the identity of whoever opened the tunnel, used by
+    /// requests inside that carry no Fly-Src of their own.
+    flysrc: Option<Result<FlySrc, FlySrcError>>,
 }
 
 /// Check the CONNECT's own secrets, answer 200, and serve the tunnel once upgraded.
@@ -33,6 +37,7 @@ pub fn open(
     peer: SocketAddr,
     mut req: Request<Incoming>,
     target: Target,
+    flysrc: Option<Result<FlySrc, FlySrcError>>,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ProxyError> {
     let authority = req
@@ -45,8 +50,14 @@ pub fn open(
         headers: req.headers(),
         policy_host: &target.policy_host,
     };
-    // Fail early: a bad CONNECT-level secret never opens a tunnel.
-    pipeline::prepare(proxy, &[source], log)?;
+    // Fail early: a bad CONNECT-level secret never opens a tunnel. Method and path
+    // rules wait for the requests inside.
+    let facts = RequestFacts {
+        method: None,
+        path: None,
+        flysrc: flysrc.as_ref(),
+    };
+    pipeline::prepare(proxy, &[source], &facts, log)?;
 
     let mut secrets = HeaderMap::new();
     for name in [
@@ -61,6 +72,7 @@ pub fn open(
         authority,
         target,
         secrets,
+        flysrc,
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
     let proxy = proxy.clone();
@@ -130,12 +142,18 @@ async fn request(
             headers: &tunnel.secrets,
             policy_host: &tunnel.target.policy_host,
         };
+        let own_flysrc = if parts.headers.contains_key("fly-src") {
+            proxy.fly_src(&parts.headers, peer)?
+        } else {
+            tunnel.flysrc.clone()
+        };
         pipeline::forward(
             &proxy,
             &target,
             parts,
             body::incoming(incoming),
             Some(connect),
+            own_flysrc.as_ref(),
             &mut log,
         )
         .await

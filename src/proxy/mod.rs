@@ -16,24 +16,43 @@ use tokio::net::TcpListener;
 
 pub use listener::http1_builder;
 
+use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::config::ServeConfig;
+use crate::error::ProxyError;
 use crate::listener::Lifecycle;
+use crate::policy::{Limiter, Revocations, time::now_unix};
 use crate::request_log::RequestLog;
 use crate::secret::OpenKeys;
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};
 
-/// The running proxy: configuration plus the shared upstream pool.
+/// The running proxy: configuration, the shared upstream pool, and the little state a
+/// stateless proxy keeps: the revocation list and rate-limit counters.
 pub struct Proxy {
     config: ServeConfig,
     upstream: Upstream,
+    revocations: Revocations,
+    limiter: Limiter,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    #[error("REVOKED_SECRETS_FILE {path}: {source}")]
+    Revocations {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Proxy {
     /// Build the proxy for a listener bound to `local`; the guard refuses dials back to
     /// it.
-    pub fn new(config: ServeConfig, local: SocketAddr) -> Result<Arc<Self>, TlsConfigError> {
+    /// Must be called inside a Tokio runtime (the revocation list is watched).
+    pub fn new(config: ServeConfig, local: SocketAddr) -> Result<Arc<Self>, SetupError> {
         let mut guard = Guard::new(
             config.upstream.allow.clone(),
             config.upstream.deny.clone(),
@@ -41,7 +60,46 @@ impl Proxy {
         );
         guard.add_own(listener_addrs(local));
         let upstream = Upstream::new(&config.upstream, guard)?;
-        Ok(Arc::new(Self { config, upstream }))
+        let revocations = match &config.revoked_secrets_file {
+            Some(path) => {
+                Revocations::watch(path.clone()).map_err(|source| SetupError::Revocations {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => Revocations::default(),
+        };
+        Ok(Arc::new(Self {
+            config,
+            upstream,
+            revocations,
+            limiter: Limiter::default(),
+        }))
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Verify the request's Fly-Src when `USE_FLYSRC` is on. With `REQUIRE_FLYSRC`, a
+    /// request without a valid one is refused.
+    pub(crate) fn fly_src(
+        &self,
+        headers: &http::HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Option<Result<FlySrc, FlySrcError>>, ProxyError> {
+        let Some(verifier) = &self.config.flysrc else {
+            return Ok(None);
+        };
+        let verified = verifier.verify(headers, peer.ip(), now_unix());
+        match verified {
+            Err(e) if self.config.require_flysrc => Err(ProxyError::FlySrcRequired(e)),
+            other => Ok(Some(other)),
+        }
     }
 
     pub fn config(&self) -> &ServeConfig {
@@ -60,10 +118,14 @@ impl Proxy {
     async fn handle(self: &Arc<Self>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
         let mut log = RequestLog::start("serve", peer, &parts);
+        let flysrc = match self.fly_src(&parts.headers, peer) {
+            Ok(f) => f,
+            Err(e) => return log.respond(Err(e)),
+        };
         let result = match classify(&parts, &self.config.hostnames) {
             Ok(Kind::Connect(target)) => {
                 let req = Request::from_parts(parts, incoming);
-                connect::open(self, peer, req, target, &mut log)
+                connect::open(self, peer, req, target, flysrc, &mut log)
             }
             Ok(Kind::Forward(target)) => {
                 pipeline::forward(
@@ -72,6 +134,7 @@ impl Proxy {
                     parts,
                     body::incoming(incoming),
                     None,
+                    flysrc.as_ref(),
                     &mut log,
                 )
                 .await

@@ -1,20 +1,24 @@
-//! The request pipeline: secrets → auth → validators → processors → header hygiene →
-//! upstream, for absolute-form, transparent and tunnelled requests alike.
+//! The request pipeline: secrets → revocation → auth → validators and rules → rate
+//! limits → processors → header hygiene → upstream, for absolute-form, transparent and
+//! tunnelled requests alike.
+
+use std::time::Instant;
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 
 use super::Proxy;
 use super::target::Target;
-use crate::auth::{AuthInput, Candidates};
+use crate::auth::{AuthInput, Candidates, FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
+use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
 use crate::processor::{self, Step};
 use crate::request_log::RequestLog;
-use crate::secret::{PROXY_TOKENIZER, Secret, TokenizerHeader};
+use crate::secret::{PROXY_TOKENIZER, Secret, TokenizerHeader, sealed_digest};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -23,41 +27,94 @@ pub struct SecretSource<'a> {
     pub policy_host: &'a str,
 }
 
+/// What the rules see of the request besides its secrets' headers.
+#[derive(Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// `None` when checking a CONNECT before the tunnel opens: method and path rules,
+    /// macaroon caveats and rate limits then wait for the requests inside.
+    pub method: Option<&'a str>,
+    /// The raw (escaped) path.
+    pub path: Option<&'a str>,
+    /// The verified Fly-Src; `None` when verification is off.
+    pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
+}
+
 /// The built processors of every secret of a request.
 pub struct Prepared {
     pub steps: Vec<Step>,
     pub secrets: usize,
+    /// The normalized path, when a path rule normalized it to something else: the
+    /// request is forwarded with it, so the upstream sees what was checked.
+    pub normalized_path: Option<String>,
 }
 
-/// Open, authorize, validate and build every secret, in header order (CONNECT-level
-/// sources first). The first failure stops the request.
+/// Open, check and build every secret, in header order (CONNECT-level sources first).
+/// The first failure stops the request.
 pub fn prepare(
     proxy: &Proxy,
     sources: &[SecretSource<'_>],
+    facts: &RequestFacts<'_>,
     log: &mut RequestLog,
 ) -> Result<Prepared, ProxyError> {
     let candidates = Candidates::from_headers(sources.iter().map(|s| s.headers));
     let input = AuthInput {
         candidates: &candidates,
+        flysrc: facts.flysrc,
     };
+    let now = now_unix();
+    let mut normalized: Option<String> = None;
+    let mut limits: Vec<(String, RateLimit)> = Vec::new();
     let mut prepared = Prepared {
         steps: Vec::new(),
         secrets: 0,
+        normalized_path: None,
     };
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
             let header = TokenizerHeader::parse(value)?;
             let secret = Secret::open(proxy.keys(), header.sealed)?;
             log.add_secret(secret.stripped_json(), &header.params);
+            let policy = &secret.policy;
+            let digest = || sealed_digest(header.sealed);
+            if proxy.revocations().is_revoked(policy.id.as_deref(), digest) {
+                return Err(PolicyError::Revoked.into());
+            }
             secret.auth.authorize(&input)?;
             secret.hosts.check(source.policy_host)?;
+            policy.check_time(now)?;
+            if let Some(method) = facts.method {
+                policy.check_method(method)?;
+            }
+            if let (true, Some(path)) = (policy.needs_path(), facts.path) {
+                let normal = match &normalized {
+                    Some(n) => n,
+                    None => normalized.insert(paths::normalize(path).map_err(PolicyError::from)?),
+                };
+                policy.check_path(normal)?;
+            }
+            if let (Some(limit), Some(_)) = (policy.rate_limit, facts.method) {
+                let key = policy
+                    .id
+                    .as_ref()
+                    .map_or_else(|| format!("sha256:{}", digest()), |id| format!("id:{id}"));
+                limits.push((key, limit));
+            }
             secret
                 .processor
                 .build(&header.params, &mut prepared.steps)?;
             prepared.secrets += 1;
         }
     }
+    // Rate limits are taken only once every secret has passed its checks.
+    let started = Instant::now();
+    for (key, limit) in &limits {
+        proxy
+            .limiter()
+            .check(key, *limit, started)
+            .map_err(ProxyError::RateLimited)?;
+    }
     log.set_processors(prepared.secrets);
+    prepared.normalized_path = normalized.filter(|n| Some(n.as_str()) != facts.path);
     Ok(prepared)
 }
 
@@ -68,6 +125,7 @@ pub async fn forward(
     mut parts: Parts,
     body: Body,
     connect: Option<SecretSource<'_>>,
+    flysrc: Option<&Result<FlySrc, FlySrcError>>,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ProxyError> {
     let own = SecretSource {
@@ -75,7 +133,12 @@ pub async fn forward(
         policy_host: &target.policy_host,
     };
     let sources: Vec<SecretSource<'_>> = connect.into_iter().chain([own]).collect();
-    let prepared = prepare(proxy, &sources, log)?;
+    let facts = RequestFacts {
+        method: Some(parts.method.as_str()),
+        path: Some(parts.uri.path()),
+        flysrc,
+    };
+    let prepared = prepare(proxy, &sources, &facts, log)?;
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
@@ -97,8 +160,7 @@ pub async fn forward(
         upgrade,
     );
     parts.headers.insert(header::HOST, target.host_header()?);
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = target.upstream_uri(path)?;
+    parts.uri = target.upstream_uri(&upstream_path(&parts.uri, prepared.normalized_path))?;
     parts.version = Version::HTTP_11;
 
     let mut response = proxy
@@ -112,4 +174,18 @@ pub async fn forward(
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
     Ok(Response::from_parts(head, body::incoming(body)))
+}
+
+/// The path and query to send upstream: the normalized path when rules produced one.
+fn upstream_path(uri: &Uri, normalized: Option<String>) -> String {
+    let Some(path) = normalized else {
+        return uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+    };
+    match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
 }

@@ -30,6 +30,13 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     // validators
     "allowed_hosts",
     "allowed_host_pattern",
+    // our policy extensions
+    "allowed_methods",
+    "allowed_paths",
+    "not_before",
+    "expires_at",
+    "id",
+    "rate_limit",
 ];
 
 /// Field names inside processor and auth objects, in their canonical spelling.

@@ -15,7 +15,7 @@ pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
 
 use crate::auth::{AuthConfig, WireAuth};
-use crate::policy::HostRules;
+use crate::policy::{HostRules, PolicyRules};
 use crate::processor::{ProcessorConfig, WireProcessor};
 
 /// Why a `Proxy-Tokenizer` value could not be turned into a secret. All are 400.
@@ -47,6 +47,9 @@ pub struct Secret {
     pub auth: AuthConfig,
     #[serde(flatten)]
     pub hosts: HostRules,
+    /// Our extensions (methods, paths, validity, id, rate limit); ignored by Go.
+    #[serde(flatten)]
+    pub policy: PolicyRules,
 }
 
 /// Every key a secret may hold, each optional, so serde can count them.
@@ -58,6 +61,8 @@ struct WireSecret {
     auth: WireAuth,
     #[serde(flatten)]
     hosts: HostRules,
+    #[serde(flatten)]
+    policy: PolicyRules,
 }
 
 // === impl Secret ===
@@ -80,6 +85,7 @@ impl Secret {
             processor,
             auth,
             hosts: wire.hosts,
+            policy: wire.policy,
         })
     }
 
@@ -103,6 +109,7 @@ impl Secret {
             processor: self.processor.stripped(),
             auth: self.auth.stripped(),
             hosts: self.hosts.clone(),
+            policy: self.policy.clone(),
         };
         serde_json::to_string(&stripped).expect("secret serializes")
     }
@@ -118,6 +125,13 @@ impl Secret {
         let plain = keys.open(&sealed).map_err(|_| SecretError::Decryption)?;
         Self::from_json(&plain)
     }
+}
+
+/// Lowercase hex SHA-256 of a sealed secret as sent (base64, trimmed): how a secret
+/// without an `id` is named in revocation lists, rate limits and audit logs.
+pub fn sealed_digest(sealed_b64: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(sealed_b64.trim().as_bytes()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,113 @@
+//! `REVOKED_SECRETS_FILE`: secret ids or SHA-256 digests (hex) of sealed secrets, one
+//! per line (`#` starts a comment). The file is checked for changes every second and
+//! re-read without a restart; if it becomes unreadable the last good list stays.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// The current revocation list.
+#[derive(Clone, Default)]
+pub struct Revocations {
+    list: Arc<RwLock<Arc<HashSet<String>>>>,
+}
+
+impl Revocations {
+    /// Load `path` now (an unreadable file is an error) and watch it for changes.
+    pub fn watch(path: PathBuf) -> std::io::Result<Self> {
+        let this = Self::default();
+        let mut stamp = stamp(&path)?;
+        this.replace(read(&path)?);
+        let watcher = this.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Ok(now) = stamp_of(&path) else { continue };
+                if now == stamp {
+                    continue;
+                }
+                match read(&path) {
+                    Ok(list) => {
+                        tracing::info!(entries = list.len(), "revocation list reloaded");
+                        watcher.replace(list);
+                        stamp = now;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot re-read REVOKED_SECRETS_FILE"),
+                }
+            }
+        });
+        Ok(this)
+    }
+
+    fn replace(&self, list: HashSet<String>) {
+        *self.list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+    }
+
+    /// Is a secret with this `id` and sealed-secret `digest` revoked?
+    pub fn is_revoked(&self, id: Option<&str>, digest: impl FnOnce() -> String) -> bool {
+        let list = self.list.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if list.is_empty() {
+            return false;
+        }
+        id.is_some_and(|id| list.contains(id)) || list.contains(&digest())
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.read().map_or(0, |l| l.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    stamp_of(path)
+}
+
+fn stamp_of(path: &Path) -> std::io::Result<Stamp> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.modified()?, meta.len()))
+}
+
+fn read(path: &Path) -> std::io::Result<HashSet<String>> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            // Digests compare in lowercase hex.
+            if l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()) {
+                l.to_ascii_lowercase()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_ids_and_digests_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked");
+        let digest = "AB".repeat(32);
+        std::fs::write(&path, format!("# revoked\nkey-1\n{digest}  # old\n")).unwrap();
+        let r = Revocations::watch(path.clone()).unwrap();
+        assert!(r.is_revoked(Some("key-1"), String::new));
+        assert!(r.is_revoked(None, || "ab".repeat(32)));
+        assert!(!r.is_revoked(Some("key-2"), || "cd".repeat(32)));
+        std::fs::write(&path, "key-2\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(r.is_revoked(Some("key-2"), String::new));
+        assert!(!r.is_revoked(Some("key-1"), String::new));
+        assert!(Revocations::watch(dir.path().join("missing")).is_err());
+    }
+}
