@@ -40,6 +40,12 @@ pub fn permitted_dns(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Is `public_key` (the raw subjectPublicKey bits) the certificate's public key?
+pub fn key_matches(der: &CertificateDer<'_>, public_key: &[u8]) -> bool {
+    X509Certificate::from_der(der)
+        .is_ok_and(|(_, cert)| &*cert.public_key().subject_public_key.data == public_key)
+}
+
 /// Is the certificate valid now and for at least `margin` more?
 pub fn valid_for(der: &CertificateDer<'_>, margin: Duration) -> bool {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {

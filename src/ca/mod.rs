@@ -71,7 +71,7 @@ impl CertificateAuthority {
         let provenance = match paths.read()? {
             None => Provenance::Generated,
             Some((cert_pem, key_pem)) => {
-                let loaded = Self::from_pem(&cert_pem, &key_pem, &paths.cert)?;
+                let loaded = Self::from_pem(&cert_pem, &key_pem, &paths)?;
                 let fits = names.iter().all(|n| name_fits(&loaded.permitted, n));
                 let fresh = constraints::valid_for(&loaded.cert_der, CA_RENEW_BEFORE);
                 if fits && fresh {
@@ -114,17 +114,26 @@ impl CertificateAuthority {
         })
     }
 
-    fn from_pem(cert_pem: &str, key_pem: &str, path: &Path) -> Result<Self, CaError> {
-        let invalid = |detail: String| CaError::Invalid {
+    fn from_pem(cert_pem: &str, key_pem: &str, paths: &files::CaFiles) -> Result<Self, CaError> {
+        let invalid = |path: &Path, detail: String| CaError::Invalid {
             path: path.to_owned(),
             detail,
         };
-        let key = KeyPair::from_pem(key_pem).map_err(|e| invalid(format!("bad key: {e}")))?;
+        let key =
+            KeyPair::from_pem(key_pem).map_err(|e| invalid(&paths.key, format!("bad key: {e}")))?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| invalid(format!("bad certificate: {e}")))?;
-        let permitted = constraints::permitted_dns(&cert_der).map_err(invalid)?;
+            .map_err(|e| invalid(&paths.cert, format!("bad certificate: {e}")))?;
+        let permitted =
+            constraints::permitted_dns(&cert_der).map_err(|e| invalid(&paths.cert, e))?;
+        // A key from another pair would sign certificates no client accepts.
+        if !constraints::key_matches(&cert_der, key.public_key_raw()) {
+            return Err(invalid(
+                &paths.key,
+                format!("does not belong to {}", paths.cert.display()),
+            ));
+        }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|e| invalid(format!("not a usable CA: {e}")))?;
+            .map_err(|e| invalid(&paths.cert, format!("not a usable CA: {e}")))?;
         Ok(Self {
             issuer,
             cert_pem: cert_pem.to_owned(),

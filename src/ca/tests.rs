@@ -103,3 +103,25 @@ fn cache_is_bounded() {
     assert!(cache.len() <= 2);
     assert!(cache.get("c.test").is_some());
 }
+
+#[test]
+fn refuses_a_key_from_another_pair_and_names_the_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    CertificateAuthority::load_or_generate(dir.path(), &names(&["api.test"])).unwrap();
+    let other = KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("ca-key.pem"), other.serialize_pem()).unwrap();
+    let err = CertificateAuthority::load_or_generate(dir.path(), &names(&["api.test"]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("ca-key.pem") && err.contains("does not belong"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("ca-key.pem"), "garbage").unwrap();
+    let err = CertificateAuthority::load_or_generate(dir.path(), &[])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("ca-key.pem"), "{err}");
+}

@@ -11,3 +11,4 @@ mod go_checklist;
 mod logs;
 mod proxying;
 mod sideproxy;
+mod sideproxy_cli;

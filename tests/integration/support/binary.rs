@@ -158,6 +158,13 @@ impl Server {
         panic!("tokenizer serve did not start:\n{last}");
     }
 
+    /// Start `cmd`, any long-running subcommand (`sideproxy`, say), and wait until it has
+    /// logged a message containing `listening` and accepts connections on `addr`. On
+    /// failure (exit, or no listener within 20 s), everything it wrote to stderr.
+    pub fn launch(cmd: Command, addr: SocketAddr) -> Result<Self, String> {
+        Self::spawn(cmd, addr)
+    }
+
     /// Start `cmd` and wait for it to listen on `addr`; on failure, its stderr.
     fn spawn(mut cmd: Command, addr: SocketAddr) -> Result<Self, String> {
         cmd.stdin(Stdio::null())
@@ -222,6 +229,11 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()
+    }
+
+    /// The exit status if the process has already ended (it should not have).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
     }
 
     /// What the server has written to stderr so far.
