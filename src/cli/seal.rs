@@ -2,7 +2,9 @@
 //!
 //! Either a whole secret (`--json`, `--json-file`), or tlsproxy's shorthand:
 //! `--host H [--header NAME] (--org O --app A | --auth-token T | --no-auth) TOKEN`.
-//! Prints the base64 sealed secret on stdout.
+//! Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`, `--expires-at`/`--ttl`,
+//! `--not-before`, `--rate-limit`) add our extensions on top of either. What is sealed
+//! is linted (warnings on stderr). Prints the base64 sealed secret on stdout.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,9 +14,9 @@ use zeroize::Zeroizing;
 
 use super::{Failure, KeyArgs};
 use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth};
-use crate::policy::HostRules;
+use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit, time};
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
-use crate::secret::{SealKey, Secret, SecretString};
+use crate::secret::{SealKey, Secret, SecretString, lint};
 
 #[derive(Args)]
 pub struct SealArgs {
@@ -55,6 +57,86 @@ pub struct SealArgs {
     /// Shorthand: the credential, or `-` to read it from standard input.
     #[arg(requires = "host")]
     token: Option<String>,
+    /// Treat lint warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+/// Our rule extensions, set on top of `--json` or the shorthand.
+#[derive(Args)]
+#[command(next_help_heading = "Rules (extensions the Go tokenizer ignores)")]
+struct RuleArgs {
+    /// A name for audit logs, revocation and rate limiting.
+    #[arg(long)]
+    id: Option<String>,
+    /// Allowed methods (comma list or repeated).
+    #[arg(long, value_delimiter = ',')]
+    allowed_methods: Vec<String>,
+    /// Allowed path globs: `*` one segment, `**` any number (comma list or repeated).
+    #[arg(long, value_delimiter = ',')]
+    allowed_paths: Vec<String>,
+    /// Not valid before: unix seconds or RFC 3339.
+    #[arg(long, value_parser = time::parse_timestamp)]
+    not_before: Option<i64>,
+    /// Expires at: unix seconds or RFC 3339.
+    #[arg(long, value_parser = time::parse_timestamp, conflicts_with = "ttl")]
+    expires_at: Option<i64>,
+    /// Expires this long from now (`90s`, `15m`, `12h`, `30d`).
+    #[arg(long, value_parser = parse_ttl)]
+    ttl: Option<i64>,
+    /// Requests per period for this secret, e.g. `60/min`.
+    #[arg(long, value_parser = RateLimit::parse)]
+    rate_limit: Option<RateLimit>,
+}
+
+impl RuleArgs {
+    fn apply(&self, policy: &mut PolicyRules) -> Result<(), Failure> {
+        if let Some(id) = &self.id {
+            policy.id = Some(id.clone());
+        }
+        if !self.allowed_methods.is_empty() {
+            policy.allowed_methods = Some(self.allowed_methods.clone());
+        }
+        if !self.allowed_paths.is_empty() {
+            let globs = self
+                .allowed_paths
+                .iter()
+                .map(|p| PathGlob::new(p).map_err(Failure::Input))
+                .collect::<Result<_, _>>()?;
+            policy.allowed_paths = Some(globs);
+        }
+        if self.not_before.is_some() {
+            policy.not_before = self.not_before;
+        }
+        if let Some(expires) = self.expires_at.or(self.ttl.map(|t| time::now_unix() + t)) {
+            policy.expires_at = Some(expires);
+        }
+        if self.rate_limit.is_some() {
+            policy.rate_limit = self.rate_limit;
+        }
+        Ok(())
+    }
+}
+
+/// `90s`, `15m`, `12h`, `30d` (or plain seconds) as seconds.
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: want e.g. 15m, 12h or 30d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
+    };
+    Ok(n * mult)
 }
 
 pub fn run(args: SealArgs) -> Result<(), Failure> {
@@ -69,11 +151,22 @@ pub fn run(args: SealArgs) -> Result<(), Failure> {
             .current()
             .seal_key(),
     };
-    let secret = match (&args.json, &args.json_file) {
+    let mut secret = match (&args.json, &args.json_file) {
         (Some(json), _) => from_json(json.as_bytes())?,
         (None, Some(path)) => from_json(&read_file_or_stdin(path)?)?,
         (None, None) => shorthand(&args)?,
     };
+    args.rules.apply(&mut secret.policy)?;
+    let warnings = lint(&secret);
+    for w in &warnings {
+        eprintln!("tokenizer: warning: {w}");
+    }
+    if args.deny_warnings && !warnings.is_empty() {
+        return Err(Failure::Input(format!(
+            "refusing to seal with {} warning(s) (--deny-warnings)",
+            warnings.len()
+        )));
+    }
     println!("{}", secret.seal(&seal_key));
     Ok(())
 }

@@ -6,12 +6,14 @@ mod hazmat;
 mod header;
 mod json;
 mod keys;
+mod lint;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
+pub use lint::lint;
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
 
 use crate::auth::{AuthConfig, WireAuth};

@@ -1,0 +1,67 @@
+//! Warnings about secrets that are valid but probably not what their author meant,
+//! shown by `tokenizer seal`.
+
+use super::Secret;
+use crate::auth::AuthConfig;
+use crate::policy::time::now_unix;
+
+/// Check `secret`; each returned line is one warning.
+pub fn lint(secret: &Secret) -> Vec<String> {
+    let mut out = Vec::new();
+    if secret.hosts.is_unrestricted() {
+        out.push(
+            "no allowed_hosts or allowed_host_pattern: the credential can be sent to any host"
+                .to_owned(),
+        );
+    }
+    if let Some(pattern) = &secret.hosts.allowed_host_pattern {
+        let p = pattern.as_str();
+        if !p.starts_with('^') || !p.ends_with('$') {
+            out.push(format!(
+                "allowed_host_pattern {p:?} is not anchored: it also matches hosts that merely \
+                 contain it (use ^…$)"
+            ));
+        }
+    }
+    if secret.auth == AuthConfig::None {
+        out.push("no_auth: anyone holding the sealed secret can use it".to_owned());
+    }
+    let now = now_unix();
+    if secret.policy.expires_at.is_some_and(|t| t <= now) {
+        out.push("expires_at is in the past: the secret is already expired".to_owned());
+    }
+    if let (Some(nb), Some(exp)) = (secret.policy.not_before, secret.policy.expires_at)
+        && nb >= exp
+    {
+        out.push("not_before is not before expires_at: the secret is never valid".to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lints(json: serde_json::Value) -> Vec<String> {
+        lint(&Secret::from_json(json.to_string().as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn flags_risky_secrets() {
+        let all = lints(serde_json::json!({
+            "inject_processor": {"token": "t"}, "no_auth": {}, "expires_at": 1
+        }));
+        assert_eq!(all.len(), 3, "{all:?}");
+        let pattern = lints(serde_json::json!({
+            "inject_processor": {"token": "t"}, "bearer_auth": {"digest": ""},
+            "allowed_host_pattern": "example\\.com"
+        }));
+        assert_eq!(pattern.len(), 1);
+        assert!(pattern[0].contains("not anchored"));
+        let clean = lints(serde_json::json!({
+            "inject_processor": {"token": "t"}, "bearer_auth": {"digest": ""},
+            "allowed_host_pattern": "^api\\.example\\.com$"
+        }));
+        assert!(clean.is_empty(), "{clean:?}");
+    }
+}
