@@ -1,0 +1,308 @@
+//! `fly_src_auth` with USE_FLYSRC / REQUIRE_FLYSRC: Ed25519-signed Fly-Src headers
+//! (spec §4), through absolute-form, transparent and CONNECT requests.
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+
+use crate::support::ca::TestCa;
+use crate::support::raw::RawConn;
+use crate::support::tokenizer::Tokenizer;
+use crate::support::upstream::{Echo, Upstream};
+use crate::support::with;
+use ::tokenizer::secret::b64;
+
+/// fly-proxy's signing key, a tokenizer that trusts it, and an upstream.
+struct Env {
+    _ca: TestCa,
+    _dir: tempfile::TempDir,
+    key: SigningKey,
+    upstream: Upstream,
+    tk: Tokenizer,
+}
+
+async fn env(extra: &[&str]) -> Env {
+    let ca = TestCa::new();
+    let upstream = Upstream::start(&ca, &["api.test"]).await;
+    let key = SigningKey::from_bytes(&[42u8; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let pub_file = dir.path().join("fly-src.pub");
+    std::fs::write(
+        &pub_file,
+        format!("{}\n", hex::encode(key.verifying_key().as_bytes())),
+    )
+    .unwrap();
+    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    let mut flags = vec![
+        "--upstream-resolve",
+        pin.as_str(),
+        "--use-flysrc",
+        "--flysrc-public-key-file",
+        pub_file.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--flysrc-proxy-nets") {
+        flags.extend(["--flysrc-proxy-nets", "127.0.0.0/8"]);
+    }
+    flags.extend_from_slice(extra);
+    let tk = Tokenizer::start(&ca, &flags).await;
+    Env {
+        _ca: ca,
+        _dir: dir,
+        key,
+        upstream,
+        tk,
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `(Fly-Src, Fly-Src-Signature)` for org/app/instance at `ts`.
+fn fly_src(key: &SigningKey, org: &str, ts: i64) -> (String, String) {
+    let src = format!("instance=m8e2;app=sandbox;org={org};ts={ts}");
+    let sig = b64::encode(&key.sign(src.as_bytes()).to_bytes());
+    (src, sig)
+}
+
+fn secret(orgs: &[&str]) -> Value {
+    with(
+        json!({"inject_processor": {"token": "supersecret"}}),
+        json!({"fly_src_auth": {"allowed_orgs": orgs, "allowed_apps": ["sandbox"], "allowed_instances": null}}),
+    )
+}
+
+impl Env {
+    async fn get(&self, sealed: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req = self
+            .tk
+            .client()
+            .get("http://api.test/")
+            .header("proxy-tokenizer", sealed);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_valid_signed_fly_src_authorizes_and_is_forwarded() {
+    let e = env(&[]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (status, body) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let echo = Echo::parse(&body);
+    assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
+    assert_eq!(echo.header("fly-src").unwrap(), src);
+    assert_eq!(echo.header("fly-src-signature").unwrap(), sig);
+}
+
+#[tokio::test]
+async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
+    let e = env(&[]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let t = now();
+    let (src, sig) = fly_src(&e.key, "WRONG!", t);
+    let (status, body) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(
+        (status, body.trim()),
+        (
+            407,
+            "unauthorized to use secret: not authorized: org WRONG! not allowed"
+        )
+    );
+
+    let forger = SigningKey::from_bytes(&[1u8; 32]);
+    let (src, sig) = fly_src(&forger, "foo", t);
+    let (status, body) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(status, 407);
+    assert!(body.contains("bad fly-src signature"), "{body}");
+
+    let (src, sig) = fly_src(&e.key, "foo", t - 31);
+    let (status, body) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(status, 407);
+    assert!(body.contains("too old"), "{body}");
+
+    let (src, _) = fly_src(&e.key, "foo", t);
+    let (status, _) = e.get(&sealed, &[("fly-src", &src)]).await;
+    assert_eq!(status, 407);
+
+    // A signed header for another org cannot be edited into ours.
+    let (src, sig) = fly_src(&e.key, "bar", t);
+    let edited = src.replace("org=bar", "org=foo");
+    let (status, _) = e
+        .get(
+            &sealed,
+            &[("fly-src", &edited), ("fly-src-signature", &sig)],
+        )
+        .await;
+    assert_eq!(status, 407);
+    assert_eq!(e.upstream.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn without_use_flysrc_fly_src_auth_fails_closed() {
+    let ca = TestCa::new();
+    let upstream = Upstream::start(&ca, &["api.test"]).await;
+    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
+    let key = SigningKey::from_bytes(&[42u8; 32]);
+    let (src, sig) = fly_src(&key, "foo", now());
+    let resp = tk
+        .client()
+        .get("http://api.test/")
+        .header("proxy-tokenizer", tk.seal(&secret(&["foo"])))
+        .header("fly-src", src)
+        .header("fly-src-signature", sig)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 407);
+    assert!(resp.text().await.unwrap().contains("no flysrc parser"));
+}
+
+#[tokio::test]
+async fn fly_src_must_come_from_the_proxy_networks() {
+    let e = env(&["--flysrc-proxy-nets", "172.16.0.0/16"]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (status, body) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(status, 407);
+    assert!(body.contains("not from fly-proxy"), "{body}");
+}
+
+#[tokio::test]
+async fn require_flysrc_refuses_requests_without_one() {
+    let e = env(&["--require-flysrc"]).await;
+    let bearer =
+        e.tk.seal(&crate::support::inject("supersecret", "trustno1"));
+    let (status, body) = e
+        .get(&bearer, &[("proxy-authorization", "Bearer trustno1")])
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("bad request: Fly-Src required"), "{body}");
+    let (src, sig) = fly_src(&e.key, "anyone", now());
+    let (status, _) = e
+        .get(
+            &bearer,
+            &[
+                ("proxy-authorization", "Bearer trustno1"),
+                ("fly-src", &src),
+                ("fly-src-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn fly_src_works_in_transparent_mode() {
+    let e = env(&["--tokenizer-hostnames", "tokenizer.internal"]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let (src, sig) = fly_src(&e.key, "foo", now());
+    let mut conn = RawConn::open(e.tk.addr).await;
+    conn.send(
+        format!(
+            "GET /t HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\nFly-Src: {src}\r\n\
+             Fly-Src-Signature: {sig}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        Echo::parse(&resp.text()).header("authorization").unwrap(),
+        "Bearer supersecret"
+    );
+}
+
+#[tokio::test]
+async fn a_connect_carries_its_fly_src_into_the_tunnel() {
+    let e = env(&[]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let (src, sig) = fly_src(&e.key, "foo", now());
+    let mut conn = RawConn::open(e.tk.addr).await;
+    conn.send(
+        format!(
+            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\
+             Fly-Src: {src}\r\nFly-Src-Signature: {sig}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(conn.read_response(true).await.status, 200);
+    conn.send(b"GET /in-tunnel HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        .await;
+    let resp = conn.read_response(false).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        Echo::parse(&resp.text()).header("authorization").unwrap(),
+        "Bearer supersecret"
+    );
+
+    // A CONNECT without a valid Fly-Src is refused before the tunnel opens.
+    let mut conn = RawConn::open(e.tk.addr).await;
+    conn.send(
+        format!(
+            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(conn.read_response(false).await.status, 407);
+}
+
+#[tokio::test]
+async fn bad_flysrc_configuration_stops_startup() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let key = ::tokenizer::secret::OpenKey::generate().to_hex();
+    let bad_key = dir.path().join("bad.pub");
+    std::fs::write(&bad_key, "not hex").unwrap();
+    let missing = dir.path().join("missing.pub");
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "--use-flysrc",
+            "--flysrc-public-key-file",
+            missing.to_str().unwrap(),
+        ],
+        vec![
+            "--use-flysrc",
+            "--flysrc-public-key-file",
+            bad_key.to_str().unwrap(),
+        ],
+        vec!["--require-flysrc"],
+        vec![
+            "--use-flysrc",
+            "--flysrc-public-key-file",
+            bad_key.to_str().unwrap(),
+            "--flysrc-proxy-nets",
+            "x",
+        ],
+    ];
+    for extra in cases {
+        let mut argv = vec!["serve", "--open-key", key.as_str()];
+        argv.extend(extra.iter().copied());
+        let args = ::tokenizer::cli::ServeArgs::try_parse_from(&argv).unwrap();
+        let err = args.into_config().err().map(|e| e.to_string());
+        assert!(err.is_some(), "{extra:?} accepted");
+        let err = err.unwrap();
+        assert!(
+            err.contains("FLYSRC") || err.contains("FLY"),
+            "{extra:?}: {err}"
+        );
+    }
+}
