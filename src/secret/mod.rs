@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
-pub use lint::lint;
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
+pub use lint::lint;
 
 use crate::auth::{AuthConfig, WireAuth};
 use crate::policy::{HostRules, PolicyRules};
