@@ -508,3 +508,112 @@ async fn serve_proxies_and_stops_cleanly_on_sigterm() {
         stopped.stderr
     );
 }
+
+// === rule flags and lints ===
+
+#[test]
+fn seal_rule_flags_land_in_the_secret() {
+    let out = run(&[
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--host",
+        "api.example.com",
+        "--auth-token",
+        "pw",
+        "--id",
+        "ci-deploy-7",
+        "--allowed-methods",
+        "GET,POST",
+        "--allowed-paths",
+        "/v1/**",
+        "--allowed-paths",
+        "/health",
+        "--not-before",
+        "2026-01-01T00:00:00Z",
+        "--ttl",
+        "12h",
+        "--rate-limit",
+        "60/minute",
+        "tok",
+    ])
+    .ok();
+    let secret = unseal(out.stdout.trim(), false);
+    assert_eq!(secret["id"], "ci-deploy-7");
+    assert_eq!(secret["allowed_methods"], json!(["GET", "POST"]));
+    assert_eq!(secret["allowed_paths"], json!(["/v1/**", "/health"]));
+    assert_eq!(secret["not_before"], 1_767_225_600);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expires = secret["expires_at"].as_i64().unwrap();
+    assert!(
+        (now + 12 * 3600 - 60..=now + 12 * 3600 + 60).contains(&expires),
+        "{expires}"
+    );
+    assert_eq!(secret["rate_limit"], "60/min");
+    // A host-restricted, authenticated secret has nothing to warn about.
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+#[test]
+fn seal_lints_risky_secrets() {
+    let risky =
+        r#"{"inject_processor":{"token":"t"},"no_auth":{},"allowed_host_pattern":"example\\.com"}"#;
+    let out = run(&["seal", "--seal-key", SEAL, "--json", risky]).ok();
+    assert!(out.stderr.contains("not anchored"), "{}", out.stderr);
+    assert!(out.stderr.contains("no_auth"), "{}", out.stderr);
+    let open = r#"{"inject_processor":{"token":"t"},"bearer_auth":{"digest":"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols="}}"#;
+    let out = run(&["seal", "--seal-key", SEAL, "--json", open]).ok();
+    assert!(out.stderr.contains("any host"), "{}", out.stderr);
+    let out = run(&[
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--deny-warnings",
+        "--json",
+        open,
+    ]);
+    assert_code(&out, 2);
+    assert!(out.stdout.trim().is_empty());
+    let expired = run(&[
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--host",
+        "h",
+        "--no-auth",
+        "--expires-at",
+        "1",
+        "t",
+    ])
+    .ok();
+    assert!(
+        expired.stderr.contains("already expired"),
+        "{}",
+        expired.stderr
+    );
+}
+
+#[test]
+fn seal_refuses_bad_rules() {
+    for bad in [
+        vec!["--allowed-paths", "v1/**"],
+        vec!["--rate-limit", "lots"],
+        vec!["--expires-at", "someday"],
+        vec!["--ttl", "3 weeks"],
+        vec!["--ttl", "1h", "--expires-at", "1"],
+    ] {
+        let mut args = vec!["seal", "--seal-key", SEAL, "--host", "h", "--no-auth"];
+        args.extend(bad.iter().copied());
+        args.push("tok");
+        let out = run(&args);
+        assert_code(&out, 2);
+    }
+    let bad_regex = r#"{"inject_processor":{"token":"t"},"no_auth":{},"allowed_host_pattern":"("}"#;
+    let out = run(&["seal", "--seal-key", SEAL, "--json", bad_regex]);
+    assert_code(&out, 2);
+    assert!(
+        out.stderr.contains("allowed_host_pattern"),
+        "{}",
+        out.stderr
+    );
+}
