@@ -34,6 +34,11 @@ pub enum AuthError {
     /// An auth kind this build parses but cannot verify; it fails closed.
     #[error("{0} is not supported by this tokenizer")]
     Unsupported(&'static str),
+    /// `flyio_macaroon_auth`: fails closed, the remote check is not available.
+    #[error(
+        "flyio_macaroon_auth needs Fly.io's token verification API, which this tokenizer does not call"
+    )]
+    NeedsFlyApi,
 }
 
 /// The auth config of a secret: exactly one wire key.

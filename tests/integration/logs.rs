@@ -407,3 +407,37 @@ async fn trace_logs_hold_no_secrets() {
     assert_clean("the trace log", &stderr, &forbidden);
     check_bodies(&made, &forbidden);
 }
+
+/// `flyio_macaroon_auth` fails closed (407) and the log says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn flyio_macaroon_auth_fails_closed_and_logs_why() {
+    let open = OpenKey::generate();
+    let open_hex = open.to_hex().to_string();
+    let server = Server::start(&open_hex, &["--log-format", "json"], &[]);
+    let secret = json!({
+        "inject_processor": {"token": INJECT_TOKEN},
+        "flyio_macaroon_auth": {"access": {"action": "r", "orgid": 1234}},
+    });
+    let sealed = Secret::from_json(secret.to_string().as_bytes())
+        .unwrap()
+        .seal(&open.seal_key());
+    let resp = server
+        .client()
+        .get("http://api.test/")
+        .header("proxy-tokenizer", sealed)
+        .header("proxy-authorization", "FlyV1 fm2_notchecked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 407);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("flyio_macaroon_auth needs Fly.io"), "{body}");
+    let stopped = server.stop();
+    let line = stopped
+        .stderr
+        .lines()
+        .find(|l| l.contains("\"status\":407"))
+        .expect("a request line for the 407");
+    assert!(line.contains("flyio_macaroon_auth needs Fly.io"), "{line}");
+    assert!(!stopped.stderr.contains(INJECT_TOKEN));
+}
