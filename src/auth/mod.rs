@@ -5,6 +5,7 @@ mod candidates;
 pub mod fly_src;
 mod fly_src_auth;
 mod flyio_macaroon_auth;
+pub mod macaroon;
 mod macaroon_auth;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
@@ -34,6 +35,9 @@ pub enum AuthError {
     /// An auth kind this build parses but cannot verify; it fails closed.
     #[error("{0} is not supported by this tokenizer")]
     Unsupported(&'static str),
+    /// No presented macaroon allows the request.
+    #[error("macaroon: {0}")]
+    Macaroon(macaroon::MacaroonError),
     /// `flyio_macaroon_auth`: fails closed, the remote check is not available.
     #[error(
         "flyio_macaroon_auth needs Fly.io's token verification API, which this tokenizer does not call"
@@ -58,6 +62,11 @@ pub struct AuthInput<'a> {
     pub candidates: &'a Candidates,
     /// The request's Fly-Src, verified; `None` when verification is off.
     pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
+    /// Method and escaped path; `None` while a CONNECT is checked, in which case
+    /// macaroon caveats are checked on each request inside the tunnel instead.
+    pub request: Option<(&'a str, &'a str)>,
+    /// Unix seconds.
+    pub now: i64,
 }
 
 #[derive(Default, Deserialize)]
@@ -87,10 +96,17 @@ impl AuthConfig {
         }
     }
 
-    pub fn authorize(&self, input: &AuthInput<'_>) -> Result<(), AuthError> {
+    /// May the caller use the secret for a request to `host` (as the client wrote it)?
+    pub fn authorize(&self, input: &AuthInput<'_>, host: &str) -> Result<(), AuthError> {
         match self {
             Self::Bearer(c) => c.authorize(input.candidates),
-            Self::Macaroon(c) => c.authorize(),
+            Self::Macaroon(c) => match input.request {
+                Some((method, path)) => {
+                    let facts = macaroon::RequestFacts { method, path, host };
+                    c.authorize_request(input.candidates, &facts, input.now)
+                }
+                None => Ok(()),
+            },
             Self::FlyioMacaroon(c) => c.authorize(),
             Self::FlySrc(c) => c.authorize(input.flysrc),
             Self::None => Ok(()),

@@ -3,6 +3,7 @@
 
 mod genkey;
 mod key_args;
+mod macaroon;
 mod seal;
 mod sealkey;
 pub mod serve;
@@ -44,6 +45,8 @@ enum Command {
     Sealkey(sealkey::SealkeyArgs),
     /// Generate a new OPEN_KEY and print it with its SEAL_KEY.
     Genkey,
+    /// Macaroon tokens for `macaroon_auth`: genkey, mint, attenuate, inspect.
+    Macaroon(macaroon::MacaroonCommand),
     /// Print the version.
     Version,
 }
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Unseal(args) => unseal::run(args),
         Command::Sealkey(args) => sealkey::run(args),
         Command::Genkey => genkey::run(),
+        Command::Macaroon(cmd) => macaroon::run(cmd),
         Command::Version => version::run(),
     };
     match result {

@@ -57,11 +57,13 @@ pub fn prepare(
     log: &mut RequestLog,
 ) -> Result<Prepared, ProxyError> {
     let candidates = Candidates::from_headers(sources.iter().map(|s| s.headers));
+    let now = now_unix();
     let input = AuthInput {
         candidates: &candidates,
         flysrc: facts.flysrc,
+        request: facts.method.zip(facts.path),
+        now,
     };
-    let now = now_unix();
     let mut normalized: Option<String> = None;
     let mut limits: Vec<(String, RateLimit)> = Vec::new();
     let mut prepared = Prepared {
@@ -79,7 +81,7 @@ pub fn prepare(
             if proxy.revocations().is_revoked(policy.id.as_deref(), digest) {
                 return Err(PolicyError::Revoked.into());
             }
-            secret.auth.authorize(&input)?;
+            secret.auth.authorize(&input, source.policy_host)?;
             secret.hosts.check(source.policy_host)?;
             policy.check_time(now)?;
             if let Some(method) = facts.method {

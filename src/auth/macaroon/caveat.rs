@@ -1,0 +1,269 @@
+//! Caveats: tokenizer's five request caveats, the library's `ValidityWindow`, and every
+//! other type kept byte for byte (so re-encoding and attenuation preserve it) and denied.
+//!
+//! On the wire a caveat is a type (uint) and a body: a `[]string` for the request
+//! caveats, `[not_before, not_after]` (unix seconds) for `ValidityWindow`. In JSON it is
+//! `{"type": …, "body": …}` where `type` is the decimal number for user-defined types and
+//! the registered name for library ones, as Go's `CaveatSet.MarshalJSON` writes it.
+
+use std::borrow::Cow;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::wire::{Reader, Writer};
+use super::{MacaroonError, RequestFacts};
+
+/// Go's `macaroon.CavMinUserDefined`: the first type free for applications.
+const USER_DEFINED: u64 = 1 << 48;
+
+/// Compiled pattern size cap. Anyone holding a token may attenuate it, so once the
+/// signature checks out a pattern is still chosen by the caller.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// One restriction on what a macaroon may be used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caveat {
+    /// The request method is one of these (exact, case-sensitive).
+    RequestMethod(Vec<String>),
+    /// The escaped request path is one of these (exact).
+    RequestPath(Vec<String>),
+    /// The escaped request path starts with one of these.
+    RequestPathPrefix(Vec<String>),
+    /// Some pattern matches somewhere in the escaped request path (unanchored).
+    RequestPathPattern(Vec<String>),
+    /// The request's Host, as the client wrote it (port included), is one of these.
+    RequestHost(Vec<String>),
+    /// The token is valid from `not_before` to `not_after`, unix seconds, inclusive.
+    ValidityWindow { not_before: i64, not_after: i64 },
+    /// Any other type (third-party, bind-to-parent, unknown): its msgpack body as received.
+    /// It always denies.
+    Unsupported { type_id: u64, body: Vec<u8> },
+}
+
+/// `ValidityWindow`'s JSON body.
+#[derive(Deserialize)]
+struct WindowJson {
+    #[serde(default)]
+    not_before: i64,
+    #[serde(default)]
+    not_after: i64,
+}
+
+// === impl Caveat ===
+
+impl Caveat {
+    pub const VALIDITY_WINDOW: u64 = 4;
+    pub const THIRD_PARTY: u64 = 11;
+    pub const BIND_TO_PARENT_TOKEN: u64 = 12;
+    pub const REQUEST_METHOD: u64 = USER_DEFINED;
+    pub const REQUEST_PATH: u64 = USER_DEFINED + 1;
+    pub const REQUEST_PATH_PREFIX: u64 = USER_DEFINED + 2;
+    pub const REQUEST_PATH_PATTERN: u64 = USER_DEFINED + 3;
+    pub const REQUEST_HOST: u64 = USER_DEFINED + 4;
+
+    /// The numeric caveat type.
+    pub fn type_id(&self) -> u64 {
+        match self {
+            Self::RequestMethod(_) => Self::REQUEST_METHOD,
+            Self::RequestPath(_) => Self::REQUEST_PATH,
+            Self::RequestPathPrefix(_) => Self::REQUEST_PATH_PREFIX,
+            Self::RequestPathPattern(_) => Self::REQUEST_PATH_PATTERN,
+            Self::RequestHost(_) => Self::REQUEST_HOST,
+            Self::ValidityWindow { .. } => Self::VALIDITY_WINDOW,
+            Self::Unsupported { type_id, .. } => *type_id,
+        }
+    }
+
+    /// The JSON `type`: the decimal number for user-defined types, the name Go registers
+    /// for library types.
+    pub fn json_type(&self) -> Cow<'static, str> {
+        match self.type_id() {
+            Self::VALIDITY_WINDOW => "ValidityWindow".into(),
+            Self::THIRD_PARTY => "3P".into(),
+            Self::BIND_TO_PARENT_TOKEN => "BindToParentToken".into(),
+            n => n.to_string().into(),
+        }
+    }
+
+    /// `0x92 ‖ type ‖ body`: the caveat as a one-element caveat set, the bytes the MAC
+    /// chain covers. Smallest msgpack forms, as Go writes them.
+    pub(super) fn pack(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.array_len(2);
+        w.uint(self.type_id());
+        match self {
+            Self::RequestMethod(v)
+            | Self::RequestPath(v)
+            | Self::RequestPathPrefix(v)
+            | Self::RequestPathPattern(v)
+            | Self::RequestHost(v) => {
+                w.array_len(v.len());
+                for s in v {
+                    w.str(s);
+                }
+            }
+            Self::ValidityWindow {
+                not_before,
+                not_after,
+            } => {
+                w.array_len(2);
+                w.sint(*not_before);
+                w.sint(*not_after);
+            }
+            Self::Unsupported { body, .. } => w.raw(body),
+        }
+        w.into_vec()
+    }
+
+    /// The caveat of type `type_id` whose body is the msgpack value `body`. A body that
+    /// does not fit its type makes the whole token malformed, as in Go.
+    pub(super) fn unpack(type_id: u64, body: &[u8]) -> Result<Self, MacaroonError> {
+        let mut r = Reader::new(body);
+        let caveat = match type_id {
+            Self::REQUEST_METHOD => Self::RequestMethod(r.strings()?),
+            Self::REQUEST_PATH => Self::RequestPath(r.strings()?),
+            Self::REQUEST_PATH_PREFIX => Self::RequestPathPrefix(r.strings()?),
+            Self::REQUEST_PATH_PATTERN => Self::RequestPathPattern(r.strings()?),
+            Self::REQUEST_HOST => Self::RequestHost(r.strings()?),
+            Self::VALIDITY_WINDOW => unpack_window(&mut r)?,
+            type_id => {
+                return Ok(Self::Unsupported {
+                    type_id,
+                    body: body.to_vec(),
+                });
+            }
+        };
+        if !r.is_empty() {
+            return Err(MacaroonError::Malformed("caveat body has trailing bytes"));
+        }
+        Ok(caveat)
+    }
+
+    /// Does this caveat allow the request at `now` (unix seconds)?
+    pub fn check(&self, facts: &RequestFacts<'_>, now: i64) -> Result<(), MacaroonError> {
+        let denied = |what, value: &str| MacaroonError::Denied {
+            what,
+            value: value.to_owned(),
+        };
+        match self {
+            Self::RequestMethod(allowed) if !contains(allowed, facts.method) => {
+                Err(denied("method", facts.method))
+            }
+            Self::RequestPath(allowed) if !contains(allowed, facts.path) => {
+                Err(denied("path", facts.path))
+            }
+            Self::RequestPathPrefix(prefixes)
+                if !prefixes.iter().any(|p| facts.path.starts_with(p.as_str())) =>
+            {
+                Err(denied("path", facts.path))
+            }
+            Self::RequestPathPattern(patterns) => {
+                // Like Go, an invalid pattern denies even if a later one would match.
+                for pattern in patterns {
+                    let re = compile_pattern(pattern).map_err(|_| MacaroonError::BadPattern)?;
+                    if re.is_match(facts.path) {
+                        return Ok(());
+                    }
+                }
+                Err(denied("path", facts.path))
+            }
+            Self::RequestHost(allowed) if !contains(allowed, facts.host) => {
+                Err(denied("host", facts.host))
+            }
+            Self::ValidityWindow { not_after, .. } if now > *not_after => {
+                Err(MacaroonError::Expired)
+            }
+            Self::ValidityWindow { not_before, .. } if now < *not_before => {
+                Err(MacaroonError::NotYetValid)
+            }
+            Self::Unsupported { type_id, .. } => Err(MacaroonError::UnsupportedCaveat(*type_id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `{"type": …, "body": …}`, as Go's `CaveatSet.MarshalJSON` writes one caveat.
+    pub(super) fn to_json(&self) -> Value {
+        let body = match self {
+            Self::RequestMethod(v)
+            | Self::RequestPath(v)
+            | Self::RequestPathPrefix(v)
+            | Self::RequestPathPattern(v)
+            | Self::RequestHost(v) => Value::from(v.clone()),
+            Self::ValidityWindow {
+                not_before,
+                not_after,
+            } => serde_json::json!({ "not_before": not_before, "not_after": not_after }),
+            Self::Unsupported { body, .. } => Reader::new(body).json().unwrap_or(Value::Null),
+        };
+        serde_json::json!({ "type": self.json_type(), "body": body })
+    }
+
+    /// The caveat a JSON `type` and `body` describe. `type` is a decimal number or a
+    /// registered name; types this tokenizer cannot encode are refused.
+    pub(super) fn from_json(type_name: &str, body: Value) -> Result<Self, String> {
+        let type_id = match type_name {
+            "RequestMethod" => Self::REQUEST_METHOD,
+            "RequestPath" => Self::REQUEST_PATH,
+            "RequestPathPrefix" => Self::REQUEST_PATH_PREFIX,
+            "RequestPathPattern" => Self::REQUEST_PATH_PATTERN,
+            "RequestHost" => Self::REQUEST_HOST,
+            "ValidityWindow" => Self::VALIDITY_WINDOW,
+            other => other
+                .parse::<u64>()
+                .map_err(|_| format!("unknown caveat type {other:?}"))?,
+        };
+        let strings = |body: Value| -> Result<Vec<String>, String> {
+            match body {
+                Value::Null => Ok(Vec::new()),
+                body => serde_json::from_value(body).map_err(|e| e.to_string()),
+            }
+        };
+        Ok(match type_id {
+            Self::REQUEST_METHOD => Self::RequestMethod(strings(body)?),
+            Self::REQUEST_PATH => Self::RequestPath(strings(body)?),
+            Self::REQUEST_PATH_PREFIX => Self::RequestPathPrefix(strings(body)?),
+            Self::REQUEST_PATH_PATTERN => Self::RequestPathPattern(strings(body)?),
+            Self::REQUEST_HOST => Self::RequestHost(strings(body)?),
+            Self::VALIDITY_WINDOW => {
+                let w: WindowJson = serde_json::from_value(body).map_err(|e| e.to_string())?;
+                Self::ValidityWindow {
+                    not_before: w.not_before,
+                    not_after: w.not_after,
+                }
+            }
+            other => return Err(format!("unsupported caveat type {other}")),
+        })
+    }
+}
+
+/// Compile a `RequestPathPattern` pattern (Go's RE2 syntax is close to `regex`'s).
+pub fn compile_pattern(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+}
+
+fn contains(allowed: &[String], value: &str) -> bool {
+    allowed.iter().any(|a| a == value)
+}
+
+/// `ValidityWindow` is a Go struct encoded as an array; like Go's decoder, take the
+/// fields that are there (missing ones are zero) and skip extra ones.
+fn unpack_window(r: &mut Reader<'_>) -> Result<Caveat, MacaroonError> {
+    let len = r.array_len()?;
+    let mut fields = [0i64; 2];
+    for i in 0..len {
+        match fields.get_mut(i) {
+            Some(field) => *field = r.int()?,
+            None => {
+                r.raw_value()?;
+            }
+        }
+    }
+    Ok(Caveat::ValidityWindow {
+        not_before: fields[0],
+        not_after: fields[1],
+    })
+}
