@@ -10,6 +10,7 @@ mod cross_impl;
 mod fly_src;
 mod go_checklist;
 mod logs;
+mod macaroon;
 mod macaroon_cli;
 mod proxying;
 mod rules;
