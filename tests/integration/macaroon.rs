@@ -178,9 +178,8 @@ async fn wrong_keys_tampering_and_windows_are_407() {
     let (status, body) = e.send("GET", "/", "Bearer not-a-macaroon").await;
     assert_eq!(status, 407);
     assert!(body.contains("no macaroon"), "{body}");
-    for (_, body) in [e.send("GET", "/", &other).await] {
-        assert!(!body.contains(&b64::encode(&KEY)));
-    }
+    let (_, body) = e.send("GET", "/", &other).await;
+    assert!(!body.contains(&b64::encode(&KEY)));
     assert_eq!(e.upstream.connection_count(), 1);
 }
 
