@@ -1,0 +1,23 @@
+# One small image with the `tokenizer` binary, used for both roles:
+#   tokenizer serve       (the tokenizer app; fly.toml)
+#   tokenizer sideproxy   (the sidecar container; cli-config.json)
+# Build from the repository root:
+#   docker build -f containers/tokenizer.Dockerfile -t tokenizer .
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin tokenizer \
+ && strip target/release/tokenizer
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/sideproxy
+COPY --from=build /src/target/release/tokenizer /usr/local/bin/tokenizer
+# The sidecar keeps its CA here (CA_DIR); a volume keeps it across restarts.
+ENV CA_DIR=/var/lib/sideproxy
+ENTRYPOINT ["/usr/local/bin/tokenizer"]
+CMD ["serve"]
