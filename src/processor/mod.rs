@@ -28,7 +28,8 @@ pub use jwt_processor::JwtConfig;
 pub use oauth2_body_processor::OAuth2BodyConfig;
 pub use oauth2_processor::{OAuth2Config, OAuthToken};
 pub use sigv4_processor::SigV4Config;
-pub use step::{Step, apply};
+pub(crate) use step::set_path;
+pub use step::{Step, apply, finish};
 
 use crate::secret::Params;
 
@@ -63,6 +64,15 @@ pub enum ProcessorError {
     /// A processor kind this build parses but cannot run yet.
     #[error("{0} is not supported by this tokenizer yet")]
     Unsupported(&'static str),
+    /// A path that is not a valid request path.
+    #[error("bad path")]
+    BadPath,
+    /// A required configuration field is missing or invalid (never a secret value).
+    #[error("{0}")]
+    BadConfig(String),
+    /// The client's request lacks what the processor needs (e.g. a SigV4 Authorization).
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// The processor of a secret: exactly one wire key.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 
 use super::Proxy;
@@ -144,13 +144,12 @@ pub async fn forward(
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
-    let body = processor::apply(
-        &prepared.steps,
-        &mut parts,
-        body,
-        proxy.config().max_buffered_body,
-    )
-    .await?;
+    // Forward the path the rules checked; processors may still replace it.
+    if let Some(path) = &prepared.normalized_path {
+        processor::set_path(&mut parts.uri, path)?;
+    }
+    let max_body = proxy.config().max_buffered_body;
+    let body = processor::apply(&prepared.steps, &mut parts, body, max_body).await?;
 
     // A WebSocket handshake keeps its upgrade headers; the client side of the upgrade is
     // taken out of the request so it can be joined to the upstream's.
@@ -162,8 +161,14 @@ pub async fn forward(
         upgrade,
     );
     parts.headers.insert(header::HOST, target.host_header()?);
-    parts.uri = target.upstream_uri(&upstream_path(&parts.uri, prepared.normalized_path))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    parts.uri = target.upstream_uri(&path)?;
     parts.version = Version::HTTP_11;
+    let body = processor::finish(&prepared.steps, &mut parts, body, max_body).await?;
 
     let mut response = proxy
         .upstream()
@@ -176,18 +181,4 @@ pub async fn forward(
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
     Ok(Response::from_parts(head, body::incoming(body)))
-}
-
-/// The path and query to send upstream: the normalized path when rules produced one.
-fn upstream_path(uri: &Uri, normalized: Option<String>) -> String {
-    let Some(path) = normalized else {
-        return uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-    };
-    match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    }
 }
