@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use crate::auth::{AuthError, FlySrcError};
 use crate::body::{self, Body};
 use crate::policy::PolicyError;
-use crate::processor::ProcessorError;
+use crate::processor::{ProcessorError, TokenResponseError};
 use crate::secret::SecretError;
 use crate::sideproxy::TokenizerError;
 use crate::upstream::{DialError, UpstreamError};
@@ -44,6 +44,9 @@ pub enum ProxyError {
     /// `REQUIRE_FLYSRC` and the request has no valid Fly-Src.
     #[error("bad request: Fly-Src required: {0}")]
     FlySrcRequired(FlySrcError),
+    /// A token-exchange response could not be sealed, or would leak a credential.
+    #[error("bad gateway: {0}")]
+    TokenResponse(TokenResponseError),
     /// A secret's `rate_limit` is exhausted; retry after this long.
     #[error("rate limited: retry in {}s", retry_secs(*.0))]
     RateLimited(std::time::Duration),
@@ -59,7 +62,9 @@ impl ProxyError {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Self::Processor(ProcessorError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Upstream(UpstreamError::Failed(_)) => StatusCode::BAD_GATEWAY,
+            Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::FlySrcRequired(_)
             | Self::Secret(_)

@@ -1,10 +1,11 @@
-//! `client_credentials_processor`: OAuth 2 client-credentials grant (RFC 6749 §4.4).
-//!
-//! The wire shape parses and round-trips; the exchange is not implemented yet, so a
-//! request using it is refused with a clear 400.
+//! `client_credentials_processor`: the OAuth 2 client-credentials grant (RFC 6749
+//! §4.4). The request body becomes the grant form; the token response is sealed (see
+//! [`super::token_response`]). As in Go, `token_url` is required but the request goes
+//! wherever the client sent it.
 
 use serde::{Deserialize, Serialize};
 
+use super::jwt_processor::{exchange_body, form};
 use super::{ProcessorError, Step};
 use crate::secret::{Params, SecretString};
 
@@ -21,8 +22,27 @@ pub struct ClientCredentialsConfig {
 }
 
 impl ClientCredentialsConfig {
-    pub fn build(&self, _params: &Params, _out: &mut Vec<Step>) -> Result<(), ProcessorError> {
-        Err(ProcessorError::Unsupported("client_credentials_processor"))
+    pub fn build(&self, _params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
+        let missing = |f: &str| ProcessorError::BadConfig(format!("missing {f}"));
+        if self.client_id.is_empty() {
+            return Err(missing("client_id"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(missing("client_secret"));
+        }
+        if self.token_url.is_empty() {
+            return Err(missing("token_url"));
+        }
+        let mut pairs = vec![
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+            ("grant_type", "client_credentials"),
+        ];
+        if !self.scopes.is_empty() {
+            pairs.push(("scope", &self.scopes));
+        }
+        out.extend(exchange_body(form(&pairs)));
+        Ok(())
     }
 
     pub fn stripped(&self) -> Self {

@@ -10,11 +10,13 @@ mod inject_body_processor;
 mod inject_hmac_processor;
 mod inject_processor;
 mod jwt_processor;
+mod jwt_sign;
 mod oauth2_body_processor;
 mod oauth2_processor;
 pub mod replace;
 mod sigv4_processor;
 mod step;
+pub mod token_response;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
@@ -30,6 +32,7 @@ pub use oauth2_processor::{OAuth2Config, OAuthToken};
 pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
 pub use step::{Step, apply, finish};
+pub use token_response::{Exchange, TokenResponseError, TokenSealer};
 
 use crate::secret::Params;
 

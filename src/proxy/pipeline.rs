@@ -16,7 +16,7 @@ use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
-use crate::processor::{self, Step};
+use crate::processor::{self, ProcessorError, Step, TokenSealer};
 use crate::request_log::RequestLog;
 use crate::secret::{PROXY_TOKENIZER, Secret, TokenizerHeader, sealed_digest};
 
@@ -46,6 +46,8 @@ pub struct Prepared {
     /// The normalized path, when a path rule normalized it to something else: the
     /// request is forwarded with it, so the upstream sees what was checked.
     pub normalized_path: Option<String>,
+    /// Seals the response of a token exchange (jwt, client credentials, GitHub App).
+    pub sealer: Option<TokenSealer>,
 }
 
 /// Open, check and build every secret, in header order (CONNECT-level sources first).
@@ -70,6 +72,7 @@ pub fn prepare(
         steps: Vec::new(),
         secrets: 0,
         normalized_path: None,
+        sealer: None,
     };
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
@@ -104,6 +107,15 @@ pub fn prepare(
             secret
                 .processor
                 .build(&header.params, &mut prepared.steps)?;
+            if let Some(kind) = secret.processor.exchange() {
+                if prepared.sealer.is_some() || secret.processor.exchanges() > 1 {
+                    return Err(ProcessorError::BadRequest(
+                        "only one token exchange per request".to_owned(),
+                    )
+                    .into());
+                }
+                prepared.sealer = Some(TokenSealer::new(kind, &secret));
+            }
             prepared.secrets += 1;
         }
     }
@@ -180,5 +192,12 @@ pub async fn forward(
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
-    Ok(Response::from_parts(head, body::incoming(body)))
+    let response = Response::from_parts(head, body::incoming(body));
+    match &prepared.sealer {
+        Some(sealer) => sealer
+            .seal(response, &proxy.keys().current().seal_key())
+            .await
+            .map_err(ProxyError::TokenResponse),
+        None => Ok(response),
+    }
 }
