@@ -22,7 +22,7 @@ impl InjectBodyConfig {
         if self.token.is_empty() {
             return Err(ProcessorError::MissingToken);
         }
-        out.push(Step::replace(
+        out.extend(Step::replace(
             choose_placeholder(params, &self.placeholder),
             &self.token,
         ));

@@ -19,7 +19,7 @@ pub struct OAuth2BodyConfig {
 impl OAuth2BodyConfig {
     pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let token = OAuthToken::select(self.token.as_ref(), params)?;
-        out.push(Step::replace(
+        out.extend(Step::replace(
             choose_placeholder(params, &self.placeholder),
             &token,
         ));

@@ -56,7 +56,7 @@ impl OAuth2Config {
     pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let token = OAuthToken::select(self.token.as_ref(), params)?;
         if let Some(placeholder) = params.get(PARAM_PLACEHOLDER).filter(|p| !p.is_empty()) {
-            out.push(Step::replace(placeholder, &token));
+            out.extend(Step::replace(placeholder, &token));
             return Ok(());
         }
         let text = Zeroizing::new(format!("Bearer {}", token.expose()));

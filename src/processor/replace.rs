@@ -1,73 +1,160 @@
-//! Streaming placeholder replacement for request bodies (`inject_body_processor`,
-//! `oauth2_body_processor`, `oauth2_processor` with a placeholder).
+//! Streaming multi-pattern replacement over a body: placeholders in request bodies
+//! (`inject_body_processor`, `oauth2_body_processor`) and injected credentials in
+//! response bodies (the reflection guard).
 //!
-//! Hand-written because no maintained crate wraps an `http_body::Body` this way: each
-//! incoming chunk is searched with `memchr::memmem`, and only the last
-//! `placeholder.len() - 1` bytes are held back (they may be the start of a match split
-//! across chunks). Memory use is bounded by the chunk size, never the body size.
+//! Matches are found with Aho-Corasick (leftmost-longest). Between chunks, only a tail
+//! that is a proper prefix of some pattern is held back — bytes that cannot start a
+//! match are released at once, so streamed responses (server-sent events) are not
+//! delayed — and memory is bounded by the longest pattern, never by the body.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use memchr::memmem;
 use pin_project_lite::pin_project;
 use zeroize::Zeroizing;
 
+/// Patterns and their replacements, compiled once, shared by many bodies.
+pub struct Replacer {
+    matcher: AhoCorasick,
+    patterns: Vec<Zeroizing<Vec<u8>>>,
+    replacements: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Replacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replacer({} patterns)", self.patterns.len())
+    }
+}
+
+impl Replacer {
+    /// `pairs` of (pattern, replacement); empty patterns are ignored. `None` when no
+    /// pattern is left.
+    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Arc<Self>> {
+        let (patterns, replacements): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .filter(|(p, _)| !p.is_empty())
+            .map(|(p, r)| (Zeroizing::new(p), Zeroizing::new(r)))
+            .unzip();
+        if patterns.is_empty() {
+            return None;
+        }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .ok()?;
+        Some(Arc::new(Self {
+            matcher,
+            patterns,
+            replacements,
+        }))
+    }
+
+    /// Replace every match in `text`; returns the result and the number of matches.
+    pub fn replace_all(&self, text: &[u8]) -> (Vec<u8>, usize) {
+        let mut out = Vec::with_capacity(text.len());
+        let n = self.replace_into(text, &mut out);
+        (out, n)
+    }
+
+    fn replace_into(&self, text: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut last = 0;
+        let mut count = 0;
+        for m in self.matcher.find_iter(text) {
+            out.extend_from_slice(&text[last..m.start()]);
+            out.extend_from_slice(&self.replacements[m.pattern().as_usize()]);
+            last = m.end();
+            count += 1;
+        }
+        out.extend_from_slice(&text[last..]);
+        count
+    }
+
+    /// Is `tail` (which starts with a match and runs to the end of the buffer) a proper
+    /// prefix of some longer pattern?
+    fn could_grow(&self, tail: &[u8]) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| p.len() > tail.len() && p.starts_with(tail))
+    }
+
+    /// The length of the longest suffix of `text` that is a proper prefix of a pattern:
+    /// bytes that a later chunk could complete into a match.
+    fn pending_len(&self, text: &[u8]) -> usize {
+        self.patterns
+            .iter()
+            .map(|p| {
+                let max = (p.len() - 1).min(text.len());
+                (1..=max)
+                    .rev()
+                    .find(|&n| text[text.len() - n..] == p[..n])
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 pin_project! {
-    /// A body that replaces every occurrence of `placeholder` with `replacement`.
+    /// A body with every pattern of a [`Replacer`] replaced.
     pub struct ReplaceBody<B> {
         #[pin]
         inner: B,
-        finder: memmem::Finder<'static>,
-        replacement: Zeroizing<Vec<u8>>,
+        replacer: Arc<Replacer>,
         carry: BytesMut,
         trailers: Option<http::HeaderMap>,
         done: bool,
+        replaced: Arc<AtomicUsize>,
     }
 }
 
 impl<B> ReplaceBody<B> {
-    /// `placeholder` must not be empty.
-    pub fn new(inner: B, placeholder: &[u8], replacement: &[u8]) -> Self {
-        debug_assert!(!placeholder.is_empty());
+    pub fn new(inner: B, replacer: Arc<Replacer>) -> Self {
+        Self::counting(inner, replacer, Arc::default())
+    }
+
+    /// Like [`ReplaceBody::new`], adding the number of replacements to `replaced`.
+    pub fn counting(inner: B, replacer: Arc<Replacer>, replaced: Arc<AtomicUsize>) -> Self {
         Self {
             inner,
-            finder: memmem::Finder::new(placeholder).into_owned(),
-            replacement: Zeroizing::new(replacement.to_vec()),
+            replacer,
             carry: BytesMut::new(),
             trailers: None,
             done: false,
+            replaced,
         }
     }
 }
 
-/// Replace all matches in `buf`. When `last` is false, keep back a tail that could be the
-/// start of a match and return it in `buf`; the replaced head is returned.
-fn replace_chunk(
-    finder: &memmem::Finder<'_>,
-    replacement: &[u8],
-    buf: &mut BytesMut,
-    last: bool,
-) -> Bytes {
-    let needle_len = finder.needle().len();
-    let mut out = BytesMut::with_capacity(buf.len());
+/// Replace matches in `buf`, keeping back (in `buf`) what a later chunk could extend
+/// into a match (or into a longer match) unless `last`. Returns the bytes to emit.
+fn drain(replacer: &Replacer, buf: &mut BytesMut, last: bool, replaced: &AtomicUsize) -> Bytes {
+    let mut out = Vec::with_capacity(buf.len());
     let mut start = 0;
-    while let Some(pos) = finder.find(&buf[start..]) {
-        out.extend_from_slice(&buf[start..start + pos]);
-        out.extend_from_slice(replacement);
-        start += pos + needle_len;
+    let mut hold_from = None;
+    for m in replacer.matcher.find_iter(&buf[..]) {
+        // Leftmost-longest: more data could still make a longer match here.
+        if !last && replacer.could_grow(&buf[m.start()..]) {
+            hold_from = Some(m.start());
+            break;
+        }
+        out.extend_from_slice(&buf[start..m.start()]);
+        out.extend_from_slice(&replacer.replacements[m.pattern().as_usize()]);
+        start = m.end();
+        replaced.fetch_add(1, Ordering::Relaxed);
     }
-    let keep = if last {
-        0
-    } else {
-        (needle_len - 1).min(buf.len() - start)
+    let emit_to = match (last, hold_from) {
+        (true, _) => buf.len(),
+        (false, Some(at)) => at,
+        (false, None) => buf.len() - replacer.pending_len(&buf[start..]),
     };
-    let emit_to = buf.len() - keep;
     out.extend_from_slice(&buf[start..emit_to]);
     let _ = buf.split_to(emit_to);
-    out.freeze()
+    Bytes::from(out)
 }
 
 impl<B> Body for ReplaceBody<B>
@@ -85,7 +172,7 @@ where
         loop {
             if *this.done {
                 if !this.carry.is_empty() {
-                    let tail = this.carry.split().freeze();
+                    let tail = drain(this.replacer, this.carry, true, this.replaced);
                     return Poll::Ready(Some(Ok(Frame::data(tail))));
                 }
                 return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
@@ -94,7 +181,7 @@ where
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         this.carry.extend_from_slice(&data);
-                        let out = replace_chunk(this.finder, this.replacement, this.carry, false);
+                        let out = drain(this.replacer, this.carry, false, this.replaced);
                         if !out.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
@@ -103,20 +190,10 @@ where
                         // Trailers end the body: flush what is held back first.
                         *this.trailers = frame.into_trailers().ok();
                         *this.done = true;
-                        let out = replace_chunk(this.finder, this.replacement, this.carry, true);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
                     }
                 },
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => {
-                    *this.done = true;
-                    let out = replace_chunk(this.finder, this.replacement, this.carry, true);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
-                    }
-                }
+                None => *this.done = true,
             }
         }
     }
@@ -137,35 +214,73 @@ mod tests {
     use futures_util::stream;
     use http_body_util::{BodyExt, StreamBody};
 
-    async fn run(chunks: &[&str], needle: &str, repl: &str) -> String {
+    fn replacer(pairs: &[(&str, &str)]) -> Arc<Replacer> {
+        Replacer::new(
+            pairs
+                .iter()
+                .map(|(p, r)| (p.as_bytes().to_vec(), r.as_bytes().to_vec()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    async fn run(chunks: &[&str], pairs: &[(&str, &str)]) -> (String, usize) {
         let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = chunks
             .iter()
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c.as_bytes()))))
             .collect();
-        let body = ReplaceBody::new(
+        let count = Arc::new(AtomicUsize::new(0));
+        let body = ReplaceBody::counting(
             StreamBody::new(stream::iter(frames)),
-            needle.as_bytes(),
-            repl.as_bytes(),
+            replacer(pairs),
+            count.clone(),
         );
         let bytes = body.collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+        (
+            String::from_utf8(bytes.to_vec()).unwrap(),
+            count.load(Ordering::Relaxed),
+        )
     }
 
     #[tokio::test]
     async fn replaces_all_occurrences() {
-        assert_eq!(run(&["a{{T}}b{{T}}"], "{{T}}", "xyz").await, "axyzbxyz");
+        assert_eq!(
+            run(&["a{{T}}b{{T}}"], &[("{{T}}", "xyz")]).await,
+            ("axyzbxyz".into(), 2)
+        );
     }
 
     #[tokio::test]
     async fn matches_split_across_chunks() {
-        assert_eq!(run(&["a{", "{T", "}", "}b{{"], "{{T}}", "X").await, "aXb{{");
-        assert_eq!(run(&["{{T}", "}{{T}}"], "{{T}}", "").await, "");
+        assert_eq!(
+            run(&["a{", "{T", "}", "}b{{"], &[("{{T}}", "X")]).await.0,
+            "aXb{{"
+        );
+        assert_eq!(run(&["{{T}", "}{{T}}"], &[("{{T}}", "")]).await.0, "");
+    }
+
+    #[tokio::test]
+    async fn several_patterns_longest_first() {
+        let pairs = [
+            ("secret", "[A]"),
+            ("secret-token", "[B]"),
+            ("c2VjcmV0", "[C]"),
+        ];
+        assert_eq!(
+            run(&["x secret-tok", "en y c2Vj", "cmV0 secret"], &pairs)
+                .await
+                .0,
+            "x [B] y [C] [A]"
+        );
     }
 
     #[tokio::test]
     async fn no_match_and_empty_bodies_pass_through() {
-        assert_eq!(run(&["hello", " world"], "{{T}}", "X").await, "hello world");
-        assert_eq!(run(&[], "{{T}}", "X").await, "");
+        assert_eq!(
+            run(&["hello", " world"], &[("{{T}}", "X")]).await.0,
+            "hello world"
+        );
+        assert_eq!(run(&[], &[("{{T}}", "X")]).await.0, "");
     }
 
     #[tokio::test]
@@ -177,6 +292,21 @@ mod tests {
             .map(|c| String::from_utf8(c.to_vec()).unwrap())
             .collect();
         let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        assert_eq!(run(&refs, "<<TOKEN>>", "t").await, "t".repeat(10_000));
+        assert_eq!(
+            run(&refs, &[("<<TOKEN>>", "t")]).await.0,
+            "t".repeat(10_000)
+        );
+    }
+
+    #[test]
+    fn only_possible_match_starts_are_held_back() {
+        let r = replacer(&[("sk-live-abcdef", "X")]);
+        let mut buf = BytesMut::from(&b"data: one\n\n"[..]);
+        let count = AtomicUsize::new(0);
+        assert_eq!(&drain(&r, &mut buf, false, &count)[..], b"data: one\n\n");
+        assert!(buf.is_empty());
+        let mut buf = BytesMut::from(&b"data: sk-li"[..]);
+        assert_eq!(&drain(&r, &mut buf, false, &count)[..], b"data: ");
+        assert_eq!(&buf[..], b"sk-li");
     }
 }

@@ -4,6 +4,8 @@
 //! exactly as it will be sent (final Host, path, query and headers), so its steps are
 //! deferred to [`finish`], which the pipeline calls last.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
@@ -13,7 +15,7 @@ use http_body_util::BodyExt;
 use super::ProcessorError;
 use super::fmt_dst::{FmtArg, Format};
 use super::inject_hmac_processor::sign;
-use super::replace::ReplaceBody;
+use super::replace::{ReplaceBody, Replacer};
 use super::sigv4_processor::SigV4Step;
 use crate::body::{self, Body};
 use crate::secret::{SecretBytes, SecretString};
@@ -35,10 +37,7 @@ pub enum Step {
         name: HeaderName,
     },
     /// Stream the body, replacing every placeholder with the token.
-    Replace {
-        placeholder: Vec<u8>,
-        token: SecretString,
-    },
+    Replace(Arc<Replacer>),
     /// Replace the whole body (token exchanges). `content_type: None` removes the header.
     SetBody {
         body: SecretBytes,
@@ -51,11 +50,12 @@ pub enum Step {
 }
 
 impl Step {
-    pub(crate) fn replace(placeholder: &str, token: &SecretString) -> Self {
-        Self::Replace {
-            placeholder: placeholder.as_bytes().to_vec(),
-            token: token.clone(),
-        }
+    pub(crate) fn replace(placeholder: &str, token: &SecretString) -> Option<Self> {
+        Replacer::new(vec![(
+            placeholder.as_bytes().to_vec(),
+            token.expose().as_bytes().to_vec(),
+        )])
+        .map(Self::Replace)
     }
 
     /// True when the step must read the body before the request can be sent.
@@ -87,10 +87,10 @@ pub async fn apply(
                 parts.headers.insert(name.clone(), value);
                 body::full(bytes)
             }
-            Step::Replace { placeholder, token } => {
+            Step::Replace(replacer) => {
                 // The length changes, so the body goes out chunked.
                 parts.headers.remove(header::CONTENT_LENGTH);
-                ReplaceBody::new(body, placeholder, token.expose().as_bytes()).boxed()
+                ReplaceBody::new(body, replacer.clone()).boxed()
             }
             Step::SetBody {
                 body: replacement,
