@@ -58,6 +58,8 @@ pub struct ServeConfig {
     pub require_flysrc: bool,
     /// `REVOKED_SECRETS_FILE`.
     pub revoked_secrets_file: Option<PathBuf>,
+    /// How many audit entries `/v1/audit` keeps (`AUDIT_RING_SIZE`).
+    pub audit_ring_size: usize,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

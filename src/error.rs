@@ -6,6 +6,7 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::audit::Decision;
 use crate::auth::{AuthError, FlySrcError};
 use crate::body::{self, Body};
 use crate::policy::PolicyError;
@@ -140,20 +141,38 @@ impl SidecarError {
     }
 }
 
-/// An error that has an HTTP form: `ProxyError`, `SidecarError`.
+/// An error that has an HTTP form and an audit decision: `ProxyError`, `SidecarError`.
 pub trait IntoErrorResponse: std::fmt::Display {
     fn into_error_response(self) -> Response<Body>;
+    fn decision(&self) -> Decision;
 }
 
 impl IntoErrorResponse for ProxyError {
     fn into_error_response(self) -> Response<Body> {
         self.into_response()
     }
+
+    fn decision(&self) -> Decision {
+        match self {
+            Self::RateLimited(_) => Decision::RateLimited,
+            Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => Decision::Error,
+            _ => Decision::Denied,
+        }
+    }
 }
 
 impl IntoErrorResponse for SidecarError {
     fn into_error_response(self) -> Response<Body> {
         self.into_response()
+    }
+
+    fn decision(&self) -> Decision {
+        match self {
+            Self::NotAllowed(_) | Self::BadRequest(_) | Self::Passthrough(DialError::Denied(_)) => {
+                Decision::Denied
+            }
+            Self::Tokenizer(_) | Self::Passthrough(_) => Decision::Error,
+        }
     }
 }
 

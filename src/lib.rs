@@ -4,6 +4,7 @@
 //! Clients send sealed secrets in `Proxy-Tokenizer`; the proxy opens them, checks who
 //! may use them and where, injects the credential, and forwards over TLS.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod ca;

@@ -1,44 +1,76 @@
-//! One structured log line per request.
-//!
-//! Fields: source, method, host, path (never the query string, only its keys), status,
-//! duration, the secrets used (hazmat-stripped JSON) and their params, the processor
-//! count, the CONNECT authority for tunnelled requests, and the error when there was one.
+//! Building the audit entry of one request while it is handled, and recording it when
+//! the response body has been sent (so byte counts and durations are complete, also
+//! for streamed responses), or when the client goes away.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::Response;
 use http::request::Parts;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use pin_project_lite::pin_project;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::body::Body;
+use crate::audit::{AuditEntry, Decision, Telemetry};
+use crate::auth::FlySrc;
+use crate::body::{Body, BoxError};
 use crate::error::IntoErrorResponse;
 
 pub struct RequestLog {
-    role: &'static str,
+    telemetry: Arc<Telemetry>,
+    entry: AuditEntry,
     started: Instant,
-    source: SocketAddr,
-    method: String,
-    host: String,
-    path: String,
-    query_keys: String,
-    connect_host: Option<String>,
     secrets: Vec<String>,
-    processors: usize,
-    error: Option<String>,
+    decision: Option<Decision>,
+    request_bytes: Arc<AtomicU64>,
+    reflections: Arc<AtomicUsize>,
+    pii: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl RequestLog {
     /// Start timing a request; `role` is `serve` or `sideproxy`.
-    pub fn start(role: &'static str, source: SocketAddr, parts: &Parts) -> Self {
-        Self::new(role, source, &parts.method, &parts.uri, &parts.headers)
+    pub fn start(
+        telemetry: &Arc<Telemetry>,
+        role: &'static str,
+        source: SocketAddr,
+        parts: &Parts,
+    ) -> Self {
+        Self::new(
+            telemetry,
+            role,
+            source,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+        )
     }
 
     /// Like [`RequestLog::start`], for a request not yet split into parts.
-    pub fn for_request<B>(role: &'static str, source: SocketAddr, req: &http::Request<B>) -> Self {
-        Self::new(role, source, req.method(), req.uri(), req.headers())
+    pub fn for_request<B>(
+        telemetry: &Arc<Telemetry>,
+        role: &'static str,
+        source: SocketAddr,
+        req: &http::Request<B>,
+    ) -> Self {
+        Self::new(
+            telemetry,
+            role,
+            source,
+            req.method(),
+            req.uri(),
+            req.headers(),
+        )
     }
 
     fn new(
+        telemetry: &Arc<Telemetry>,
         role: &'static str,
         source: SocketAddr,
         method: &http::Method,
@@ -65,86 +97,229 @@ impl RequestLog {
                     .join(",")
             })
             .unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
         Self {
-            role,
+            telemetry: telemetry.clone(),
+            entry: AuditEntry {
+                timestamp: now.format(&Rfc3339).unwrap_or_default(),
+                unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+                role,
+                source: source.to_string(),
+                flysrc: String::new(),
+                method: method.to_string(),
+                host,
+                path: uri.path().to_owned(),
+                query_keys,
+                connect_host: String::new(),
+                status: 0,
+                decision: Decision::Allowed,
+                reason: String::new(),
+                secret_ids: Vec::new(),
+                secrets: String::new(),
+                processors: 0,
+                request_bytes: 0,
+                response_bytes: 0,
+                upstream_ms: None,
+                total_ms: 0.0,
+                reflections: 0,
+                pii: Vec::new(),
+            },
             started: Instant::now(),
-            source,
-            method: method.to_string(),
-            host,
-            path: uri.path().to_owned(),
-            query_keys,
-            connect_host: None,
             secrets: Vec::new(),
-            processors: 0,
-            error: None,
+            decision: None,
+            request_bytes: Arc::default(),
+            reflections: Arc::default(),
+            pii: Arc::default(),
         }
     }
 
+    /// Count the request body's bytes as it streams.
+    pub fn count_request(&self, body: Body) -> Body {
+        CountingBody {
+            inner: body,
+            bytes: self.request_bytes.clone(),
+        }
+        .boxed()
+    }
+
     pub fn set_connect_host(&mut self, host: &str) {
-        self.connect_host = Some(host.to_owned());
-    }
-
-    /// Record a secret by its stripped JSON and params (params are not credentials).
-    pub fn add_secret(&mut self, stripped_json: String, params: &crate::secret::Params) {
-        let params = serde_json::to_string(params).unwrap_or_default();
-        self.secrets.push(format!(
-            "{{\"secret\":{stripped_json},\"params\":{params}}}"
-        ));
-    }
-
-    pub fn set_processors(&mut self, n: usize) {
-        self.processors = n;
-    }
-
-    pub fn set_error(&mut self, err: &impl std::fmt::Display) {
-        self.error = Some(err.to_string());
+        self.entry.connect_host = host.to_owned();
     }
 
     /// The SNI or CONNECT target a sidecar request was routed by.
     pub fn set_host(&mut self, host: &str) {
-        self.host = host.to_owned();
+        self.entry.host = host.to_owned();
     }
 
-    /// The response for `result` (errors become their HTTP form), logged once.
+    pub fn set_flysrc(&mut self, src: &FlySrc) {
+        self.entry.flysrc = format!("{}/{}/{}", src.org, src.app, src.instance);
+    }
+
+    /// Record a secret: its stripped JSON and params for the log line, and its name
+    /// (`id:…` or `sha256:<prefix>`) for the audit entry.
+    pub fn add_secret(
+        &mut self,
+        stripped_json: String,
+        params: &crate::secret::Params,
+        name: String,
+    ) {
+        let params = serde_json::to_string(params).unwrap_or_default();
+        self.secrets.push(format!(
+            "{{\"secret\":{stripped_json},\"params\":{params}}}"
+        ));
+        self.entry.secret_ids.push(name);
+    }
+
+    pub fn set_processors(&mut self, n: usize) {
+        self.entry.processors = n;
+    }
+
+    pub fn set_upstream(&mut self, elapsed: Duration) {
+        self.entry.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    /// The decision when the request succeeds (default `allowed`).
+    pub fn set_decision(&mut self, decision: Decision) {
+        self.decision = Some(decision);
+    }
+
+    /// Counts credentials the reflection guard replaced.
+    pub fn reflection_counter(&self) -> Arc<AtomicUsize> {
+        self.reflections.clone()
+    }
+
+    /// Where the PII scanner reports the kinds it found.
+    pub fn pii_findings(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
+        self.pii.clone()
+    }
+
+    /// The response for `result` (errors become their HTTP form). The entry is recorded
+    /// once the response body has been sent.
     pub fn respond<E: IntoErrorResponse>(
         mut self,
         result: Result<Response<Body>, E>,
     ) -> Response<Body> {
-        let response = result.unwrap_or_else(|e| {
-            self.set_error(&e);
-            e.into_error_response()
-        });
-        self.emit(response.status().as_u16());
-        response
+        let response = match result {
+            Ok(r) => {
+                self.entry.decision = self.decision.unwrap_or(Decision::Allowed);
+                r
+            }
+            Err(e) => {
+                self.entry.decision = e.decision();
+                self.entry.reason = e.to_string();
+                e.into_error_response()
+            }
+        };
+        self.entry.status = response.status().as_u16();
+        let (head, body) = response.into_parts();
+        let body = AuditBody {
+            inner: body,
+            bytes: 0,
+            log: Some(self),
+        };
+        Response::from_parts(head, body.boxed())
     }
 
-    pub fn emit(self, status: u16) {
-        let dur_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let secrets = format!("[{}]", self.secrets.join(","));
-        let connect_host = self.connect_host.unwrap_or_default();
-        // Failures at warn with the error; the same fields either way.
-        macro_rules! event {
-            ($level:ident $(, $($extra:tt)+)?) => {
-                tracing::$level!(
-                    target: "tokenizer::request",
-                    role = self.role,
-                    source = %self.source,
-                    method = %self.method,
-                    host = %self.host,
-                    path = %self.path,
-                    query_keys = %self.query_keys,
-                    connect_host = %connect_host,
-                    secrets = %secrets,
-                    processors = self.processors,
-                    status,
-                    dur_ms,
-                    $($($extra)+)?
-                )
-            };
+    fn finish(mut self, response_bytes: u64) {
+        let e = &mut self.entry;
+        e.response_bytes = response_bytes;
+        e.request_bytes = self.request_bytes.load(Ordering::Relaxed);
+        e.reflections = self.reflections.load(Ordering::Relaxed);
+        e.pii = self.pii.lock().map(|p| p.clone()).unwrap_or_default();
+        if !e.pii.is_empty() && e.decision == Decision::Allowed {
+            e.decision = Decision::PiiRedacted;
         }
-        match self.error {
-            Some(error) => event!(warn, error = %error),
-            None => event!(info),
+        e.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        e.secrets = format!("[{}]", self.secrets.join(","));
+        self.telemetry.record(self.entry);
+    }
+}
+
+pin_project! {
+    /// Counts request body bytes.
+    struct CountingBody {
+        #[pin]
+        inner: Body,
+        bytes: Arc<AtomicU64>,
+    }
+}
+
+impl http_body::Body for CountingBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(d) = f.data_ref()
+        {
+            this.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
         }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// Counts response body bytes and records the audit entry at the end (or on drop).
+    struct AuditBody {
+        #[pin]
+        inner: Body,
+        bytes: u64,
+        log: Option<RequestLog>,
+    }
+
+    impl PinnedDrop for AuditBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(log) = this.log.take() {
+                log.finish(*this.bytes);
+            }
+        }
+    }
+}
+
+impl http_body::Body for AuditBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    *this.bytes += d.len() as u64;
+                }
+            }
+            Some(Err(_)) | None => {
+                if let Some(log) = this.log.take() {
+                    log.finish(*this.bytes);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

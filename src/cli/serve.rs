@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// How many recent audit entries to keep in memory for /v1/audit.
+    #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
+    pub audit_ring_size: usize,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -128,6 +131,7 @@ impl ServeArgs {
             flysrc,
             require_flysrc,
             revoked_secrets_file: self.revoked_secrets_file,
+            audit_ring_size: self.audit_ring_size,
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
             filtered_headers: config::header_names(

@@ -74,6 +74,9 @@ pub struct SideproxyArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// How many recent audit entries to keep in memory for /v1/audit.
+    #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
+    pub audit_ring_size: usize,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -101,6 +104,7 @@ impl SideproxyArgs {
             upstream: self.upstream.config()?,
             tokenizer_timeout: self.tokenizer_timeout,
             drain_timeout: self.shutdown_timeout,
+            audit_ring_size: self.audit_ring_size,
         })
     }
 }

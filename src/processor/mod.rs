@@ -16,6 +16,8 @@ mod oauth2_processor;
 pub mod replace;
 mod sigv4_processor;
 mod step;
+#[cfg(test)]
+mod test_keys;
 pub mod token_response;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};

@@ -234,7 +234,9 @@ fn github_token(bytes: &[u8]) -> Result<(SecretString, i64), TokenResponseError>
 }
 
 /// Does a body that is not the expected token response still carry a credential?
-/// JSON with a token field at any depth, or a form body (`access_token=…`).
+/// JSON with a token field at any depth, or a string value inside it that quotes one; a
+/// form body (`access_token=…`); or any other text quoting a token field (an error page
+/// that echoes the upstream's answer).
 fn carries_token(bytes: &[u8]) -> bool {
     fn walk(v: &Value) -> bool {
         match v {
@@ -244,6 +246,7 @@ fn carries_token(bytes: &[u8]) -> bool {
                     || walk(v)
             }),
             Value::Array(items) => items.iter().any(walk),
+            Value::String(s) => quotes_token_field(s.as_bytes()),
             _ => false,
         }
     }
@@ -252,6 +255,31 @@ fn carries_token(bytes: &[u8]) -> bool {
     }
     form_urlencoded::parse(bytes)
         .any(|(k, v)| TOKEN_FIELDS.contains(&k.to_ascii_lowercase().as_str()) && !v.is_empty())
+        || quotes_token_field(bytes)
+}
+
+/// A token field name as a whole word, followed (past closing quotes, backslashes and
+/// blanks) by `=` or `:`: `access_token=…`, `"access_token": …`, `\"token\":…`. A bare
+/// `token:` in prose ("invalid token: expired") does not count; a quoted one does.
+fn quotes_token_field(text: &[u8]) -> bool {
+    let lower = text.to_ascii_lowercase();
+    TOKEN_FIELDS.iter().any(|field| {
+        memchr::memmem::find_iter(&lower, field.as_bytes()).any(|at| {
+            let before = at.checked_sub(1).map(|i| lower[i]);
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                return false;
+            }
+            let quoted = matches!(before, Some(b'"' | b'\'' | b'\\'));
+            let next = lower[at + field.len()..]
+                .iter()
+                .find(|c| !matches!(c, b'"' | b'\'' | b'\\' | b' ' | b'\t'));
+            match next {
+                Some(b'=') => true,
+                Some(b':') => quoted || *field != "token",
+                _ => false,
+            }
+        })
+    })
 }
 
 #[cfg(test)]
@@ -269,6 +297,360 @@ mod tests {
         ));
         assert!(!carries_token(br#"{"token":null}"#));
         assert!(!carries_token(b"Bad Request"));
+        // Quoted inside other text or JSON strings.
+        assert!(carries_token(b"error: access_token=x"));
+        assert!(carries_token(b"<pre>{\"access_token\": \"x\"}</pre>"));
+        assert!(carries_token(br#"{"detail":"{\"token\":\"x\"}"}"#));
+        assert!(carries_token(br#"{"detail":"refresh_token: x"}"#));
+        assert!(carries_token(b"access%5Ftoken=x"));
+        // Prose about tokens is not a token.
+        assert!(!carries_token(
+            br#"{"error":"invalid_grant","error_description":"The access_token is invalid"}"#
+        ));
+        assert!(!carries_token(br#"{"message":"invalid token: expired"}"#));
+        assert!(!carries_token(b"bad token_type=x; mytoken=y"));
+    }
+
+    // === sealing, end to end on a response ===
+
+    use http::HeaderMap;
+    use serde_json::json;
+
+    use crate::processor::{ClientCredentialsConfig, JwtConfig, Step};
+    use crate::secret::{OpenKey, OpenKeys, SecretString};
+
+    const YA29: &str = "ya29.test-access-token-from-google";
+    const GHS: &str = "ghs_installationtokenXYZ";
+
+    struct Keys {
+        open: OpenKeys,
+        seal: SealKey,
+    }
+
+    fn keys() -> Keys {
+        let key = OpenKey::generate();
+        let seal = key.seal_key();
+        Keys {
+            open: OpenKeys::new(key, Vec::new()),
+            seal,
+        }
+    }
+
+    /// The exchange secret: jwt (or GitHub) bound to bearer "trustno1", two hosts, an id.
+    fn exchange_secret(processor: Value) -> Secret {
+        let mut v = json!({
+            "bearer_auth": {"digest": "IDtwta6IOTIWG70L3tk1fnY+Y6/OmLFiML4z8LlMLMU="},
+            "allowed_hosts": ["oauth2.googleapis.com", "127.0.0.1:8443"],
+            "allowed_methods": ["POST"],
+            "id": "svc-1",
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(processor.as_object().unwrap().clone());
+        Secret::from_json(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn jwt_secret() -> Secret {
+        exchange_secret(json!({"jwt_processor": JwtConfig {
+            email: "svc@example.com".to_owned(),
+            ..JwtConfig::default()
+        }}))
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
+        let mut b = Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(body::full(body.to_owned())).unwrap()
+    }
+
+    async fn seal(
+        sealer: &TokenSealer,
+        keys: &Keys,
+        resp: Response<Body>,
+    ) -> Result<(StatusCode, HeaderMap, String), TokenResponseError> {
+        let (head, body) = sealer.seal(resp, &keys.seal).await?.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Ok((
+            head.status,
+            head.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        ))
+    }
+
+    /// Check the sealed body's shape; return the opened secret and the shown lifetime.
+    fn opened(keys: &Keys, headers: &HeaderMap, body: &str) -> (Secret, i64) {
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["content-length"], body.len().to_string().as_str());
+        let v: Value = serde_json::from_str(body).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(
+            obj.keys().collect::<Vec<_>>(),
+            ["sealed_token", "expires_in", "token_type"]
+        );
+        assert_eq!(v["token_type"], "sealed");
+        let sealed = v["sealed_token"].as_str().unwrap();
+        assert!(!sealed.is_empty());
+        let secret = Secret::open(&keys.open, sealed).expect("sealed for this tokenizer");
+        (secret, v["expires_in"].as_i64().unwrap())
+    }
+
+    fn inject_of(secret: &Secret) -> &InjectConfig {
+        match &secret.processor {
+            ProcessorConfig::Inject(c) => c,
+            other => panic!("not an inject secret: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn oauth_200_is_sealed_into_an_inject_secret() {
+        let keys = keys();
+        let original = jwt_secret();
+        let sealer = TokenSealer::new(Exchange::OAuth, &original);
+        let body = json!({"access_token": YA29, "expires_in": 3600, "token_type": "Bearer",
+            "refresh_token": "1//refresh-never-shown", "id_token": "eyJ.never.shown"});
+        let (status, headers, text) = seal(
+            &sealer,
+            &keys,
+            response(
+                200,
+                &[
+                    ("content-type", "application/json; charset=utf-8"),
+                    ("content-length", "999"),
+                    ("cache-control", "no-store"),
+                ],
+                &body.to_string(),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(headers["cache-control"], "no-store");
+        for leak in [YA29, "refresh-never-shown", "never.shown"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+        let (secret, shown) = opened(&keys, &headers, &text);
+        assert_eq!(shown, 3540);
+        let inject = inject_of(&secret);
+        assert_eq!(inject.token.expose(), YA29);
+        assert_eq!(inject.fmt_dst, FmtDst::default());
+        // The original auth and validators are inherited; the exchange's method rule is not.
+        assert_eq!(secret.auth, original.auth);
+        assert_eq!(secret.hosts, original.hosts);
+        let json = secret.to_json();
+        assert!(json.contains("bearer_auth"), "{}", json.as_str());
+        assert!(json.contains("oauth2.googleapis.com"), "{}", json.as_str());
+        assert!(json.contains("127.0.0.1:8443"), "{}", json.as_str());
+        assert_eq!(secret.policy.allowed_methods, None);
+        assert_eq!(secret.policy.id.as_deref(), Some("svc-1"));
+        let expires_at = secret.policy.expires_at.expect("expires_at");
+        let now = now_unix();
+        assert!((now + 3595..=now + 3601).contains(&expires_at), "{expires_at}");
+        // It builds into `Authorization: Bearer <token>`.
+        let mut steps = Vec::new();
+        secret
+            .processor
+            .build(&crate::secret::Params::new(), &mut steps)
+            .unwrap();
+        let Step::SetHeader { name, value } = &steps[0] else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(name, "authorization");
+        assert_eq!(value, format!("Bearer {YA29}").as_str());
+    }
+
+    #[tokio::test]
+    async fn client_credentials_lifetimes() {
+        let keys = keys();
+        let original = exchange_secret(json!({"client_credentials_processor":
+            ClientCredentialsConfig {
+                client_id: "id".to_owned(),
+                client_secret: SecretString::new("cs"),
+                token_url: "https://t".to_owned(),
+                scopes: String::new(),
+            }}));
+        let sealer = TokenSealer::new(original.processor.exchange().unwrap(), &original);
+        for (expires_in, shown, lifetime) in [
+            (json!(7200), 7140, 7200),
+            (json!("7200"), 7140, 7200),
+            (json!(61), 1, 61),
+            (json!(60), 60, 60),
+            (json!(30), 30, 30),
+            (json!(0), 3540, 3600),
+            (json!(-5), 3540, 3600),
+            (json!(null), 3540, 3600),
+            (json!("soon"), 3540, 3600),
+        ] {
+            let body = json!({"access_token": "hs-access-token-xyz", "expires_in": expires_in});
+            let (status, headers, text) =
+                seal(&sealer, &keys, response(200, &[], &body.to_string()))
+                    .await
+                    .unwrap();
+            assert_eq!(status, 200);
+            assert!(!text.contains("hs-access-token-xyz"));
+            let (secret, got) = opened(&keys, &headers, &text);
+            assert_eq!(got, shown, "{expires_in}");
+            assert!(got > 0 && got <= 7200);
+            assert_eq!(inject_of(&secret).token.expose(), "hs-access-token-xyz");
+            let at = secret.policy.expires_at.unwrap() - now_unix();
+            assert!((lifetime - 5..=lifetime).contains(&at), "{expires_in}: {at}");
+        }
+    }
+
+    #[tokio::test]
+    async fn github_201_is_pinned_to_api_github_com() {
+        let keys = keys();
+        // Without any validator on the original, and with other hosts on it: the
+        // sealed token is always pinned to api.github.com alone.
+        for extra in [json!({}), json!({"allowed_hosts": ["evil.example"], "allowed_host_pattern": ".*"})] {
+            let mut v = json!({
+                "github_app_processor": {"app_id": "123456", "installation_id": "789012"},
+                "bearer_auth": {"digest": "IDtwta6IOTIWG70L3tk1fnY+Y6/OmLFiML4z8LlMLMU="},
+            });
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let original = Secret::from_json(v.to_string().as_bytes()).unwrap();
+            let sealer = TokenSealer::new(Exchange::GitHubApp, &original);
+            let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+            let body = json!({
+                "token": GHS,
+                "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+                "permissions": {"contents": "read"},
+            });
+            let (status, headers, text) =
+                seal(&sealer, &keys, response(201, &[], &body.to_string()))
+                    .await
+                    .unwrap();
+            assert_eq!(status, 201);
+            assert!(!text.contains(GHS), "{text}");
+            let (secret, shown) = opened(&keys, &headers, &text);
+            assert!((3535..=3540).contains(&shown), "{shown}");
+            let inject = inject_of(&secret);
+            assert_eq!(inject.token.expose(), GHS);
+            assert_eq!(inject.fmt_dst.fmt, "token %s");
+            assert_eq!(secret.auth, original.auth);
+            assert_eq!(
+                secret.hosts,
+                HostRules {
+                    allowed_hosts: Some(vec!["api.github.com".to_owned()]),
+                    allowed_host_pattern: None,
+                }
+            );
+            let json = secret.to_json();
+            assert!(json.contains("bearer_auth") && json.contains("api.github.com"));
+            assert!(!json.contains("evil.example"));
+        }
+    }
+
+    #[tokio::test]
+    async fn github_without_expiry_lasts_an_hour() {
+        let keys = keys();
+        let original = exchange_secret(json!({"github_app_processor": {"app_id": "1"}}));
+        let sealer = TokenSealer::new(Exchange::GitHubApp, &original);
+        let (_, headers, text) = seal(
+            &sealer,
+            &keys,
+            response(201, &[], &json!({"token": GHS}).to_string()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(opened(&keys, &headers, &text).1, 3540);
+    }
+
+    #[tokio::test]
+    async fn errors_pass_through_unchanged() {
+        let keys = keys();
+        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
+        let cases = [
+            (&oauth, 400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#),
+            (&oauth, 401, r#"{"error":"invalid_client"}"#),
+            (&oauth, 503, "Service Unavailable"),
+            (&oauth, 204, ""),
+            (&github, 401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#),
+            (&github, 404, r#"{"message":"Not Found"}"#),
+        ];
+        for (sealer, status, body) in cases {
+            let (got, headers, text) = seal(
+                sealer,
+                &keys,
+                response(status, &[("content-type", "application/json"), ("x-request-id", "r1")], body),
+            )
+            .await
+            .unwrap();
+            assert_eq!(got, status);
+            assert_eq!(text, body);
+            assert_eq!(headers["x-request-id"], "r1");
+            assert_eq!(headers["content-type"], "application/json");
+        }
+    }
+
+    /// Anything token-shaped the processor does not expect is refused, never passed on.
+    #[tokio::test]
+    async fn unexpected_shapes_fail_closed() {
+        use TokenResponseError::*;
+        let keys = keys();
+        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
+        let gzip = [("content-encoding", "gzip")];
+        let cases: Vec<(&TokenSealer, u16, &[(&str, &str)], &str, TokenResponseError)> = vec![
+            // The expected status, but not the expected shape.
+            (&oauth, 200, &[], r#"{"accessToken":"ya29.leak1"}"#, MissingToken("access_token")),
+            (&oauth, 200, &[], r#"{"token":"ya29.leak2"}"#, MissingToken("access_token")),
+            (&oauth, 200, &[], r#"{"data":{"access_token":"ya29.leak3"}}"#, MissingToken("access_token")),
+            (&oauth, 200, &[], r#"{"access_token":""}"#, MissingToken("access_token")),
+            (&oauth, 200, &[], r#"{"access_token":12345}"#, NotJson),
+            (&oauth, 200, &[], "access_token=ya29.leak4&token_type=bearer", NotJson),
+            (&oauth, 200, &[], "<html>ya29.leak5</html>", NotJson),
+            (&oauth, 200, &[], "", NotJson),
+            (&oauth, 200, &gzip, r#"{"access_token":"ya29.leak6"}"#, Encoded),
+            (&github, 201, &[], r#"{"access_token":"ghs_leak7"}"#, MissingToken("token")),
+            (&github, 201, &[], r#"{"message":"created"}"#, MissingToken("token")),
+            (&github, 201, &[], "token=ghs_leak8", NotJson),
+            // Another status, carrying a token.
+            (&oauth, 201, &[], r#"{"access_token":"ya29.leak9","expires_in":3600}"#, Unexpected),
+            (&oauth, 500, &[], "access_token=ya29.leak10&token_type=bearer", Unexpected),
+            (&oauth, 302, &[], r#"{"Refresh_Token":"1//leak11"}"#, Unexpected),
+            (&oauth, 400, &[], r#"[{"id_token":"leak12"}]"#, Unexpected),
+            (&oauth, 400, &gzip, r#"{"error":"x"}"#, Unexpected),
+            (&github, 200, &[], r#"{"token":"ghs_leak13","expires_at":"2999-01-01T00:00:00Z"}"#, Unexpected),
+        ];
+        for (sealer, status, headers, body, want) in cases {
+            let got = seal(sealer, &keys, response(status, headers, body)).await;
+            assert_eq!(got.unwrap_err(), want, "{status} {body}");
+            assert!(!want.to_string().contains("leak"));
+        }
+    }
+
+    /// Text around the form, or a JSON string that embeds a token response, still
+    /// carries the token.
+    #[tokio::test]
+    async fn embedded_tokens_in_error_bodies_fail_closed() {
+        let keys = keys();
+        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        for body in [
+            "upstream error; echo: access_token=ya29.leak&token_type=bearer",
+            "error\naccess_token=ya29.leak",
+            r#"{"error":"server_error","detail":"{\"access_token\":\"ya29.leak\"}"}"#,
+            r#"{"error":"server_error","detail":"access_token=ya29.leak"}"#,
+        ] {
+            let got = seal(&oauth, &keys, response(500, &[], body)).await;
+            assert_eq!(got.unwrap_err(), TokenResponseError::Unexpected, "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_responses_are_refused() {
+        let keys = keys();
+        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        let big = format!(
+            r#"{{"access_token":"ya29.x","pad":"{}"}}"#,
+            "a".repeat(MAX_TOKEN_RESPONSE)
+        );
+        for status in [200, 400] {
+            let got = seal(&oauth, &keys, response(status, &[], &big)).await;
+            assert_eq!(got.unwrap_err(), TokenResponseError::TooLarge);
+        }
     }
 
     #[test]

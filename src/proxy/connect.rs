@@ -111,7 +111,7 @@ async fn request(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
-    let mut log = RequestLog::start("serve", peer, &parts);
+    let mut log = RequestLog::start(proxy.telemetry(), "serve", peer, &parts);
     log.set_connect_host(tunnel.authority.as_str());
     let result = async {
         if parts.method == Method::CONNECT {
@@ -147,11 +147,12 @@ async fn request(
         } else {
             tunnel.flysrc.clone()
         };
+        let body = log.count_request(body::incoming(incoming));
         pipeline::forward(
             &proxy,
             &target,
             parts,
-            body::incoming(incoming),
+            body,
             Some(connect),
             own_flysrc.as_ref(),
             &mut log,

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 pub use listener::http1_builder;
 
+use crate::audit::Telemetry;
 use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::config::ServeConfig;
@@ -34,6 +35,7 @@ pub struct Proxy {
     upstream: Upstream,
     revocations: Revocations,
     limiter: Limiter,
+    telemetry: Arc<Telemetry>,
 }
 
 /// Why the proxy could not start.
@@ -69,12 +71,19 @@ impl Proxy {
             }
             None => Revocations::default(),
         };
+        let telemetry = Telemetry::new(config.audit_ring_size);
         Ok(Arc::new(Self {
             config,
             upstream,
             revocations,
             limiter: Limiter::default(),
+            telemetry,
         }))
+    }
+
+    /// The audit ring and metrics.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     pub fn revocations(&self) -> &Revocations {
@@ -117,7 +126,7 @@ impl Proxy {
     /// Handle one request from a client connection.
     async fn handle(self: &Arc<Self>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
-        let mut log = RequestLog::start("serve", peer, &parts);
+        let mut log = RequestLog::start(&self.telemetry, "serve", peer, &parts);
         let flysrc = match self.fly_src(&parts.headers, peer) {
             Ok(f) => f,
             Err(e) => return log.respond(Err(e)),
@@ -128,16 +137,8 @@ impl Proxy {
                 connect::open(self, peer, req, target, flysrc, &mut log)
             }
             Ok(Kind::Forward(target)) => {
-                pipeline::forward(
-                    self,
-                    &target,
-                    parts,
-                    body::incoming(incoming),
-                    None,
-                    flysrc.as_ref(),
-                    &mut log,
-                )
-                .await
+                let body = log.count_request(body::incoming(incoming));
+                pipeline::forward(self, &target, parts, body, None, flysrc.as_ref(), &mut log).await
             }
             Err(e) => Err(e),
         };

@@ -78,9 +78,13 @@ pub fn prepare(
         for value in source.headers.get_all(PROXY_TOKENIZER) {
             let header = TokenizerHeader::parse(value)?;
             let secret = Secret::open(proxy.keys(), header.sealed)?;
-            log.add_secret(secret.stripped_json(), &header.params);
             let policy = &secret.policy;
             let digest = || sealed_digest(header.sealed);
+            let name = match &policy.id {
+                Some(id) => format!("id:{id}"),
+                None => format!("sha256:{}", &digest()[..16]),
+            };
+            log.add_secret(secret.stripped_json(), &header.params, name);
             if proxy.revocations().is_revoked(policy.id.as_deref(), digest) {
                 return Err(PolicyError::Revoked.into());
             }
@@ -182,10 +186,12 @@ pub async fn forward(
     parts.version = Version::HTTP_11;
     let body = processor::finish(&prepared.steps, &mut parts, body, max_body).await?;
 
+    let sent = std::time::Instant::now();
     let mut response = proxy
         .upstream()
         .send(Request::from_parts(parts, body))
         .await?;
+    log.set_upstream(sent.elapsed());
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(client) = client_upgrade {
         crate::upgrade::splice(client, hyper::upgrade::on(&mut response));

@@ -27,6 +27,8 @@ pub struct SideproxyConfig {
     /// How long the tokenizer may take to send response headers.
     pub tokenizer_timeout: Duration,
     pub drain_timeout: Duration,
+    /// How many audit entries `/v1/audit` keeps.
+    pub audit_ring_size: usize,
 }
 
 /// Target host → the `Proxy-Tokenizer` value (sealed secret, optional `; {params}`).

@@ -51,11 +51,11 @@ async fn request(
     stop: CancellationToken,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let mut log = RequestLog::for_request("sideproxy", peer, &req);
+    let mut log = RequestLog::for_request(&side.telemetry, "sideproxy", peer, &req);
     let result = if req.method() == Method::CONNECT {
         connect(&side, peer, stop, req, &mut log).await
     } else if let Some(host) = req.uri().host().map(str::to_owned) {
-        absolute(&side, &host, req).await
+        absolute(&side, &host, req, &mut log).await
     } else {
         Err(SidecarError::BadRequest(
             "this is a proxy: send absolute-form or CONNECT requests",
@@ -69,6 +69,7 @@ async fn absolute(
     side: &Sidecar,
     host: &str,
     req: Request<Incoming>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, SidecarError> {
     let plain =
         req.uri().scheme_str() == Some("http") && req.uri().port_u16().is_none_or(|p| p == 80);
@@ -79,7 +80,7 @@ async fn absolute(
                 .map_or_else(String::new, |a| a.to_string()),
         ));
     }
-    forward::forward(side, host, req).await
+    forward::forward(side, host, req, log).await
 }
 
 async fn connect(
@@ -121,6 +122,7 @@ async fn connect(
         let mut upstream = tokio::time::timeout(side.config.upstream.connect_timeout, dial)
             .await
             .map_err(|_| SidecarError::Passthrough(DialError::Timeout))??;
+        log.set_decision(crate::audit::Decision::Passthrough);
         side.lifecycle.tasks.spawn(async move {
             let Ok(up) = on_upgrade.await else { return };
             let mut client = TokioIo::new(up);

@@ -12,6 +12,7 @@ use super::Sidecar;
 use crate::body::{self, Body};
 use crate::error::SidecarError;
 use crate::headers::{is_upgrade, strip_hop_by_hop};
+use crate::request_log::RequestLog;
 
 const FLY_SRC_OPTIN: HeaderName = HeaderName::from_static("fly-src-optin");
 const PROXY_TOKENIZER: HeaderName = HeaderName::from_static(crate::secret::PROXY_TOKENIZER);
@@ -21,6 +22,7 @@ pub async fn forward(
     side: &Sidecar,
     host: &str,
     req: Request<Incoming>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, SidecarError> {
     let sealed = side
         .config
@@ -55,8 +57,10 @@ pub async fn forward(
     parts.version = Version::HTTP_11;
     parts.extensions = http::Extensions::new();
 
-    let request = Request::from_parts(parts, body::incoming(incoming));
+    let request = Request::from_parts(parts, log.count_request(body::incoming(incoming)));
+    let sent = std::time::Instant::now();
     let mut response = side.tokenizer.send(request).await?;
+    log.set_upstream(sent.elapsed());
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(client) = client_upgrade {
         crate::upgrade::splice(client, hyper::upgrade::on(&mut response));

@@ -54,6 +54,7 @@ pub struct Sidecar {
     resolver: Resolver,
     guard: Guard,
     lifecycle: Lifecycle,
+    telemetry: Arc<crate::audit::Telemetry>,
 }
 
 /// A sidecar with its listeners bound, ready to run.
@@ -99,6 +100,7 @@ impl Sidecar {
             Some(v)
         });
 
+        let audit_ring_size = config.audit_ring_size;
         let mut own: Vec<SocketAddr> = Vec::new();
         for l in tls.iter().chain(proxy.as_ref()) {
             if let Ok(addr) = l.local_addr() {
@@ -119,6 +121,7 @@ impl Sidecar {
             proxy_authorization,
             guard,
             lifecycle: Lifecycle::default(),
+            telemetry: crate::audit::Telemetry::new(audit_ring_size),
         });
         Ok(Bound {
             side,

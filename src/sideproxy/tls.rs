@@ -76,12 +76,12 @@ async fn request(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
-    let mut log = RequestLog::start("sideproxy", peer, &parts);
+    let mut log = RequestLog::start(&side.telemetry, "sideproxy", peer, &parts);
     log.set_host(sni);
     let result = if sni == CA_HOST {
         Ok(ca_certificate(side, &parts))
     } else {
-        forward::forward(side, sni, Request::from_parts(parts, incoming)).await
+        forward::forward(side, sni, Request::from_parts(parts, incoming), &mut log).await
     };
     log.respond(result)
 }

@@ -16,3 +16,4 @@ mod proxying;
 mod rules;
 mod sideproxy;
 mod sideproxy_cli;
+mod sigv4;

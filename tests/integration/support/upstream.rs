@@ -2,8 +2,8 @@
 //! route that streams its body in two parts on command.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +28,8 @@ pub struct Upstream {
     pub connections: Arc<AtomicUsize>,
     /// Lets `/stream` send its second part.
     pub release: Arc<Notify>,
+    /// What the token endpoints ([`token_endpoint`]) received, in order, as echoes.
+    pub received: Arc<Mutex<Vec<Value>>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -42,9 +44,10 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
+        let received = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = oneshot::channel::<()>();
         let acceptor = TlsAcceptor::from(config);
-        let (count, rel) = (connections.clone(), release.clone());
+        let (count, rel, rec) = (connections.clone(), release.clone(), received.clone());
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
@@ -54,11 +57,12 @@ impl Upstream {
                 count.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
                 let rel = rel.clone();
+                let rec = rec.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let svc = service_fn(move |req| handle(req, rel.clone()));
+                    let svc = service_fn(move |req| handle(req, rel.clone(), rec.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
                         .with_upgrades()
@@ -70,6 +74,7 @@ impl Upstream {
             addr,
             connections,
             release,
+            received,
             _stop: stop,
         }
     }
@@ -81,11 +86,30 @@ impl Upstream {
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// The requests the token endpoints received, oldest first.
+    pub fn received(&self) -> Vec<Echo> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(Echo)
+            .collect()
+    }
+
+    /// The last request a token endpoint received.
+    pub fn last_received(&self) -> Echo {
+        self.received()
+            .pop()
+            .expect("no token endpoint was called")
+    }
 }
 
 async fn handle(
     req: Request<Incoming>,
     release: Arc<Notify>,
+    received: Arc<Mutex<Vec<Value>>>,
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
     if req.uri().path() == "/ws" {
         return Ok(websocket(req));
@@ -132,10 +156,110 @@ async fn handle(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
+    if let Some(resp) = token_endpoint(parts.uri.path(), &echo, &received) {
+        return Ok(resp);
+    }
     let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from(echo.to_string()))));
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     Ok(resp)
+}
+
+/// Token endpoints for the token-exchange tests. Each records the request it got in
+/// `received` and answers with a canned token response:
+///
+/// - `/token`: 200 `{"access_token":"ya29.test-access-token-from-google","expires_in":3600,…}`
+/// - `/token/cc`: 200 `{"access_token":"hs-access-token-xyz","expires_in":7200,…}`
+/// - `/token/short`: 200, the Google token with `expires_in` 1
+/// - `/token/renamed`: 200 with the token under `accessToken`
+/// - `/token/created`: 201 with a well-formed OAuth token response
+/// - `/token/invalid-grant`: 400 `{"error":"invalid_grant"}`
+/// - `/token/not-json`: 200 `text/plain` that quotes the token
+/// - `/token/gzip`: 200 with `Content-Encoding: gzip`
+/// - `/token/form-500`: 500 whose text quotes a form-encoded token response
+/// - `/app/installations/789012/access_tokens` and `/api/v3/…` (GitHub Enterprise): 201
+///   `{"token":"ghs_installationtokenXYZ","expires_at":<now + 1h>}`
+/// - `/gh/ok-200/789012`: 200 with a GitHub token; `/gh/no-token/789012`: 201 without one;
+///   `/gh/unauthorized/789012`: 401 `{"message":"Bad credentials"}`
+fn token_endpoint(
+    path: &str,
+    echo: &Value,
+    received: &Mutex<Vec<Value>>,
+) -> Option<Response<BoxBody>> {
+    const GOOGLE: &str = "ya29.test-access-token-from-google";
+    let github = || {
+        let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let expires_at = expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        json!({"token": "ghs_installationtokenXYZ", "expires_at": expires_at,
+            "permissions": {"contents": "read"}, "repository_selection": "all"})
+        .to_string()
+    };
+    let oauth = |token: &str, expires_in: i64| {
+        json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
+            .to_string()
+    };
+    let (status, content_type, body, gzip) = match path {
+        "/token" => (200, "application/json", oauth(GOOGLE, 3600), false),
+        "/token/cc" => (200, "application/json", oauth("hs-access-token-xyz", 7200), false),
+        "/token/short" => (200, "application/json", oauth(GOOGLE, 1), false),
+        "/token/renamed" => (
+            200,
+            "application/json",
+            json!({"accessToken": GOOGLE, "expiresIn": 3600}).to_string(),
+            false,
+        ),
+        "/token/created" => (201, "application/json", oauth(GOOGLE, 3600), false),
+        "/token/invalid-grant" => (
+            400,
+            "application/json",
+            r#"{"error":"invalid_grant"}"#.to_owned(),
+            false,
+        ),
+        "/token/not-json" => (
+            200,
+            "text/plain",
+            format!("your token is {GOOGLE}"),
+            false,
+        ),
+        "/token/gzip" => (200, "application/json", oauth(GOOGLE, 3600), true),
+        "/token/form-500" => (
+            500,
+            "text/plain",
+            format!("upstream failed; it said: access_token={GOOGLE}&token_type=bearer"),
+            false,
+        ),
+        "/app/installations/789012/access_tokens"
+        | "/api/v3/app/installations/789012/access_tokens" => {
+            (201, "application/json; charset=utf-8", github(), false)
+        }
+        "/gh/ok-200/789012" => (200, "application/json", github(), false),
+        "/gh/no-token/789012" => (
+            201,
+            "application/json",
+            r#"{"message":"created","permissions":{}}"#.to_owned(),
+            false,
+        ),
+        "/gh/unauthorized/789012" => (
+            401,
+            "application/json",
+            r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#
+                .to_owned(),
+            false,
+        ),
+        _ => return None,
+    };
+    received.lock().unwrap().push(echo.clone());
+    let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from(body))));
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    resp.headers_mut()
+        .insert("content-type", content_type.parse().unwrap());
+    if gzip {
+        resp.headers_mut()
+            .insert("content-encoding", "gzip".parse().unwrap());
+    }
+    Some(resp)
 }
 
 /// A WebSocket endpoint: sends `authorization=<the Authorization it saw>`, then echoes.

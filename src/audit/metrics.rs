@@ -1,0 +1,188 @@
+//! Prometheus metrics (`/metrics`, text format).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::entry::AuditEntry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    role: &'static str,
+    status: u16,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
+type HistogramFamily = Family<RoleLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric the process exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily,
+    upstream_duration: HistogramFamily,
+    request_bytes: Family<RoleLabels, Counter>,
+    response_bytes: Family<RoleLabels, Counter>,
+    reflections: Counter,
+    pii_redacted: Counter,
+    /// Sealed secrets opened (X25519 + decryption).
+    pub secrets_opened: Counter,
+    /// Sealed secrets found in the unseal cache.
+    pub unseal_cache_hits: Counter,
+    /// Forged certificates served from the cache / forged.
+    pub cert_cache_hits: Counter,
+    pub cert_cache_misses: Counter,
+    /// Upstream connections opened, and open now.
+    pub upstream_connections: Counter,
+    pub upstream_connections_open: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~105 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 21))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tokenizer");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let upstream_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let request_bytes = Family::<RoleLabels, Counter>::default();
+        let response_bytes = Family::<RoleLabels, Counter>::default();
+        let this = Self {
+            registry: Registry::default(),
+            requests,
+            duration,
+            upstream_duration,
+            request_bytes,
+            response_bytes,
+            reflections: Counter::default(),
+            pii_redacted: Counter::default(),
+            secrets_opened: Counter::default(),
+            unseal_cache_hits: Counter::default(),
+            cert_cache_hits: Counter::default(),
+            cert_cache_misses: Counter::default(),
+            upstream_connections: Counter::default(),
+            upstream_connections_open: Gauge::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests by role, status and decision",
+            this.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the end of the response body",
+            this.duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending upstream to the response headers",
+            this.upstream_duration.clone(),
+        );
+        registry.register(
+            "request_bytes",
+            "Request body bytes",
+            this.request_bytes.clone(),
+        );
+        registry.register(
+            "response_bytes",
+            "Response body bytes",
+            this.response_bytes.clone(),
+        );
+        registry.register(
+            "reflections_redacted",
+            "Injected credentials found in responses and replaced",
+            this.reflections.clone(),
+        );
+        registry.register(
+            "pii_redacted_requests",
+            "Requests whose body had PII replaced",
+            this.pii_redacted.clone(),
+        );
+        registry.register(
+            "secrets_opened",
+            "Sealed secrets opened",
+            this.secrets_opened.clone(),
+        );
+        registry.register(
+            "unseal_cache_hits",
+            "Sealed secrets served from the unseal cache",
+            this.unseal_cache_hits.clone(),
+        );
+        registry.register(
+            "cert_cache_hits",
+            "Forged certificates reused",
+            this.cert_cache_hits.clone(),
+        );
+        registry.register(
+            "cert_cache_misses",
+            "Certificates forged",
+            this.cert_cache_misses.clone(),
+        );
+        registry.register(
+            "upstream_connections",
+            "Upstream connections opened",
+            this.upstream_connections.clone(),
+        );
+        registry.register(
+            "upstream_connections_open",
+            "Upstream connections open now",
+            this.upstream_connections_open.clone(),
+        );
+        Self { registry, ..this }
+    }
+
+    /// Count a finished request.
+    pub fn observe(&self, e: &AuditEntry) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                role: e.role,
+                status: e.status,
+                decision: e.decision.as_str(),
+            })
+            .inc();
+        let role = RoleLabels { role: e.role };
+        self.duration
+            .get_or_create(&role)
+            .observe(e.total_ms / 1000.0);
+        if let Some(ms) = e.upstream_ms {
+            self.upstream_duration
+                .get_or_create(&role)
+                .observe(ms / 1000.0);
+        }
+        self.request_bytes
+            .get_or_create(&role)
+            .inc_by(e.request_bytes);
+        self.response_bytes
+            .get_or_create(&role)
+            .inc_by(e.response_bytes);
+        self.reflections.inc_by(e.reflections as u64);
+        if !e.pii.is_empty() {
+            self.pii_redacted.inc();
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

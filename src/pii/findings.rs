@@ -1,0 +1,48 @@
+//! Counts of what a scan found, shared between a streaming body and the audit log.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::kind::{KindSet, PiiKind};
+
+/// Matches found per kind. Written while a body streams, read after it ends; holds
+/// counts only, never the matched text.
+#[derive(Default)]
+pub struct Findings {
+    counts: [AtomicU64; 5],
+}
+
+impl Findings {
+    pub fn record(&self, kind: PiiKind) {
+        self.counts[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self, kind: PiiKind) -> u64 {
+        self.counts[kind.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> u64 {
+        PiiKind::ALL.into_iter().map(|k| self.count(k)).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// The kinds found at least once.
+    pub fn kinds(&self) -> KindSet {
+        PiiKind::ALL
+            .into_iter()
+            .filter(|k| self.count(*k) > 0)
+            .collect()
+    }
+}
+
+/// `{email: 2, ssn: 1}`, listing only kinds found.
+impl fmt::Debug for Findings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.kinds().iter().map(|k| (k.name(), self.count(k))))
+            .finish()
+    }
+}
