@@ -60,6 +60,10 @@ pub struct ServeConfig {
     pub revoked_secrets_file: Option<PathBuf>,
     /// How many audit entries `/v1/audit` keeps (`AUDIT_RING_SIZE`).
     pub audit_ring_size: usize,
+    /// The admin listener (`ADMIN_ADDRESS`).
+    pub admin_address: Option<SocketAddr>,
+    /// `ADMIN_TOKEN`.
+    pub admin_token: Option<crate::secret::SecretString>,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -4,6 +4,7 @@
 //! Clients send sealed secrets in `Proxy-Tokenizer`; the proxy opens them, checks who
 //! may use them and where, injects the credential, and forwards over TLS.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod headers;
 pub mod listener;
 pub mod logging;
+pub mod pii;
 pub mod policy;
 pub mod processor;
 pub mod proxy;

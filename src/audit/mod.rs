@@ -6,7 +6,8 @@ mod entry;
 mod metrics;
 mod ring;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 pub use entry::{AuditEntry, Decision};
 pub use metrics::Metrics;
@@ -16,6 +17,8 @@ pub use ring::{AuditQuery, AuditRing};
 pub struct Telemetry {
     pub ring: AuditRing,
     pub metrics: Metrics,
+    /// Requests since start, by decision.
+    totals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Telemetry {
@@ -23,22 +26,25 @@ impl Telemetry {
         Arc::new(Self {
             ring: AuditRing::new(ring_size),
             metrics: Metrics::new(),
+            totals: Mutex::default(),
         })
     }
 
     /// Log, store and count one finished request.
     pub fn record(&self, entry: AuditEntry) {
         self.metrics.observe(&entry);
+        if let Ok(mut totals) = self.totals.lock() {
+            *totals.entry(entry.decision.as_str()).or_default() += 1;
+        }
         entry.log();
         self.ring.push(entry);
     }
-}
 
-impl Default for Telemetry {
-    fn default() -> Self {
-        Self {
-            ring: AuditRing::new(1000),
-            metrics: Metrics::new(),
-        }
+    /// Requests since start by decision, plus `total`.
+    pub fn totals(&self) -> BTreeMap<&'static str, u64> {
+        let mut totals = self.totals.lock().map(|t| t.clone()).unwrap_or_default();
+        let total = totals.values().sum();
+        totals.insert("total", total);
+        totals
     }
 }

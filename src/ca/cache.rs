@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::counter::Counter;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -21,6 +22,8 @@ pub struct CertCache {
     names: HashSet<String>,
     leaves: Mutex<HashMap<String, Leaf>>,
     max: usize,
+    hits: Counter,
+    misses: Counter,
 }
 
 impl CertCache {
@@ -35,7 +38,16 @@ impl CertCache {
             names: names.into_iter().map(|n| n.to_ascii_lowercase()).collect(),
             leaves: Mutex::new(HashMap::new()),
             max: max.max(1),
+            hits: Counter::default(),
+            misses: Counter::default(),
         }
+    }
+
+    /// Count certificates served from the cache in `hits`, forged in `misses`.
+    pub fn with_counters(mut self, hits: Counter, misses: Counter) -> Self {
+        self.hits = hits;
+        self.misses = misses;
+        self
     }
 
     pub fn ca(&self) -> &CertificateAuthority {
@@ -70,8 +82,10 @@ impl CertCache {
         if let Some(leaf) = leaves.get(&name)
             && leaf.not_after > now + RENEW_BEFORE
         {
+            self.hits.inc();
             return Some(leaf.key.clone());
         }
+        self.misses.inc();
         let leaf = match self.ca.forge(&name) {
             Ok(leaf) => leaf,
             Err(e) => {

@@ -10,6 +10,11 @@ use tokio::net::TcpListener;
 use super::{Failure, KeyArgs};
 use crate::auth::FlySrcVerifier;
 use crate::config::{self, ConfigError, LogFormat, ServeConfig, parse_bool, parse_size};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
 use crate::proxy::{self, Proxy};
 
 #[derive(Parser, Clone, Debug)]
@@ -68,6 +73,13 @@ pub struct ServeArgs {
     /// How many recent audit entries to keep in memory for /v1/audit.
     #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
     pub audit_ring_size: usize,
+    /// Listen here for /healthz, /readyz, /metrics, /v1/sealkey, /v1/seal, /v1/audit and
+    /// the dashboard.
+    #[arg(long, env = "ADMIN_ADDRESS")]
+    pub admin_address: Option<SocketAddr>,
+    /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -132,6 +144,8 @@ impl ServeArgs {
             require_flysrc,
             revoked_secrets_file: self.revoked_secrets_file,
             audit_ring_size: self.audit_ring_size,
+            admin_address: self.admin_address,
+            admin_token: self.admin_token.map(crate::secret::SecretString::new),
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
             filtered_headers: config::header_names(
@@ -162,11 +176,39 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     let local = listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let seal_key = config.keys.current().seal_key().to_hex();
+    let admin = match config.admin_address {
+        Some(addr) => Some(bind(&[addr]).await?),
+        None => None,
+    };
+    let admin_local = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let seal_key = config.keys.current().seal_key();
+    let admin_token = config.admin_token.clone();
     let drain = config.drain_timeout;
-    let proxy = Proxy::new(config, local).map_err(|e| Failure::Input(e.to_string()))?;
-    tracing::info!(address = %local, seal_key = %seal_key, "listening");
-    proxy::serve(listener, proxy, shutdown_signal(), drain).await;
+    let own: Vec<SocketAddr> = std::iter::once(local).chain(admin_local).collect();
+    let proxy = Proxy::new(config, &own).map_err(|e| Failure::Input(e.to_string()))?;
+    tracing::info!(address = %local, admin = ?admin_local, seal_key = %seal_key.to_hex(), "listening");
+
+    let stopping = CancellationToken::new();
+    let done = CancellationToken::new();
+    if let Some(listener) = admin {
+        let state = AdminState {
+            role: "serve",
+            telemetry: proxy.telemetry().clone(),
+            seal_key: Some(seal_key),
+            admin_token: admin_token.map(Arc::new),
+            stopping: stopping.clone(),
+        };
+        let done = done.clone();
+        tokio::spawn(admin::serve(listener, state, async move {
+            done.cancelled().await;
+        }));
+    }
+    let signal = async move {
+        shutdown_signal().await;
+        stopping.cancel();
+    };
+    proxy::serve(listener, proxy, signal, drain).await;
+    done.cancel();
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use super::Failure;
 use super::serve::UpstreamArgs;
 use crate::config::{self, ConfigError, LogFormat};
-use crate::secret::SecretString;
+use crate::secret::{SealKey, SecretString};
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
 
@@ -77,6 +77,15 @@ pub struct SideproxyArgs {
     /// How many recent audit entries to keep in memory for /v1/audit.
     #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
     pub audit_ring_size: usize,
+    /// Listen here for /healthz, /readyz, /metrics, /v1/audit and the dashboard.
+    #[arg(long, env = "ADMIN_ADDRESS")]
+    pub admin_address: Option<SocketAddr>,
+    /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The tokenizer's seal key, so the admin API can seal (/v1/seal, /v1/sealkey).
+    #[arg(long, env = "SEAL_KEY")]
+    pub seal_key: Option<String>,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -105,6 +114,17 @@ impl SideproxyArgs {
             tokenizer_timeout: self.tokenizer_timeout,
             drain_timeout: self.shutdown_timeout,
             audit_ring_size: self.audit_ring_size,
+            admin_address: self.admin_address,
+            admin_token: self.admin_token.map(SecretString::new),
+            seal_key: self
+                .seal_key
+                .as_deref()
+                .map(SealKey::from_hex)
+                .transpose()
+                .map_err(|source| ConfigError::Key {
+                    name: "SEAL_KEY",
+                    source,
+                })?,
         })
     }
 }

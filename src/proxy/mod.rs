@@ -51,17 +51,20 @@ pub enum SetupError {
 }
 
 impl Proxy {
-    /// Build the proxy for a listener bound to `local`; the guard refuses dials back to
-    /// it.
-    /// Must be called inside a Tokio runtime (the revocation list is watched).
-    pub fn new(config: ServeConfig, local: SocketAddr) -> Result<Arc<Self>, SetupError> {
+    /// Build the proxy; `own` are the addresses this process listens on, which the guard
+    /// refuses to dial. Must be called inside a Tokio runtime (the revocation list is
+    /// watched).
+    pub fn new(config: ServeConfig, own: &[SocketAddr]) -> Result<Arc<Self>, SetupError> {
         let mut guard = Guard::new(
             config.upstream.allow.clone(),
             config.upstream.deny.clone(),
             vec![],
         );
-        guard.add_own(listener_addrs(local));
-        let upstream = Upstream::new(&config.upstream, guard)?;
+        for local in own {
+            guard.add_own(listener_addrs(*local));
+        }
+        let telemetry = Telemetry::new(config.audit_ring_size);
+        let upstream = Upstream::new(&config.upstream, guard, &telemetry.metrics)?;
         let revocations = match &config.revoked_secrets_file {
             Some(path) => {
                 Revocations::watch(path.clone()).map_err(|source| SetupError::Revocations {
@@ -71,7 +74,6 @@ impl Proxy {
             }
             None => Revocations::default(),
         };
-        let telemetry = Telemetry::new(config.audit_ring_size);
         Ok(Arc::new(Self {
             config,
             upstream,

@@ -78,6 +78,7 @@ pub fn prepare(
         for value in source.headers.get_all(PROXY_TOKENIZER) {
             let header = TokenizerHeader::parse(value)?;
             let secret = Secret::open(proxy.keys(), header.sealed)?;
+            proxy.telemetry().metrics.secrets_opened.inc();
             let policy = &secret.policy;
             let digest = || sealed_digest(header.sealed);
             let name = match &policy.id {

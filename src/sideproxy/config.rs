@@ -29,6 +29,12 @@ pub struct SideproxyConfig {
     pub drain_timeout: Duration,
     /// How many audit entries `/v1/audit` keeps.
     pub audit_ring_size: usize,
+    /// The admin listener (`ADMIN_ADDRESS`).
+    pub admin_address: Option<SocketAddr>,
+    /// `ADMIN_TOKEN`.
+    pub admin_token: Option<SecretString>,
+    /// `SEAL_KEY`: lets the admin API seal for the tokenizer.
+    pub seal_key: Option<crate::secret::SealKey>,
 }
 
 /// Target host → the `Proxy-Tokenizer` value (sealed secret, optional `; {params}`).

@@ -62,6 +62,7 @@ pub struct Bound {
     side: Arc<Sidecar>,
     tls: Vec<TcpListener>,
     proxy: Option<TcpListener>,
+    admin: Option<TcpListener>,
     provenance: Provenance,
 }
 
@@ -77,12 +78,24 @@ impl Sidecar {
             ),
             None => None,
         };
+        let admin = match config.admin_address {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| SetupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
 
         let targets: Vec<String> = config.targets.hosts().cloned().collect();
         let (ca, provenance) = CertificateAuthority::load_or_generate(&config.ca_dir, &targets)?;
         env::write_bundle(&config.ca_dir, ca.cert_pem()).map_err(SetupError::Bundle)?;
+        let telemetry = crate::audit::Telemetry::new(config.audit_ring_size);
         let names = targets.into_iter().chain([tls::CA_HOST.to_owned()]);
-        let certs = Arc::new(CertCache::new(ca, names, 4096));
+        let certs = Arc::new(CertCache::new(ca, names, 4096).with_counters(
+            telemetry.metrics.cert_cache_hits.clone(),
+            telemetry.metrics.cert_cache_misses.clone(),
+        ));
         certs.warm();
 
         let mut server =
@@ -100,9 +113,8 @@ impl Sidecar {
             Some(v)
         });
 
-        let audit_ring_size = config.audit_ring_size;
         let mut own: Vec<SocketAddr> = Vec::new();
-        for l in tls.iter().chain(proxy.as_ref()) {
+        for l in tls.iter().chain(proxy.as_ref()).chain(admin.as_ref()) {
             if let Ok(addr) = l.local_addr() {
                 own.extend(listener_addrs(addr));
             }
@@ -121,12 +133,13 @@ impl Sidecar {
             proxy_authorization,
             guard,
             lifecycle: Lifecycle::default(),
-            telemetry: crate::audit::Telemetry::new(audit_ring_size),
+            telemetry,
         });
         Ok(Bound {
             side,
             tls,
             proxy,
+            admin,
             provenance,
         })
     }
@@ -139,6 +152,11 @@ impl Bound {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// Address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Address of the HTTPS_PROXY listener.
@@ -184,9 +202,24 @@ impl Bound {
                     .await;
             });
         }
+        let done = tokio_util::sync::CancellationToken::new();
+        if let Some(listener) = self.admin {
+            let state = crate::admin::AdminState {
+                role: "sideproxy",
+                telemetry: side.telemetry.clone(),
+                seal_key: side.config.seal_key.clone(),
+                admin_token: side.config.admin_token.clone().map(Arc::new),
+                stopping: lifecycle.stop.clone(),
+            };
+            let done = done.clone();
+            tokio::spawn(crate::admin::serve(listener, state, async move {
+                done.cancelled().await;
+            }));
+        }
         shutdown.await;
         lifecycle.drain(side.config.drain_timeout).await;
         accepting.abort_all();
+        done.cancel();
     }
 }
 

@@ -12,6 +12,8 @@ use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -55,6 +57,8 @@ struct Inner {
     resolver: Resolver,
     guard: Guard,
     connect_timeout: Duration,
+    opened: Counter,
+    open: Gauge,
 }
 
 pin_project! {
@@ -62,17 +66,26 @@ pin_project! {
     pub struct UpstreamStream {
         #[pin]
         tls: TlsStream<TcpStream>,
+        open: Gauge,
+    }
+
+    impl PinnedDrop for UpstreamStream {
+        fn drop(this: Pin<&mut Self>) {
+            this.open.dec();
+        }
     }
 }
 
 // === impl Connector ===
 
 impl Connector {
+    /// `opened` counts connections made, `open` those not yet closed.
     pub fn new(
         tls: Arc<rustls::ClientConfig>,
         resolver: Resolver,
         guard: Guard,
         connect_timeout: Duration,
+        (opened, open): (Counter, Gauge),
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -80,6 +93,8 @@ impl Connector {
                 resolver,
                 guard,
                 connect_timeout,
+                opened,
+                open,
             }),
         }
     }
@@ -118,7 +133,12 @@ impl Inner {
         let tls = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| DialError::Timeout)??;
-        Ok(UpstreamStream { tls })
+        self.opened.inc();
+        self.open.inc();
+        Ok(UpstreamStream {
+            tls,
+            open: self.open.clone(),
+        })
     }
 }
 

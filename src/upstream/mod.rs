@@ -51,9 +51,24 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig, guard: Guard) -> Result<Self, tls::TlsConfigError> {
+    /// `metrics` counts the connections the pool opens.
+    pub fn new(
+        config: &UpstreamConfig,
+        guard: Guard,
+        metrics: &crate::audit::Metrics,
+    ) -> Result<Self, tls::TlsConfigError> {
         let tls = tls::client_config(config.ca_file.as_deref())?;
-        let connector = Connector::new(tls, config.resolver.clone(), guard, config.connect_timeout);
+        let counters = (
+            metrics.upstream_connections.clone(),
+            metrics.upstream_connections_open.clone(),
+        );
+        let connector = Connector::new(
+            tls,
+            config.resolver.clone(),
+            guard,
+            config.connect_timeout,
+            counters,
+        );
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.idle_timeout)

@@ -230,7 +230,7 @@ async fn a_missing_revocation_file_stops_startup() {
     ])
     .unwrap();
     let config = args.into_config().unwrap();
-    let err = ::tokenizer::proxy::Proxy::new(config, "127.0.0.1:1".parse().unwrap())
+    let err = ::tokenizer::proxy::Proxy::new(config, &["127.0.0.1:1".parse().unwrap()])
         .err()
         .expect("refused");
     assert!(err.to_string().contains("REVOKED_SECRETS_FILE"), "{err}");

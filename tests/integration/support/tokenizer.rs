@@ -52,7 +52,7 @@ impl Tokenizer {
             .expect("serve config");
         let listener = TcpListener::bind(config.listen[0]).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let proxy = Proxy::new(config, addr).expect("proxy");
+        let proxy = Proxy::new(config, &[addr]).expect("proxy");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(proxy::serve(
             listener,

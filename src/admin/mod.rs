@@ -1,0 +1,60 @@
+//! The admin listener (`ADMIN_ADDRESS`), for `serve` and `sideproxy`: health, metrics,
+//! the seal key, sealing (the stateless counterpart of a token API), the audit tail, and
+//! a live dashboard.
+
+mod dashboard;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::Telemetry;
+use crate::secret::{SealKey, SecretString};
+
+/// What the admin routes see.
+#[derive(Clone)]
+pub struct AdminState {
+    pub role: &'static str,
+    pub telemetry: Arc<Telemetry>,
+    /// The key `/v1/seal` seals to; `None` disables `/v1/sealkey` and `/v1/seal`.
+    pub seal_key: Option<SealKey>,
+    /// When set, `/v1/seal` and `/v1/audit` need `Authorization: Bearer <token>`.
+    pub admin_token: Option<Arc<SecretString>>,
+    /// Cancelled when the process starts shutting down: `/readyz` then answers 503.
+    pub stopping: CancellationToken,
+}
+
+/// The admin API.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/sealkey", get(routes::sealkey))
+        .route("/v1/seal", post(routes::seal))
+        .route("/v1/audit", get(routes::audit))
+        .route("/v1/stats", get(routes::stats))
+        .fallback(routes::not_found)
+        .with_state(state)
+}
+
+/// Serve the admin API until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "admin listener failed");
+    }
+}

@@ -1,0 +1,152 @@
+//! Admin route handlers. Errors are JSON: `{"error": "…"}` with a 4xx status.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AdminState;
+use crate::audit::AuditQuery;
+use crate::secret::{Secret, lint, sealed_digest};
+
+/// A JSON error response.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// With `ADMIN_TOKEN` set, the request must carry `Authorization: Bearer <token>`;
+/// returns the refusal otherwise.
+fn denied(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
+    let token = state.admin_token.as_ref()?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
+        None
+    } else {
+        Some(error(StatusCode::UNAUTHORIZED, "admin token required"))
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.stopping.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    "ready\n".into_response()
+}
+
+pub async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.telemetry.metrics.encode(),
+    )
+        .into_response()
+}
+
+pub async fn sealkey(State(state): State<AdminState>) -> Response {
+    match &state.seal_key {
+        Some(key) => Json(json!({"seal_key": key.to_hex()})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no seal key configured"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SealOptions {
+    #[serde(default)]
+    deny_warnings: bool,
+}
+
+/// `POST /v1/seal`: the body is a secret (JSON, as for `tokenizer seal --json`). Answers
+/// `{"sealed_token", "digest", "warnings"}`; invalid secrets are 400 with the reason.
+pub async fn seal(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    options: Result<Query<SealOptions>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    if let Some(refusal) = denied(&state, &headers) {
+        return refusal;
+    }
+    let Ok(Query(options)) = options else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query: deny_warnings=true|false",
+        );
+    };
+    let Some(key) = &state.seal_key else {
+        return error(StatusCode::NOT_FOUND, "no seal key configured");
+    };
+    let body = zeroize::Zeroizing::new(body.to_vec());
+    let secret = match Secret::from_json(&body) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let mut warnings = lint(&secret);
+    warnings.extend(
+        Secret::unknown_keys(&body)
+            .into_iter()
+            .map(|k| format!("unknown key {k:?} ignored")),
+    );
+    if options.deny_warnings && !warnings.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "refused because of warnings", "warnings": warnings})),
+        )
+            .into_response();
+    }
+    let sealed = secret.seal(key);
+    Json(json!({
+        "sealed_token": sealed,
+        "digest": sealed_digest(&sealed),
+        "warnings": warnings,
+    }))
+    .into_response()
+}
+
+pub async fn audit(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if let Some(refusal) = denied(&state, &headers) {
+        return refusal;
+    }
+    let query: AuditQuery = match serde_urlencoded::from_str(raw.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query: {e}")),
+    };
+    match state.telemetry.ring.query(&query) {
+        Ok(entries) => Json(json!({"count": entries.len(), "entries": entries})).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Totals since start, for the dashboard.
+pub async fn stats(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = denied(&state, &headers) {
+        return refusal;
+    }
+    Json(json!({
+        "role": state.role,
+        "totals": state.telemetry.totals(),
+        "ring": state.telemetry.ring.len(),
+    }))
+    .into_response()
+}
+
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
