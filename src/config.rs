@@ -64,6 +64,8 @@ pub struct ServeConfig {
     pub admin_address: Option<SocketAddr>,
     /// `ADMIN_TOKEN`.
     pub admin_token: Option<crate::secret::SecretString>,
+    /// Mask injected credentials echoed back in responses (`REFLECTION_GUARD`).
+    pub reflection_guard: bool,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Mask injected credentials that come back in responses (headers and body).
+    #[arg(long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
+          default_value = "true", default_missing_value = "true")]
+    pub reflection_guard: bool,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -146,6 +150,7 @@ impl ServeArgs {
             audit_ring_size: self.audit_ring_size,
             admin_address: self.admin_address,
             admin_token: self.admin_token.map(crate::secret::SecretString::new),
+            reflection_guard: self.reflection_guard,
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
             filtered_headers: config::header_names(

@@ -13,6 +13,7 @@ mod jwt_processor;
 mod jwt_sign;
 mod oauth2_body_processor;
 mod oauth2_processor;
+pub mod reflection;
 pub mod replace;
 mod sigv4_processor;
 mod step;
@@ -34,6 +35,7 @@ pub use oauth2_processor::{OAuth2Config, OAuthToken};
 pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
 pub use step::{Step, apply, finish};
+pub use reflection::ReflectionGuard;
 pub use token_response::{Exchange, TokenResponseError, TokenSealer};
 
 use crate::secret::Params;

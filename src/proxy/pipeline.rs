@@ -16,9 +16,9 @@ use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
-use crate::processor::{self, ProcessorError, Step, TokenSealer};
+use crate::processor::{self, ProcessorError, ReflectionGuard, Step, TokenSealer};
 use crate::request_log::RequestLog;
-use crate::secret::{PROXY_TOKENIZER, Secret, TokenizerHeader, sealed_digest};
+use crate::secret::{PROXY_TOKENIZER, Secret, SecretBytes, TokenizerHeader, sealed_digest};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -48,6 +48,8 @@ pub struct Prepared {
     pub normalized_path: Option<String>,
     /// Seals the response of a token exchange (jwt, client credentials, GitHub App).
     pub sealer: Option<TokenSealer>,
+    /// The credentials the secrets inject, for the reflection guard.
+    pub guard: Vec<SecretBytes>,
 }
 
 /// Open, check and build every secret, in header order (CONNECT-level sources first).
@@ -73,6 +75,7 @@ pub fn prepare(
         secrets: 0,
         normalized_path: None,
         sealer: None,
+        guard: Vec::new(),
     };
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
@@ -121,6 +124,7 @@ pub fn prepare(
                 }
                 prepared.sealer = Some(TokenSealer::new(kind, &secret));
             }
+            secret.processor.guard_values(&mut prepared.guard);
             prepared.secrets += 1;
         }
     }
@@ -199,12 +203,20 @@ pub async fn forward(
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
-    let response = Response::from_parts(head, body::incoming(body));
-    match &prepared.sealer {
-        Some(sealer) => sealer
+    let mut response = Response::from_parts(head, body::incoming(body));
+    if let Some(sealer) = &prepared.sealer {
+        response = sealer
             .seal(response, &proxy.keys().current().seal_key())
             .await
-            .map_err(ProxyError::TokenResponse),
-        None => Ok(response),
+            .map_err(ProxyError::TokenResponse)?;
     }
+    if proxy.config().reflection_guard
+        && !switching
+        && let Some(guard) = ReflectionGuard::new(&prepared.guard)
+    {
+        let (mut head, body) = response.into_parts();
+        let body = guard.apply(&mut head, body, log.reflection_counter());
+        response = Response::from_parts(head, body);
+    }
+    Ok(response)
 }

@@ -618,6 +618,7 @@ async fn denied_destinations_are_400() {
         "127.0.0.2/32".into(),
         "--upstream-resolve".into(),
         format!("api.test=127.0.0.1:{port},ok.test={relay}"),
+        "--reflection-guard=false".into(),
     ])
     .await;
     let e = Env {

@@ -146,6 +146,12 @@ impl Server {
                 .arg("--open-key")
                 .arg(open_key)
                 .args(args)
+                // Tests read injected credentials back from echo upstreams, which the
+                // reflection guard would mask; tests of the guard turn it on.
+                .args(
+                    (!args.iter().any(|a| a.starts_with("--reflection-guard")))
+                        .then_some("--reflection-guard=false"),
+                )
                 .envs(envs.iter().copied());
             match Self::spawn(cmd, SocketAddr::from(([127, 0, 0, 1], port))) {
                 Ok(server) => return server,

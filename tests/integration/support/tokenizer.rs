@@ -22,7 +22,9 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// Trusts `ca` upstream and exempts loopback from the destination guard (the test
-    /// upstreams live there); `extra` are more `serve` flags.
+    /// upstreams live there); `extra` are more `serve` flags. The reflection guard is off
+    /// unless `extra` turns it on: most tests read the injected credential back from an
+    /// echo upstream, which is exactly what the guard masks.
     pub async fn start(ca: &TestCa, extra: &[&str]) -> Self {
         let mut args = vec![
             "--upstream-ca-file".to_owned(),
@@ -30,11 +32,15 @@ impl Tokenizer {
             "--upstream-allow-cidrs".to_owned(),
             "127.0.0.0/8,::1/128".to_owned(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--reflection-guard")) {
+            args.push("--reflection-guard=false".to_owned());
+        }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         Self::start_raw(args).await
     }
 
-    /// Only the key and listen address are set; `args` are everything else.
+    /// Only the key and listen address are set; `args` are everything else (the
+    /// reflection guard stays on unless they turn it off).
     pub async fn start_raw(args: Vec<String>) -> Self {
         super::init();
         let open_key = OpenKey::generate();
