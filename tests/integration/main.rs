@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod admin;
 mod bad_input;
 mod cli;
 mod cross_impl;
@@ -17,3 +18,4 @@ mod rules;
 mod sideproxy;
 mod sideproxy_cli;
 mod sigv4;
+mod token_exchange;

@@ -22,6 +22,8 @@ pub struct SideProxy {
     pub addr: SocketAddr,
     /// The HTTPS_PROXY listener, when enabled.
     pub proxy_addr: Option<SocketAddr>,
+    /// The admin listener, when enabled.
+    pub admin_addr: Option<SocketAddr>,
     pub ca_pem: String,
     pub ca_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -62,6 +64,7 @@ impl SideProxy {
         let bound = Sidecar::bind(config).await.expect("sidecar binds");
         let addr = bound.tls_addrs()[0];
         let proxy_addr = bound.proxy_addr();
+        let admin_addr = bound.admin_addr();
         let ca_pem = bound.ca_pem();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(bound.run(async {
@@ -70,6 +73,7 @@ impl SideProxy {
         Self {
             addr,
             proxy_addr,
+            admin_addr,
             ca_pem,
             ca_dir,
             _dir: dir,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use ::tokenizer::admin::{self, AdminState};
 use ::tokenizer::cli::ServeArgs;
 use ::tokenizer::proxy::{self, Proxy};
 use ::tokenizer::secret::{OpenKey, SealKey, Secret};
@@ -15,6 +16,8 @@ use super::ca::TestCa;
 /// A running tokenizer; stops when dropped.
 pub struct Tokenizer {
     pub addr: SocketAddr,
+    /// The admin listener, when `--admin-address` was given.
+    pub admin_addr: Option<SocketAddr>,
     pub seal_key: SealKey,
     pub open_key: OpenKey,
     _stop: oneshot::Sender<()>,
@@ -58,7 +61,24 @@ impl Tokenizer {
             .expect("serve config");
         let listener = TcpListener::bind(config.listen[0]).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let proxy = Proxy::new(config, &[addr]).expect("proxy");
+        let admin = match config.admin_address {
+            Some(a) => Some(TcpListener::bind(a).await.unwrap()),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
+        let admin_token = config.admin_token.clone();
+        let own: Vec<_> = std::iter::once(addr).chain(admin_addr).collect();
+        let proxy = Proxy::new(config, &own).expect("proxy");
+        if let Some(listener) = admin {
+            let state = AdminState {
+                role: "serve",
+                telemetry: proxy.telemetry().clone(),
+                seal_key: Some(open_key.seal_key()),
+                admin_token: admin_token.map(std::sync::Arc::new),
+                stopping: tokio_util::sync::CancellationToken::new(),
+            };
+            tokio::spawn(admin::serve(listener, state, std::future::pending()));
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(proxy::serve(
             listener,
@@ -70,6 +90,7 @@ impl Tokenizer {
         ));
         Self {
             addr,
+            admin_addr,
             seal_key: open_key.seal_key(),
             open_key,
             _stop: stop,

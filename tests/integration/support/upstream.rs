@@ -100,9 +100,7 @@ impl Upstream {
 
     /// The last request a token endpoint received.
     pub fn last_received(&self) -> Echo {
-        self.received()
-            .pop()
-            .expect("no token endpoint was called")
+        self.received().pop().expect("no token endpoint was called")
     }
 }
 
@@ -113,6 +111,9 @@ async fn handle(
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
     if req.uri().path() == "/ws" {
         return Ok(websocket(req));
+    }
+    if req.uri().path() == "/reflect" {
+        return Ok(reflect(&req));
     }
     if req.uri().path() == "/stream" || req.uri().path() == "/sse" {
         let sse = req.uri().path() == "/sse";
@@ -197,12 +198,16 @@ fn token_endpoint(
         .to_string()
     };
     let oauth = |token: &str, expires_in: i64| {
-        json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
-            .to_string()
+        json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}).to_string()
     };
     let (status, content_type, body, gzip) = match path {
         "/token" => (200, "application/json", oauth(GOOGLE, 3600), false),
-        "/token/cc" => (200, "application/json", oauth("hs-access-token-xyz", 7200), false),
+        "/token/cc" => (
+            200,
+            "application/json",
+            oauth("hs-access-token-xyz", 7200),
+            false,
+        ),
         "/token/short" => (200, "application/json", oauth(GOOGLE, 1), false),
         "/token/renamed" => (
             200,
@@ -217,12 +222,7 @@ fn token_endpoint(
             r#"{"error":"invalid_grant"}"#.to_owned(),
             false,
         ),
-        "/token/not-json" => (
-            200,
-            "text/plain",
-            format!("your token is {GOOGLE}"),
-            false,
-        ),
+        "/token/not-json" => (200, "text/plain", format!("your token is {GOOGLE}"), false),
         "/token/gzip" => (200, "application/json", oauth(GOOGLE, 3600), true),
         "/token/form-500" => (
             500,
@@ -308,6 +308,41 @@ fn websocket(mut req: Request<Incoming>) -> Response<BoxBody> {
         .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
         .body(BodyExt::boxed(Full::new(Bytes::new())))
         .unwrap()
+}
+
+/// An upstream that leaks the request's `Authorization` back: in response headers (raw
+/// and base64) and in a streamed body, split across chunks and also base64- and
+/// URL-encoded.
+fn reflect(req: &Request<Incoming>) -> Response<BoxBody> {
+    use base64::Engine;
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&auth);
+    let url: String = form_urlencoded::byte_serialize(auth.as_bytes()).collect();
+    let half = auth.len() / 2;
+    let chunks = vec![
+        format!("start {}", &auth[..half]),
+        format!("{} middle {b64} ", &auth[half..]),
+        format!("{url} end"),
+    ];
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(4);
+    tokio::spawn(async move {
+        for c in chunks {
+            let _ = tx.send(Ok(Frame::data(Bytes::from(c)))).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))));
+    if let Ok(v) = auth.parse() {
+        resp.headers_mut().insert("x-echo-auth", v);
+    }
+    if let Ok(v) = b64.parse() {
+        resp.headers_mut().insert("x-echo-b64", v);
+    }
+    resp
 }
 
 fn tokio_stream_from<T>(
