@@ -55,12 +55,12 @@ impl PiiKind {
         self as usize
     }
 
-    /// The shortest text any detector of this kind matches. A body shorter than this
+    /// A lower bound on the length of any match of this kind: a body shorter than this
     /// cannot contain the kind (checked against the patterns in tests).
     pub const fn min_len(self) -> usize {
         match self {
             PiiKind::Email => 6,       // a@b.co
-            PiiKind::CreditCard => 13, // 13 digits
+            PiiKind::CreditCard => 12, // 4-digit group and two 3-digit groups
             PiiKind::Ssn => 11,        // ddd-dd-dddd
             PiiKind::Phone => 9,       // +12345678
             PiiKind::ApiKey => 15,     // xoxb- and ten characters
@@ -136,7 +136,10 @@ impl KindSet {
 
     /// The shortest match any kind in the set can produce (`usize::MAX` when empty).
     pub fn min_len(self) -> usize {
-        self.iter().map(PiiKind::min_len).min().unwrap_or(usize::MAX)
+        self.iter()
+            .map(PiiKind::min_len)
+            .min()
+            .unwrap_or(usize::MAX)
     }
 }
 

@@ -50,15 +50,16 @@ const SSN: &str = r"(?-u)\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b";
 
 /// Phone numbers. North American: area code and exchange starting 2–9, written
 /// `415-555-0100`, `415.555.0100`, `415 555 0100` (one separator style) or
-/// `(415) 555-0100`, optionally after `+1`, `+1 `, `1-` or `1 `. International: `+`,
+/// `(415) 555-0100`, optionally after `+1`, `+1 `, `+1-`, `1-` or `1 `. International: `+`,
 /// then 8–15 digits (E.164) with optional single spaces, dots or dashes between them,
 /// as in `+44 20 7946 0958` or `+14155550100`.
 ///
 /// Does not match: plain digit runs without `+` (`4155550100`), dates (`2026-11-24`),
-/// version-like dotted runs (`1.415.555.0100`, `415.555.0100.2`), numbers touching
-/// letters or digits, or international numbers written without the leading `+`.
+/// dotted runs continuing a number (`1.415.555.0100`, `415.555.0100.2`), numbers
+/// touching letters or digits, or international numbers without the leading `+`. A bare
+/// three-part version `415.555.0100` is indistinguishable from a phone and matches.
 const PHONE: &str = r"(?x-u)
-    (?: (?: \+1 [\x20.\-]? | \b 1 [\x20.\-] )?
+    (?: (?: \+1 [\x20.\-]? | \b 1 [\x20\-] )?
         (?: [2-9][0-9]{2} - [2-9][0-9]{2} - [0-9]{4}
           | [2-9][0-9]{2} \. [2-9][0-9]{2} \. [0-9]{4}
           | [2-9][0-9]{2} \x20 [2-9][0-9]{2} \x20 [0-9]{4}
@@ -129,11 +130,26 @@ static PATTERNS: LazyLock<[Pattern; 5]> = LazyLock::new(|| {
     // The sources are constants, compiled by every test run.
     let compile = |src: &str| Regex::new(src).expect("PII patterns are valid regexes");
     [
-        Pattern { regex: compile(EMAIL), check: check_email },
-        Pattern { regex: compile(CARD), check: check_card },
-        Pattern { regex: compile(SSN), check: check_ssn },
-        Pattern { regex: compile(PHONE), check: check_phone },
-        Pattern { regex: compile(API_KEY), check: check_api_key },
+        Pattern {
+            regex: compile(EMAIL),
+            check: check_email,
+        },
+        Pattern {
+            regex: compile(CARD),
+            check: check_card,
+        },
+        Pattern {
+            regex: compile(SSN),
+            check: check_ssn,
+        },
+        Pattern {
+            regex: compile(PHONE),
+            check: check_phone,
+        },
+        Pattern {
+            regex: compile(API_KEY),
+            check: check_api_key,
+        },
     ]
 });
 
@@ -162,15 +178,19 @@ impl Pattern {
 /// True for a full payment card number: 13–19 ASCII digits, a major-network first
 /// digit (2–6) and a valid Luhn check digit.
 pub(super) fn is_card_number(digits: &[u8]) -> bool {
-    (13..=19).contains(&digits.len())
-        && digits.iter().all(u8::is_ascii_digit)
-        && (b'2'..=b'6').contains(&digits[0])
-        && luhn(digits)
+    digits.iter().all(u8::is_ascii_digit) && is_card_span(digits)
 }
 
-fn luhn(digits: &[u8]) -> bool {
+/// [`is_card_number`] for a span of digits and separators that starts with a digit.
+fn is_card_span(span: &[u8]) -> bool {
+    let digits = || span.iter().copied().filter(u8::is_ascii_digit);
+    (13..=19).contains(&digits().count())
+        && (b'2'..=b'6').contains(&span[0])
+        && luhn(digits())
+}
+
+fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
     let sum: u32 = digits
-        .iter()
         .rev()
         .enumerate()
         .map(|(i, d)| {
@@ -182,7 +202,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 // === checks ===
@@ -191,7 +211,10 @@ fn check_email(hay: &[u8], m: Range<usize>) -> Verdict {
     let at = m.start + hay[m.clone()].iter().position(|b| *b == b'@').unwrap_or(0);
     let tld_start = m.start + hay[m.clone()].iter().rposition(|b| *b == b'.').unwrap_or(0) + 1;
     let tld = &hay[tld_start..m.end];
-    if FILE_EXTENSIONS.iter().any(|ext| tld.eq_ignore_ascii_case(ext.as_bytes())) {
+    if FILE_EXTENSIONS
+        .iter()
+        .any(|ext| tld.eq_ignore_ascii_case(ext.as_bytes()))
+    {
         // Every candidate starting before the `@` shares this domain.
         return Verdict::Reject { resume: at + 1 };
     }
@@ -199,22 +222,24 @@ fn check_email(hay: &[u8], m: Range<usize>) -> Verdict {
 }
 
 fn check_card(hay: &[u8], m: Range<usize>) -> Verdict {
-    let reject = Verdict::Reject { resume: m.start + 1 };
-    if continues_before(hay, m.start) {
+    let reject = Verdict::Reject {
+        resume: m.start + 1,
+    };
+    if !(b'2'..=b'6').contains(&hay[m.start]) || continues_before(hay, m.start) {
         return reject;
     }
     // Longest first, then each shorter prefix ending at a group boundary.
     let mut end = m.end;
     loop {
-        let digits: Vec<u8> = hay[m.start..end]
-            .iter()
-            .copied()
-            .filter(u8::is_ascii_digit)
-            .collect();
-        if is_card_number(&digits) && !continues_after(hay, end) {
+        let span = &hay[m.start..end];
+        let digits = span.iter().filter(|b| b.is_ascii_digit()).count();
+        if digits < 13 {
+            return reject;
+        }
+        if digits <= 19 && is_card_span(span) && !continues_after(hay, end) {
             return Verdict::Accept(m.start..end);
         }
-        match hay[m.start..end].iter().rposition(|b| !b.is_ascii_digit()) {
+        match span.iter().rposition(|b| !b.is_ascii_digit()) {
             Some(sep) => end = m.start + sep,
             None => return reject,
         }
@@ -224,13 +249,12 @@ fn check_card(hay: &[u8], m: Range<usize>) -> Verdict {
 fn check_ssn(hay: &[u8], m: Range<usize>) -> Verdict {
     let s = &hay[m.clone()];
     let (area, group, serial) = (&s[0..3], &s[4..6], &s[7..11]);
-    let valid = area != b"000"
-        && area != b"666"
-        && area[0] != b'9'
-        && group != b"00"
-        && serial != b"0000";
+    let valid =
+        area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000";
     if !valid || continues_before(hay, m.start) || continues_after(hay, m.end) {
-        return Verdict::Reject { resume: m.start + 1 };
+        return Verdict::Reject {
+            resume: m.start + 1,
+        };
     }
     Verdict::Accept(m)
 }
@@ -239,13 +263,17 @@ fn check_phone(hay: &[u8], m: Range<usize>) -> Verdict {
     let prev = m.start.checked_sub(1).map(|i| hay[i]);
     let glued = prev.is_some_and(|b| is_word(b) || b == b'+');
     if glued || continues_before(hay, m.start) || continues_after(hay, m.end) {
-        return Verdict::Reject { resume: m.start + 1 };
+        return Verdict::Reject {
+            resume: m.start + 1,
+        };
     }
     Verdict::Accept(m)
 }
 
 fn check_api_key(hay: &[u8], m: Range<usize>) -> Verdict {
-    let reject = Verdict::Reject { resume: m.start + 1 };
+    let reject = Verdict::Reject {
+        resume: m.start + 1,
+    };
     let s = &hay[m.clone()];
     let next = hay.get(m.end).copied();
     let prev = m.start.checked_sub(1).map(|i| hay[i]);

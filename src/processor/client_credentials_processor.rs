@@ -58,7 +58,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::processor::test_keys::{build_error, form_pairs, request, run};
+    use crate::processor::test_keys::{build_error, form_pairs, params, request, run};
     use crate::processor::{Exchange, ProcessorConfig};
     use crate::secret::Secret;
 
@@ -136,10 +136,7 @@ mod tests {
     #[tokio::test]
     async fn params_do_not_change_the_grant() {
         let req = request("POST", "https://auth.example.test/t", &[], "");
-        let p: Params = [("scopes", "admin"), ("sub", "root")]
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let p = params(&[("scopes", "admin"), ("sub", "root")]);
         let (_, body) = run(&ProcessorConfig::ClientCredentials(config("")), &p, req).await;
         let pairs = form_pairs(&body);
         assert!(

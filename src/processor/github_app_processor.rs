@@ -136,10 +136,17 @@ mod tests {
     #[tokio::test]
     async fn app_jwt_headers_path_and_empty_body() {
         let key = test_keys::rsa_pkcs1();
-        let (parts, body) =
-            exchange(config(key), "http://api.github.com/anything/here?per_page=1").await;
+        let (parts, body) = exchange(
+            config(key),
+            "http://api.github.com/anything/here?per_page=1",
+        )
+        .await;
 
-        let auth = parts.headers.get_all("authorization").iter().collect::<Vec<_>>();
+        let auth = parts
+            .headers
+            .get_all("authorization")
+            .iter()
+            .collect::<Vec<_>>();
         assert_eq!(auth.len(), 1);
         assert!(auth[0].is_sensitive());
         let jwt = auth[0]
@@ -190,7 +197,10 @@ mod tests {
             "http://ghe.example.test/",
         )
         .await;
-        assert_eq!(parts.uri.path(), "/api/v3/app/installations/789012/access_tokens");
+        assert_eq!(
+            parts.uri.path(),
+            "/api/v3/app/installations/789012/access_tokens"
+        );
         assert_eq!(parts.uri.host(), Some("ghe.example.test"));
         assert!(body.is_empty());
         let jwt = parts.headers["authorization"].to_str().unwrap()[7..].to_owned();
@@ -200,7 +210,8 @@ mod tests {
         // the request.
         let (parts, _) = exchange(
             GitHubAppConfig {
-                token_url: "https://other.example.test/i/{installation_id}/{installation_id}".to_owned(),
+                token_url: "https://other.example.test/i/{installation_id}/{installation_id}"
+                    .to_owned(),
                 ..config(key)
             },
             "http://api.github.com/x",
@@ -241,10 +252,22 @@ mod tests {
                 },
                 "missing installation_id",
             ),
-            (config(test_keys::p256_pkcs8()), "GitHub App requires an RSA private key"),
-            (config(test_keys::p256_sec1()), "GitHub App requires an RSA private key"),
-            (config(test_keys::p384()), "GitHub App requires an RSA private key"),
-            (config(test_keys::ed25519()), "GitHub App requires an RSA private key"),
+            (
+                config(test_keys::p256_pkcs8()),
+                "GitHub App requires an RSA private key",
+            ),
+            (
+                config(test_keys::p256_sec1()),
+                "GitHub App requires an RSA private key",
+            ),
+            (
+                config(test_keys::p384()),
+                "GitHub App requires an RSA private key",
+            ),
+            (
+                config(test_keys::ed25519()),
+                "GitHub App requires an RSA private key",
+            ),
             (
                 GitHubAppConfig {
                     token_url: "https://ghe.example.test".to_owned(),
@@ -304,7 +327,10 @@ mod tests {
         let secret = Secret::from_json(wire.to_string().as_bytes()).unwrap();
         let out: Value = serde_json::from_str(&secret.to_json()).unwrap();
         assert_eq!(out["github_app_processor"], wire["github_app_processor"]);
-        assert_eq!(Secret::from_json(secret.to_json().as_bytes()).unwrap(), secret);
+        assert_eq!(
+            Secret::from_json(secret.to_json().as_bytes()).unwrap(),
+            secret
+        );
         assert_eq!(secret.processor.exchange(), Some(Exchange::GitHubApp));
         assert_eq!(
             DEFAULT_TOKEN_URL,

@@ -143,7 +143,7 @@ fn aligned_base64(engine: &impl Engine, value: &[u8], offset: usize) -> Option<V
     // whatever follows.
     let skip = (offset * 8).div_ceil(6);
     let total_bits = (offset + value.len()) * 8;
-    let end = if total_bits % 6 == 0 {
+    let end = if total_bits.is_multiple_of(6) {
         encoded.len()
     } else {
         encoded.len().saturating_sub(1)

@@ -446,7 +446,10 @@ mod tests {
         assert_eq!(secret.policy.id.as_deref(), Some("svc-1"));
         let expires_at = secret.policy.expires_at.expect("expires_at");
         let now = now_unix();
-        assert!((now + 3595..=now + 3601).contains(&expires_at), "{expires_at}");
+        assert!(
+            (now + 3595..=now + 3601).contains(&expires_at),
+            "{expires_at}"
+        );
         // It builds into `Authorization: Bearer <token>`.
         let mut steps = Vec::new();
         secret
@@ -464,12 +467,12 @@ mod tests {
     async fn client_credentials_lifetimes() {
         let keys = keys();
         let original = exchange_secret(json!({"client_credentials_processor":
-            ClientCredentialsConfig {
-                client_id: "id".to_owned(),
-                client_secret: SecretString::new("cs"),
-                token_url: "https://t".to_owned(),
-                scopes: String::new(),
-            }}));
+        ClientCredentialsConfig {
+            client_id: "id".to_owned(),
+            client_secret: SecretString::new("cs"),
+            token_url: "https://t".to_owned(),
+            scopes: String::new(),
+        }}));
         let sealer = TokenSealer::new(original.processor.exchange().unwrap(), &original);
         for (expires_in, shown, lifetime) in [
             (json!(7200), 7140, 7200),
@@ -494,7 +497,10 @@ mod tests {
             assert!(got > 0 && got <= 7200);
             assert_eq!(inject_of(&secret).token.expose(), "hs-access-token-xyz");
             let at = secret.policy.expires_at.unwrap() - now_unix();
-            assert!((lifetime - 5..=lifetime).contains(&at), "{expires_in}: {at}");
+            assert!(
+                (lifetime - 5..=lifetime).contains(&at),
+                "{expires_in}: {at}"
+            );
         }
     }
 
@@ -503,12 +509,17 @@ mod tests {
         let keys = keys();
         // Without any validator on the original, and with other hosts on it: the
         // sealed token is always pinned to api.github.com alone.
-        for extra in [json!({}), json!({"allowed_hosts": ["evil.example"], "allowed_host_pattern": ".*"})] {
+        for extra in [
+            json!({}),
+            json!({"allowed_hosts": ["evil.example"], "allowed_host_pattern": ".*"}),
+        ] {
             let mut v = json!({
                 "github_app_processor": {"app_id": "123456", "installation_id": "789012"},
                 "bearer_auth": {"digest": "IDtwta6IOTIWG70L3tk1fnY+Y6/OmLFiML4z8LlMLMU="},
             });
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             let original = Secret::from_json(v.to_string().as_bytes()).unwrap();
             let sealer = TokenSealer::new(Exchange::GitHubApp, &original);
             let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -563,18 +574,30 @@ mod tests {
         let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
         let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
         let cases = [
-            (&oauth, 400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#),
+            (
+                &oauth,
+                400,
+                r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+            ),
             (&oauth, 401, r#"{"error":"invalid_client"}"#),
             (&oauth, 503, "Service Unavailable"),
             (&oauth, 204, ""),
-            (&github, 401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#),
+            (
+                &github,
+                401,
+                r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#,
+            ),
             (&github, 404, r#"{"message":"Not Found"}"#),
         ];
         for (sealer, status, body) in cases {
             let (got, headers, text) = seal(
                 sealer,
                 &keys,
-                response(status, &[("content-type", "application/json"), ("x-request-id", "r1")], body),
+                response(
+                    status,
+                    &[("content-type", "application/json"), ("x-request-id", "r1")],
+                    body,
+                ),
             )
             .await
             .unwrap();
@@ -593,27 +616,107 @@ mod tests {
         let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
         let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
         let gzip = [("content-encoding", "gzip")];
-        let cases: Vec<(&TokenSealer, u16, &[(&str, &str)], &str, TokenResponseError)> = vec![
+        /// Sealer, status, headers, body, and the refusal expected.
+        type Case<'a> = (
+            &'a TokenSealer,
+            u16,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            TokenResponseError,
+        );
+        let cases: Vec<Case<'_>> = vec![
             // The expected status, but not the expected shape.
-            (&oauth, 200, &[], r#"{"accessToken":"ya29.leak1"}"#, MissingToken("access_token")),
-            (&oauth, 200, &[], r#"{"token":"ya29.leak2"}"#, MissingToken("access_token")),
-            (&oauth, 200, &[], r#"{"data":{"access_token":"ya29.leak3"}}"#, MissingToken("access_token")),
-            (&oauth, 200, &[], r#"{"access_token":""}"#, MissingToken("access_token")),
+            (
+                &oauth,
+                200,
+                &[],
+                r#"{"accessToken":"ya29.leak1"}"#,
+                MissingToken("access_token"),
+            ),
+            (
+                &oauth,
+                200,
+                &[],
+                r#"{"token":"ya29.leak2"}"#,
+                MissingToken("access_token"),
+            ),
+            (
+                &oauth,
+                200,
+                &[],
+                r#"{"data":{"access_token":"ya29.leak3"}}"#,
+                MissingToken("access_token"),
+            ),
+            (
+                &oauth,
+                200,
+                &[],
+                r#"{"access_token":""}"#,
+                MissingToken("access_token"),
+            ),
             (&oauth, 200, &[], r#"{"access_token":12345}"#, NotJson),
-            (&oauth, 200, &[], "access_token=ya29.leak4&token_type=bearer", NotJson),
+            (
+                &oauth,
+                200,
+                &[],
+                "access_token=ya29.leak4&token_type=bearer",
+                NotJson,
+            ),
             (&oauth, 200, &[], "<html>ya29.leak5</html>", NotJson),
             (&oauth, 200, &[], "", NotJson),
-            (&oauth, 200, &gzip, r#"{"access_token":"ya29.leak6"}"#, Encoded),
-            (&github, 201, &[], r#"{"access_token":"ghs_leak7"}"#, MissingToken("token")),
-            (&github, 201, &[], r#"{"message":"created"}"#, MissingToken("token")),
+            (
+                &oauth,
+                200,
+                &gzip,
+                r#"{"access_token":"ya29.leak6"}"#,
+                Encoded,
+            ),
+            (
+                &github,
+                201,
+                &[],
+                r#"{"access_token":"ghs_leak7"}"#,
+                MissingToken("token"),
+            ),
+            (
+                &github,
+                201,
+                &[],
+                r#"{"message":"created"}"#,
+                MissingToken("token"),
+            ),
             (&github, 201, &[], "token=ghs_leak8", NotJson),
             // Another status, carrying a token.
-            (&oauth, 201, &[], r#"{"access_token":"ya29.leak9","expires_in":3600}"#, Unexpected),
-            (&oauth, 500, &[], "access_token=ya29.leak10&token_type=bearer", Unexpected),
-            (&oauth, 302, &[], r#"{"Refresh_Token":"1//leak11"}"#, Unexpected),
+            (
+                &oauth,
+                201,
+                &[],
+                r#"{"access_token":"ya29.leak9","expires_in":3600}"#,
+                Unexpected,
+            ),
+            (
+                &oauth,
+                500,
+                &[],
+                "access_token=ya29.leak10&token_type=bearer",
+                Unexpected,
+            ),
+            (
+                &oauth,
+                302,
+                &[],
+                r#"{"Refresh_Token":"1//leak11"}"#,
+                Unexpected,
+            ),
             (&oauth, 400, &[], r#"[{"id_token":"leak12"}]"#, Unexpected),
             (&oauth, 400, &gzip, r#"{"error":"x"}"#, Unexpected),
-            (&github, 200, &[], r#"{"token":"ghs_leak13","expires_at":"2999-01-01T00:00:00Z"}"#, Unexpected),
+            (
+                &github,
+                200,
+                &[],
+                r#"{"token":"ghs_leak13","expires_at":"2999-01-01T00:00:00Z"}"#,
+                Unexpected,
+            ),
         ];
         for (sealer, status, headers, body, want) in cases {
             let got = seal(sealer, &keys, response(status, headers, body)).await;
