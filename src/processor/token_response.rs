@@ -61,6 +61,8 @@ pub struct TokenSealer {
     auth: AuthConfig,
     hosts: HostRules,
     id: Option<String>,
+    /// The original secret's expiry: a sealed token never outlives it.
+    not_after: Option<i64>,
 }
 
 impl ProcessorConfig {
@@ -73,6 +75,26 @@ impl ProcessorConfig {
             Self::Multi(all) => all.iter().find_map(Self::exchange),
             _ => None,
         }
+    }
+
+    /// The host a token exchange belongs to (from `token_url`, or its default): an
+    /// exchange secret without host validators may only be sent there, so a client
+    /// cannot hand the client secret or signed assertion to a server of its choosing.
+    pub fn exchange_host(&self) -> Option<String> {
+        let url = match self {
+            Self::Jwt(c) if c.token_url.is_empty() => super::jwt_processor::DEFAULT_TOKEN_URL,
+            Self::Jwt(c) => &c.token_url,
+            Self::ClientCredentials(c) => &c.token_url,
+            Self::GitHubApp(c) if c.token_url.is_empty() => {
+                super::github_app_processor::DEFAULT_TOKEN_URL
+            }
+            Self::GitHubApp(c) => &c.token_url,
+            Self::Multi(all) => return all.iter().find_map(Self::exchange_host),
+            _ => return None,
+        };
+        url.parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_ascii_lowercase))
     }
 
     /// How many token exchanges this processor performs.
@@ -100,6 +122,7 @@ impl TokenSealer {
             auth: secret.auth.clone(),
             hosts,
             id: secret.policy.id.clone(),
+            not_after: secret.policy.expires_at,
         }
     }
 
@@ -165,7 +188,10 @@ impl TokenSealer {
             auth: self.auth.clone(),
             hosts: self.hosts.clone(),
             policy: PolicyRules {
-                expires_at: Some(now_unix() + lifetime),
+                expires_at: Some(
+                    self.not_after
+                        .map_or(now_unix() + lifetime, |t| t.min(now_unix() + lifetime)),
+                ),
                 id: self.id.clone(),
                 ..PolicyRules::default()
             },
@@ -754,6 +780,40 @@ mod tests {
             let got = seal(&oauth, &keys, response(status, &[], &big)).await;
             assert_eq!(got.unwrap_err(), TokenResponseError::TooLarge);
         }
+    }
+
+    #[tokio::test]
+    async fn sealed_tokens_never_outlive_the_exchange_secret() {
+        let keys = keys();
+        let mut secret = jwt_secret();
+        let soon = now_unix() + 120;
+        secret.policy.expires_at = Some(soon);
+        let sealer = TokenSealer::new(Exchange::OAuth, &secret);
+        let resp = response(200, &[], r#"{"access_token":"ya29.x","expires_in":3600}"#);
+        let (_, headers, body) = seal(&sealer, &keys, resp).await.unwrap();
+        let (opened, _) = opened(&keys, &headers, &body);
+        assert_eq!(opened.policy.expires_at, Some(soon));
+    }
+
+    #[test]
+    fn exchange_hosts_come_from_token_url() {
+        let jwt: ProcessorConfig =
+            serde_json::from_value(json!({"jwt_processor": {"email": "e"}})).unwrap();
+        assert_eq!(
+            jwt.exchange_host().as_deref(),
+            Some("oauth2.googleapis.com")
+        );
+        let cc: ProcessorConfig = serde_json::from_value(
+            json!({"client_credentials_processor": {"token_url": "https://Auth.Example.com:8443/t"}}),
+        )
+        .unwrap();
+        assert_eq!(cc.exchange_host().as_deref(), Some("auth.example.com"));
+        let gh: ProcessorConfig =
+            serde_json::from_value(json!({"github_app_processor": {}})).unwrap();
+        assert_eq!(gh.exchange_host().as_deref(), Some("api.github.com"));
+        let inject: ProcessorConfig =
+            serde_json::from_value(json!({"inject_processor": {"token": "t"}})).unwrap();
+        assert_eq!(inject.exchange_host(), None);
     }
 
     #[test]

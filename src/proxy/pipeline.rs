@@ -94,6 +94,12 @@ pub fn prepare(
             }
             secret.auth.authorize(&input, source.policy_host)?;
             secret.hosts.check(source.policy_host)?;
+            if secret.hosts.is_unrestricted()
+                && let Some(expected) = secret.processor.exchange_host()
+                && !host_only(source.policy_host).eq_ignore_ascii_case(&expected)
+            {
+                return Err(PolicyError::HostNotAllowed(source.policy_host.to_owned()).into());
+            }
             policy.check_time(now)?;
             if let Some(method) = facts.method {
                 policy.check_method(method)?;
@@ -174,7 +180,8 @@ pub async fn forward(
 
     // A WebSocket handshake keeps its upgrade headers; the client side of the upgrade is
     // taken out of the request so it can be joined to the upstream's.
-    let upgrade = is_upgrade(&parts.headers);
+    // No upgrades for token exchanges: their response must be read to be sealed.
+    let upgrade = is_upgrade(&parts.headers) && prepared.sealer.is_none();
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     sanitize_request(
         &mut parts.headers,
@@ -219,4 +226,12 @@ pub async fn forward(
         response = Response::from_parts(head, body);
     }
     Ok(response)
+}
+
+/// The host of `host[:port]` as the client wrote it.
+fn host_only(authority: &str) -> &str {
+    match authority.parse::<http::uri::Authority>() {
+        Ok(a) => &authority[..a.host().len()],
+        Err(_) => authority,
+    }
 }
