@@ -86,6 +86,14 @@ pub struct SideproxyArgs {
     /// The tokenizer's seal key, so the admin API can seal (/v1/seal, /v1/sealkey).
     #[arg(long, env = "SEAL_KEY")]
     pub seal_key: Option<String>,
+    /// Client headers to remove before forwarding: the sandbox's dummy credentials
+    /// (a SigV4 Authorization is always kept). Empty to forward them all.
+    #[arg(
+        long,
+        env = "STRIP_CLIENT_HEADERS",
+        default_value = "authorization,x-api-key,api-key"
+    )]
+    pub strip_client_headers: String,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
@@ -116,6 +124,10 @@ impl SideproxyArgs {
             audit_ring_size: self.audit_ring_size,
             admin_address: self.admin_address,
             admin_token: self.admin_token.map(SecretString::new),
+            strip_client_headers: config::header_names(
+                "STRIP_CLIENT_HEADERS",
+                &self.strip_client_headers,
+            )?,
             seal_key: self
                 .seal_key
                 .as_deref()

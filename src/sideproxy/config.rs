@@ -35,6 +35,9 @@ pub struct SideproxyConfig {
     pub admin_token: Option<SecretString>,
     /// `SEAL_KEY`: lets the admin API seal for the tokenizer.
     pub seal_key: Option<crate::secret::SealKey>,
+    /// Client headers removed before forwarding (`STRIP_CLIENT_HEADERS`): the sandbox's
+    /// dummy credentials.
+    pub strip_client_headers: Vec<http::HeaderName>,
 }
 
 /// Target host → the `Proxy-Tokenizer` value (sealed secret, optional `; {params}`).

@@ -34,6 +34,7 @@ pub async fn forward(
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
 
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    strip_client_credentials(&mut parts.headers, &side.config.strip_client_headers);
     merge_cookies(&mut parts.headers);
     let host_value =
         HeaderValue::from_str(host).map_err(|_| SidecarError::BadRequest("bad host"))?;
@@ -70,6 +71,22 @@ pub async fn forward(
     Ok(Response::from_parts(head, body::incoming(body)))
 }
 
+/// The sandbox's own (dummy) credentials never travel: an SDK may send its key in a
+/// header other than the one the secret injects (Anthropic's SDK sends `Authorization`
+/// while the key belongs in `x-api-key`). A SigV4 `Authorization` is kept: the tokenizer
+/// reads the client's signing scope from it.
+fn strip_client_credentials(headers: &mut http::HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        let sigv4 = *name == header::AUTHORIZATION
+            && headers
+                .get(name)
+                .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256 "));
+        if !sigv4 {
+            headers.remove(name);
+        }
+    }
+}
+
 /// HTTP/2 clients may split `Cookie` into several fields; HTTP/1.1 wants one
 /// (RFC 9113 §8.2.3).
 fn merge_cookies(headers: &mut http::HeaderMap) {
@@ -83,5 +100,28 @@ fn merge_cookies(headers: &mut http::HeaderMap) {
         .collect();
     if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
         headers.insert(header::COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dummy_credentials_are_stripped_but_sigv4_is_kept() {
+        let names = [header::AUTHORIZATION, HeaderName::from_static("x-api-key")];
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer dummy"),
+        );
+        h.insert("x-api-key", HeaderValue::from_static("dummy"));
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        strip_client_credentials(&mut h, &names);
+        assert_eq!(h.len(), 1);
+        let signed = "AWS4-HMAC-SHA256 Credential=AK/20260304/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static(signed));
+        strip_client_credentials(&mut h, &names);
+        assert_eq!(h[header::AUTHORIZATION], signed);
     }
 }

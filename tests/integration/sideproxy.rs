@@ -129,6 +129,51 @@ async fn curl_with_connect_to_and_http2() {
     assert_eq!(version, "version=2");
     let echo = Echo::parse(body);
     assert_injected(&echo);
+    // The sandbox's dummy key is not forwarded.
+    assert_eq!(echo.header("x-api-key"), None);
+}
+
+#[tokio::test]
+async fn client_credentials_are_stripped_unless_configured_otherwise() {
+    let c = chain(&[]).await;
+    let client = c.side.client_for(&["api.test"]);
+    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let echo = Echo::parse(
+        &client
+            .get(&url)
+            .header("x-api-key", "dummy")
+            .header("api-key", "dummy")
+            .header("x-other", "kept")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_injected(&echo);
+    assert_eq!(
+        (echo.header("x-api-key"), echo.header("api-key")),
+        (None, None)
+    );
+    assert_eq!(echo.header("x-other").as_deref(), Some("kept"));
+
+    // With the list emptied, client headers pass through (the injected one still wins).
+    let c = chain(&["--strip-client-headers", ""]).await;
+    let client = c.side.client_for(&["api.test"]);
+    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let body = client
+        .get(&url)
+        .header("x-api-key", "dummy")
+        .header("authorization", "Bearer dummy")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let echo = Echo::parse(&body);
+    assert_injected(&echo);
     assert_eq!(echo.header("x-api-key").as_deref(), Some("dummy"));
 }
 
