@@ -15,11 +15,15 @@ RUN python3 -m venv /opt/sdk \
  && /opt/sdk/bin/pip install --no-cache-dir openai anthropic certifi
 ENV PATH=/opt/sdk/bin:$PATH
 
-# Node SDKs, importable from anywhere.
-RUN npm install --global openai @anthropic-ai/sdk
-ENV NODE_PATH=/usr/local/lib/node_modules
+# Node SDKs in /root/node_modules: ES modules under /root (the examples) resolve them
+# there (NODE_PATH covers CommonJS elsewhere). openai 6 still supports bookworm's Node 18.
+WORKDIR /root
+RUN npm install --no-audit --no-fund openai@6 @anthropic-ai/sdk
+ENV NODE_PATH=/root/node_modules
+
+# Login shells (`fly ssh console`) reset PATH in /etc/profile: put the SDKs back.
+RUN echo 'export PATH=/opt/sdk/bin:$PATH NODE_PATH=/root/node_modules' > /etc/profile.d/sdk.sh
 
 COPY containers/shell/start.sh /usr/local/bin/start-shell
 COPY containers/shell/examples/ /root/examples/
-WORKDIR /root
 CMD ["/usr/local/bin/start-shell"]

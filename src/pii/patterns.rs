@@ -106,7 +106,7 @@ pub(super) const SOURCES: [(PiiKind, &str); 5] = [
     (PiiKind::ApiKey, API_KEY),
 ];
 
-/// TLDs that are really file extensions (`logo@2x.png`); none is a delegated TLD.
+/// TLDs that are really file extensions (`logo@2x.png`); none is a TLD in use.
 const FILE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "css", "js", "mjs", "ts", "tsx",
     "jsx", "json", "map", "txt", "yaml", "yml", "toml", "lock", "html", "htm",
@@ -184,9 +184,7 @@ pub(super) fn is_card_number(digits: &[u8]) -> bool {
 /// [`is_card_number`] for a span of digits and separators that starts with a digit.
 fn is_card_span(span: &[u8]) -> bool {
     let digits = || span.iter().copied().filter(u8::is_ascii_digit);
-    (13..=19).contains(&digits().count())
-        && (b'2'..=b'6').contains(&span[0])
-        && luhn(digits())
+    (13..=19).contains(&digits().count()) && (b'2'..=b'6').contains(&span[0]) && luhn(digits())
 }
 
 fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
