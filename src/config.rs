@@ -66,6 +66,8 @@ pub struct ServeConfig {
     pub admin_token: Option<crate::secret::SecretString>,
     /// Mask injected credentials echoed back in responses (`REFLECTION_GUARD`).
     pub reflection_guard: bool,
+    /// PII scanning of request bodies (`PII_ACTION`, `PII_KINDS`); secrets may override.
+    pub pii: crate::pii::PiiPolicy,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -48,6 +48,9 @@ pub enum ProxyError {
     /// A token-exchange response could not be sealed, or would leak a credential.
     #[error("bad gateway: {0}")]
     TokenResponse(TokenResponseError),
+    /// PII scanning refused the body, or could not read it.
+    #[error("{0}")]
+    Pii(crate::pii::PiiError),
     /// A secret's `rate_limit` is exhausted; retry after this long.
     #[error("rate limited: retry in {}s", retry_secs(*.0))]
     RateLimited(std::time::Duration),
@@ -67,6 +70,9 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Pii(crate::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
+            Self::Pii(crate::pii::PiiError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Pii(crate::pii::PiiError::Read) => StatusCode::BAD_REQUEST,
             Self::FlySrcRequired(_)
             | Self::Secret(_)
             | Self::Policy(_)
@@ -155,6 +161,7 @@ impl IntoErrorResponse for ProxyError {
     fn decision(&self) -> Decision {
         match self {
             Self::RateLimited(_) => Decision::RateLimited,
+            Self::Pii(_) => Decision::PiiBlocked,
             Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => Decision::Error,
             _ => Decision::Denied,
         }

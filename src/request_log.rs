@@ -31,7 +31,7 @@ pub struct RequestLog {
     decision: Option<Decision>,
     request_bytes: Arc<AtomicU64>,
     reflections: Arc<AtomicUsize>,
-    pii: Arc<std::sync::Mutex<Vec<String>>>,
+    pii: Option<Arc<crate::pii::Findings>>,
 }
 
 impl RequestLog {
@@ -129,7 +129,7 @@ impl RequestLog {
             decision: None,
             request_bytes: Arc::default(),
             reflections: Arc::default(),
-            pii: Arc::default(),
+            pii: None,
         }
     }
 
@@ -188,9 +188,9 @@ impl RequestLog {
         self.reflections.clone()
     }
 
-    /// Where the PII scanner reports the kinds it found.
-    pub fn pii_findings(&self) -> Arc<std::sync::Mutex<Vec<String>>> {
-        self.pii.clone()
+    /// What the PII scanner redacted (final once the request body has been sent).
+    pub fn set_pii_findings(&mut self, findings: Arc<crate::pii::Findings>) {
+        self.pii = Some(findings);
     }
 
     /// The response for `result` (errors become their HTTP form). The entry is recorded
@@ -225,7 +225,11 @@ impl RequestLog {
         e.response_bytes = response_bytes;
         e.request_bytes = self.request_bytes.load(Ordering::Relaxed);
         e.reflections = self.reflections.load(Ordering::Relaxed);
-        e.pii = self.pii.lock().map(|p| p.clone()).unwrap_or_default();
+        e.pii = self
+            .pii
+            .as_ref()
+            .map(|f| f.kinds().iter().map(|k| k.name().to_owned()).collect())
+            .unwrap_or_default();
         if !e.pii.is_empty() && e.decision == Decision::Allowed {
             e.decision = Decision::PiiRedacted;
         }

@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Scan request bodies for PII: off, redact (replace with [REDACTED]) or block (403).
+    #[arg(long, env = "PII_ACTION", value_parser = crate::pii::parse_action, default_value = "off")]
+    pub pii_action: crate::pii::PiiAction,
+    /// PII kinds to look for: email, credit_card, ssn, phone, api_key (comma list) or all.
+    #[arg(long, env = "PII_KINDS", value_parser = crate::pii::KindSet::parse, default_value = "all")]
+    pub pii_kinds: crate::pii::KindSet,
     /// Mask injected credentials that come back in responses (headers and body).
     #[arg(long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
           default_value = "true", default_missing_value = "true")]
@@ -151,6 +157,10 @@ impl ServeArgs {
             admin_address: self.admin_address,
             admin_token: self.admin_token.map(crate::secret::SecretString::new),
             reflection_guard: self.reflection_guard,
+            pii: crate::pii::PiiPolicy {
+                action: self.pii_action,
+                kinds: self.pii_kinds,
+            },
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
             filtered_headers: config::header_names(

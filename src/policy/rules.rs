@@ -37,6 +37,10 @@ pub struct PolicyRules {
     /// Requests per period, per secret, per tokenizer instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// PII scanning for requests using this secret, overriding `PII_ACTION`/`PII_KINDS`:
+    /// `{"action":"redact"|"block"|"off","kinds":["email",…]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<crate::pii::PiiPolicy>,
 }
 
 impl PolicyRules {

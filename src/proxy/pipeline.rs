@@ -15,6 +15,7 @@ use crate::auth::{AuthInput, Candidates, FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
+use crate::pii::{PiiAction, PiiPolicy};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
 use crate::processor::{self, ProcessorError, ReflectionGuard, Step, TokenSealer};
 use crate::request_log::RequestLog;
@@ -50,6 +51,8 @@ pub struct Prepared {
     pub sealer: Option<TokenSealer>,
     /// The credentials the secrets inject, for the reflection guard.
     pub guard: Vec<SecretBytes>,
+    /// The strictest PII policy the secrets set, overriding the global one.
+    pub pii: Option<PiiPolicy>,
 }
 
 /// Open, check and build every secret, in header order (CONNECT-level sources first).
@@ -76,6 +79,7 @@ pub fn prepare(
         normalized_path: None,
         sealer: None,
         guard: Vec::new(),
+        pii: None,
     };
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
@@ -131,6 +135,9 @@ pub fn prepare(
                 prepared.sealer = Some(TokenSealer::new(kind, &secret));
             }
             secret.processor.guard_values(&mut prepared.guard);
+            if let Some(p) = policy.pii {
+                prepared.pii = Some(prepared.pii.map_or(p, |q| stricter(p, q)));
+            }
             prepared.secrets += 1;
         }
     }
@@ -176,6 +183,32 @@ pub async fn forward(
         processor::set_path(&mut parts.uri, path)?;
     }
     let max_body = proxy.config().max_buffered_body;
+    // PII scanning sees the client's body, before credentials are injected into it.
+    let pii = prepared.pii.unwrap_or(proxy.config().pii);
+    let body = if pii.is_active() {
+        let scanned = crate::pii::inspect(
+            body,
+            parts.headers.get(header::CONTENT_TYPE),
+            content_length(&parts.headers),
+            &pii,
+            max_body,
+        )
+        .await
+        .map_err(ProxyError::Pii)?;
+        match scanned.content_length {
+            Some(n) => {
+                parts.headers.insert(header::CONTENT_LENGTH, n.into());
+                parts.headers.remove(header::TRANSFER_ENCODING);
+            }
+            None => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+        }
+        log.set_pii_findings(scanned.findings);
+        scanned.body
+    } else {
+        body
+    };
     let body = processor::apply(&prepared.steps, &mut parts, body, max_body).await?;
 
     // A WebSocket handshake keeps its upgrade headers; the client side of the upgrade is
@@ -226,6 +259,38 @@ pub async fn forward(
         response = Response::from_parts(head, body);
     }
     Ok(response)
+}
+
+/// The stricter of two PII policies: block over redact over off, and every kind either
+/// names.
+fn stricter(a: PiiPolicy, b: PiiPolicy) -> PiiPolicy {
+    match (a.action, b.action) {
+        (PiiAction::Off, _) => return b,
+        (_, PiiAction::Off) => return a,
+        _ => {}
+    }
+    let rank = |p: &PiiPolicy| match p.action {
+        PiiAction::Off => 0,
+        PiiAction::Redact => 1,
+        PiiAction::Block => 2,
+    };
+    let action = if rank(&a) >= rank(&b) {
+        a.action
+    } else {
+        b.action
+    };
+    let mut kinds = a.kinds;
+    for k in b.kinds.iter() {
+        kinds.insert(k);
+    }
+    PiiPolicy { action, kinds }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The host of `host[:port]` as the client wrote it.

@@ -37,6 +37,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "expires_at",
     "id",
     "rate_limit",
+    "pii",
 ];
 
 /// Field names inside processor and auth objects, in their canonical spelling.
@@ -83,6 +84,8 @@ const FIELD_KEYS: &[&str] = &[
     "cluster",
     "command",
     "storage_object",
+    // pii
+    "kinds",
 ];
 
 /// Every known key: keys that fold to one of these are renamed to it; other keys are

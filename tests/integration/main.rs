@@ -12,6 +12,7 @@ mod fly_src;
 mod go_checklist;
 mod logs;
 mod macaroon;
+mod pii;
 mod macaroon_cli;
 mod proxying;
 mod rules;
