@@ -8,6 +8,7 @@ mod admin;
 mod bad_input;
 mod cli;
 mod cross_impl;
+mod dashboard;
 mod fly_src;
 mod go_checklist;
 mod logs;

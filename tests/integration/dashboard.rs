@@ -1,0 +1,129 @@
+//! The admin dashboard in a real browser: headless Chromium loads `/`, runs its
+//! script against `/v1/stats` and `/v1/audit`, and the resulting DOM shows the traffic.
+
+use std::time::Duration;
+
+use crate::support::ca::TestCa;
+use crate::support::inject;
+use crate::support::tokenizer::Tokenizer;
+use crate::support::upstream::Upstream;
+
+/// Chromium flags for a closed network and no profile (Debian's `chromium`).
+const CHROMIUM: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=4000",
+];
+
+fn chromium(args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args(CHROMIUM)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium is installed (.ci/run installs Debian's chromium)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_live_traffic_in_chromium() {
+    let ca = TestCa::new();
+    let upstream = Upstream::start(&ca, &["api.test"]).await;
+    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    let tk = Tokenizer::start(
+        &ca,
+        &[
+            "--upstream-resolve",
+            &pin,
+            "--admin-address",
+            "127.0.0.1:0",
+            "--admin-token",
+            "dash",
+        ],
+    )
+    .await;
+    let sealed = tk.seal(&inject("sk-dashboard-credential-123", "pw"));
+    for (path, auth) in [
+        ("/allowed-one", "Bearer pw"),
+        ("/allowed-two", "Bearer pw"),
+        ("/denied", "Bearer no"),
+    ] {
+        let resp = tk
+            .client()
+            .get(format!("http://api.test{path}"))
+            .header("proxy-tokenizer", &sealed)
+            .header("proxy-authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        resp.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let url = format!("http://{}/?token=dash", tk.admin_addr.unwrap());
+
+    let dom = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || String::from_utf8(chromium(&["--dump-dom", &url]).stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    // The script filled the table from /v1/audit and the totals from /v1/stats.
+    assert!(dom.contains("<tr data-decision=\"allowed\">"), "{dom}");
+    assert!(dom.contains("<tr data-decision=\"denied\">"), "{dom}");
+    for text in [
+        "/allowed-one",
+        "/allowed-two",
+        "/denied",
+        "api.test",
+        "d-denied",
+        "live · 3 recent requests",
+    ] {
+        assert!(dom.contains(text), "{text} missing from\n{dom}");
+    }
+    assert!(dom.contains("data-decision=\"total\"><b>3</b>"), "{dom}");
+    assert!(!dom.contains("sk-dashboard-credential-123"));
+
+    // A screenshot, kept under target/ for people to look at.
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            chromium(&[
+                "--window-size=1280,720",
+                &format!("--screenshot={}", shot.display()),
+                &url,
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+
+    // Without the token the page still loads but the data does not.
+    let bare = format!("http://{}/", tk.admin_addr.unwrap());
+    let dom = tokio::task::spawn_blocking(move || {
+        String::from_utf8(chromium(&["--dump-dom", &bare]).stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("error: 401"), "{dom}");
+    assert!(!dom.contains("/allowed-one"));
+}
