@@ -32,10 +32,10 @@ pub use inject_processor::InjectConfig;
 pub use jwt_processor::JwtConfig;
 pub use oauth2_body_processor::OAuth2BodyConfig;
 pub use oauth2_processor::{OAuth2Config, OAuthToken};
+pub use reflection::ReflectionGuard;
 pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
 pub use step::{Step, apply, finish};
-pub use reflection::ReflectionGuard;
 pub use token_response::{Exchange, TokenResponseError, TokenSealer};
 
 use crate::secret::Params;
