@@ -68,6 +68,8 @@ pub struct ServeConfig {
     pub reflection_guard: bool,
     /// PII scanning of request bodies (`PII_ACTION`, `PII_KINDS`); secrets may override.
     pub pii: crate::pii::PiiPolicy,
+    /// Decoded secrets kept by sealed digest (`UNSEAL_CACHE_SIZE`; 0 disables).
+    pub unseal_cache_size: usize,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// PII kinds to look for: email, credit_card, ssn, phone, api_key (comma list) or all.
     #[arg(long, env = "PII_KINDS", value_parser = crate::pii::KindSet::parse, default_value = "all")]
     pub pii_kinds: crate::pii::KindSet,
+    /// How many opened secrets to keep (by digest of the sealed text); 0 disables.
+    #[arg(long, env = "UNSEAL_CACHE_SIZE", default_value_t = 10_000)]
+    pub unseal_cache_size: usize,
     /// Mask injected credentials that come back in responses (headers and body).
     #[arg(long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
           default_value = "true", default_missing_value = "true")]
@@ -157,6 +160,7 @@ impl ServeArgs {
             admin_address: self.admin_address,
             admin_token: self.admin_token.map(crate::secret::SecretString::new),
             reflection_guard: self.reflection_guard,
+            unseal_cache_size: self.unseal_cache_size,
             pii: crate::pii::PiiPolicy {
                 action: self.pii_action,
                 kinds: self.pii_kinds,
@@ -201,6 +205,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     let drain = config.drain_timeout;
     let own: Vec<SocketAddr> = std::iter::once(local).chain(admin_local).collect();
     let proxy = Proxy::new(config, &own).map_err(|e| Failure::Input(e.to_string()))?;
+    let signal = shutdown_signal();
     tracing::info!(address = %local, admin = ?admin_local, seal_key = %seal_key.to_hex(), "listening");
 
     let stopping = CancellationToken::new();
@@ -219,7 +224,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         }));
     }
     let signal = async move {
-        shutdown_signal().await;
+        signal.await;
         stopping.cancel();
     };
     proxy::serve(listener, proxy, signal, drain).await;
@@ -242,25 +247,39 @@ async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener, Failure> {
     ))
 }
 
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called (not when the
+/// future is first polled), so a signal sent right after start-up is not lost.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = term => {}
+                () = int => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

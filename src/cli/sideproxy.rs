@@ -153,7 +153,8 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
         let bound = Sidecar::bind(config)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))?;
-        bound.run(super::serve::shutdown_signal()).await;
+        let signal = super::serve::shutdown_signal();
+        bound.run(signal).await;
         tracing::info!("stopped");
         Ok(())
     })

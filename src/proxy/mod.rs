@@ -24,7 +24,7 @@ use crate::error::ProxyError;
 use crate::listener::Lifecycle;
 use crate::policy::{Limiter, Revocations, time::now_unix};
 use crate::request_log::RequestLog;
-use crate::secret::OpenKeys;
+use crate::secret::{OpenKeys, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};
 
@@ -36,6 +36,7 @@ pub struct Proxy {
     revocations: Revocations,
     limiter: Limiter,
     telemetry: Arc<Telemetry>,
+    secrets: SecretCache,
 }
 
 /// Why the proxy could not start.
@@ -74,12 +75,14 @@ impl Proxy {
             }
             None => Revocations::default(),
         };
+        let secrets = SecretCache::new(config.keys.clone(), config.unseal_cache_size);
         Ok(Arc::new(Self {
             config,
             upstream,
             revocations,
             limiter: Limiter::default(),
             telemetry,
+            secrets,
         }))
     }
 
@@ -119,6 +122,11 @@ impl Proxy {
 
     pub fn keys(&self) -> &OpenKeys {
         &self.config.keys
+    }
+
+    /// Opens sealed secrets, through the unseal cache.
+    pub fn secrets(&self) -> &SecretCache {
+        &self.secrets
     }
 
     pub fn upstream(&self) -> &Upstream {

@@ -19,7 +19,7 @@ use crate::pii::{PiiAction, PiiPolicy};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
 use crate::processor::{self, ProcessorError, ReflectionGuard, Step, TokenSealer};
 use crate::request_log::RequestLog;
-use crate::secret::{PROXY_TOKENIZER, Secret, SecretBytes, TokenizerHeader, sealed_digest};
+use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, SecretBytes, TokenizerHeader};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -84,10 +84,14 @@ pub fn prepare(
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
             let header = TokenizerHeader::parse(value)?;
-            let secret = Secret::open(proxy.keys(), header.sealed)?;
-            proxy.telemetry().metrics.secrets_opened.inc();
+            let sealed_digest = SealedDigest::of(header.sealed);
+            let (secret, how) = proxy.secrets().open(header.sealed, sealed_digest)?;
+            match how {
+                Opened::Cached => proxy.telemetry().metrics.unseal_cache_hits.inc(),
+                Opened::Decrypted => proxy.telemetry().metrics.secrets_opened.inc(),
+            };
             let policy = &secret.policy;
-            let digest = || sealed_digest(header.sealed);
+            let digest = || sealed_digest.hex();
             let name = match &policy.id {
                 Some(id) => format!("id:{id}"),
                 None => format!("sha256:{}", &digest()[..16]),

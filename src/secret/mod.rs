@@ -2,6 +2,7 @@
 //! `Proxy-Tokenizer` header.
 
 pub mod b64;
+mod cache;
 mod hazmat;
 mod header;
 mod json;
@@ -11,6 +12,7 @@ mod lint;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use cache::{Opened, SealedDigest, SecretCache};
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};

@@ -210,7 +210,8 @@ async fn metrics_move_with_traffic() {
         r#"tokenizer_requests_total{role="serve",status="407",decision="denied"} 1"#,
         "tokenizer_request_duration_seconds_count{role=\"serve\"} 2",
         "tokenizer_upstream_duration_seconds_bucket",
-        "tokenizer_secrets_opened_total 2",
+        "tokenizer_secrets_opened_total 1",
+        "tokenizer_unseal_cache_hits_total 1",
         "tokenizer_upstream_connections_total 1",
         "tokenizer_upstream_connections_open 1",
     ] {
