@@ -70,6 +70,10 @@ pub struct ServeConfig {
     pub pii: crate::pii::PiiPolicy,
     /// Decoded secrets kept by sealed digest (`UNSEAL_CACHE_SIZE`; 0 disables).
     pub unseal_cache_size: usize,
+    /// How long a client may take to send request headers (`CLIENT_HEADER_TIMEOUT`).
+    pub client_header_timeout: Duration,
+    /// Client connections at once (`MAX_CONNECTIONS`; 0 = no limit).
+    pub max_connections: usize,
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.
@@ -218,7 +222,7 @@ pub fn upstream(
     resolve: Option<&str>,
     allow: Option<&str>,
     deny: Option<&str>,
-    connect_timeout: Duration,
+    timeouts: UpstreamTimeouts,
 ) -> Result<UpstreamConfig, ConfigError> {
     let resolver = Resolver::parse(resolve.unwrap_or("")).map_err(|e| ConfigError::Invalid {
         name: "UPSTREAM_RESOLVE",
@@ -237,9 +241,19 @@ pub fn upstream(
         resolver,
         allow: cidrs("UPSTREAM_ALLOW_CIDRS", allow.unwrap_or(""))?,
         deny: cidrs("UPSTREAM_DENY_CIDRS", deny.unwrap_or(""))?,
-        connect_timeout,
+        connect_timeout: timeouts.connect,
         idle_timeout: Duration::from_secs(90),
+        response_timeout: timeouts.response,
+        read_timeout: timeouts.read,
     })
+}
+
+/// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_RESPONSE_TIMEOUT`, `UPSTREAM_READ_TIMEOUT`.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub read: Duration,
 }
 
 #[cfg(test)]

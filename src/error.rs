@@ -69,6 +69,7 @@ impl ProxyError {
             Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => {
                 StatusCode::BAD_GATEWAY
             }
+            Self::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Pii(crate::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
             Self::Pii(crate::pii::PiiError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,7 +163,8 @@ impl IntoErrorResponse for ProxyError {
         match self {
             Self::RateLimited(_) => Decision::RateLimited,
             Self::Pii(_) => Decision::PiiBlocked,
-            Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => Decision::Error,
+            Self::Upstream(UpstreamError::Failed(_) | UpstreamError::Timeout)
+            | Self::TokenResponse(_) => Decision::Error,
             _ => Decision::Denied,
         }
     }

@@ -12,6 +12,7 @@ pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hardening;
 pub mod headers;
 pub mod listener;
 pub mod logging;

@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,9 +19,20 @@ use tokio_util::task::TaskTracker;
 pub struct Lifecycle {
     pub stop: CancellationToken,
     pub tasks: TaskTracker,
+    /// At most this many client connections at once (`MAX_CONNECTIONS`); more are
+    /// closed at accept.
+    limit: Option<Arc<Semaphore>>,
 }
 
 impl Lifecycle {
+    /// Allow at most `max` connections at once (0: no limit).
+    pub fn with_max_connections(max: usize) -> Self {
+        Self {
+            limit: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            ..Self::default()
+        }
+    }
+
     /// Accept until stopped; `handle` serves one connection.
     pub async fn accept<H, F>(&self, listener: TcpListener, handle: H)
     where
@@ -38,8 +52,22 @@ impl Lifecycle {
                 },
                 () = self.stop.cancelled() => return,
             };
+            let permit = match &self.limit {
+                Some(limit) => match limit.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        tracing::warn!(%peer, "connection refused: MAX_CONNECTIONS reached");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let _ = stream.set_nodelay(true);
-            self.tasks.spawn(handle(stream, peer, self.stop.clone()));
+            let conn = handle(stream, peer, self.stop.clone());
+            self.tasks.spawn(async move {
+                conn.await;
+                drop(permit);
+            });
         }
     }
 

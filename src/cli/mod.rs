@@ -67,6 +67,7 @@ impl From<crate::config::ConfigError> for Failure {
 }
 
 pub fn main() -> ExitCode {
+    crate::hardening::protect_process();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -86,6 +86,13 @@ pub struct ServeArgs {
     /// PII kinds to look for: email, credit_card, ssn, phone, api_key (comma list) or all.
     #[arg(long, env = "PII_KINDS", value_parser = crate::pii::KindSet::parse, default_value = "all")]
     pub pii_kinds: crate::pii::KindSet,
+    /// How long a client may take to send request headers (slowloris guard).
+    #[arg(long, env = "CLIENT_HEADER_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "30s")]
+    pub client_header_timeout: Duration,
+    /// At most this many client connections at once; more are closed (0: no limit).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
     /// How many opened secrets to keep (by digest of the sealed text); 0 disables.
     #[arg(long, env = "UNSEAL_CACHE_SIZE", default_value_t = 10_000)]
     pub unseal_cache_size: usize,
@@ -117,6 +124,14 @@ pub struct UpstreamArgs {
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT", value_parser = config::parse_duration,
           default_value = "10s")]
     pub upstream_connect_timeout: Duration,
+    /// How long an upstream may take to send response headers (then 504).
+    #[arg(long, env = "UPSTREAM_RESPONSE_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "300s")]
+    pub upstream_response_timeout: Duration,
+    /// How long a response body may stall (no bytes) before it is cut off.
+    #[arg(long, env = "UPSTREAM_READ_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "300s")]
+    pub upstream_read_timeout: Duration,
 }
 
 impl UpstreamArgs {
@@ -126,7 +141,11 @@ impl UpstreamArgs {
             self.upstream_resolve.as_deref(),
             self.upstream_allow_cidrs.as_deref(),
             self.upstream_deny_cidrs.as_deref(),
-            self.upstream_connect_timeout,
+            config::UpstreamTimeouts {
+                connect: self.upstream_connect_timeout,
+                response: self.upstream_response_timeout,
+                read: self.upstream_read_timeout,
+            },
         )
     }
 }
@@ -161,6 +180,8 @@ impl ServeArgs {
             admin_token: self.admin_token.map(crate::secret::SecretString::new),
             reflection_guard: self.reflection_guard,
             unseal_cache_size: self.unseal_cache_size,
+            client_header_timeout: self.client_header_timeout,
+            max_connections: self.max_connections,
             pii: crate::pii::PiiPolicy {
                 action: self.pii_action,
                 kinds: self.pii_kinds,

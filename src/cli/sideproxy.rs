@@ -86,6 +86,13 @@ pub struct SideproxyArgs {
     /// The tokenizer's seal key, so the admin API can seal (/v1/seal, /v1/sealkey).
     #[arg(long, env = "SEAL_KEY")]
     pub seal_key: Option<String>,
+    /// How long a client may take to send request headers (slowloris guard).
+    #[arg(long, env = "CLIENT_HEADER_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "30s")]
+    pub client_header_timeout: Duration,
+    /// At most this many client connections at once; more are closed (0: no limit).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
     /// Client headers to remove before forwarding: the sandbox's dummy credentials
     /// (a SigV4 Authorization is always kept). Empty to forward them all.
     #[arg(
@@ -124,6 +131,8 @@ impl SideproxyArgs {
             audit_ring_size: self.audit_ring_size,
             admin_address: self.admin_address,
             admin_token: self.admin_token.map(SecretString::new),
+            client_header_timeout: self.client_header_timeout,
+            max_connections: self.max_connections,
             strip_client_headers: config::header_names(
                 "STRIP_CLIENT_HEADERS",
                 &self.strip_client_headers,

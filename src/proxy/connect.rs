@@ -91,12 +91,13 @@ async fn serve(
     tunnel: Arc<Tunnel>,
     io: hyper::upgrade::Upgraded,
 ) {
+    let header_timeout = proxy.config().client_header_timeout;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let tunnel = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(request(proxy, peer, tunnel, req).await) }
     });
-    let conn = super::listener::http1_builder()
+    let conn = super::listener::http1_builder(header_timeout)
         .serve_connection(io, service)
         .with_upgrades();
     if let Err(e) = conn.await {

@@ -14,15 +14,13 @@ use tokio_util::sync::CancellationToken;
 use super::Proxy;
 use crate::listener::{Lifecycle, run_connection};
 
-/// How long request headers may take to arrive (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
-pub fn http1_builder() -> http1::Builder {
+/// `header_timeout` bounds how long request headers may take to arrive (slowloris).
+pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .keep_alive(true);
     builder
 }
@@ -42,11 +40,12 @@ async fn connection(
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
+    let header_timeout = proxy.config().client_header_timeout;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, req).await) }
     });
-    let conn = http1_builder()
+    let conn = http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;

@@ -163,7 +163,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    let lifecycle = Lifecycle::default();
+    let lifecycle = Lifecycle::with_max_connections(proxy.config().max_connections);
     tokio::select! {
         () = listener::serve(listener, proxy, &lifecycle) => {}
         () = shutdown => {}

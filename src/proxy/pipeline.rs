@@ -12,7 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use super::Proxy;
 use super::target::Target;
 use crate::auth::{AuthInput, Candidates, FlySrc, FlySrcError};
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
 use crate::pii::{PiiAction, PiiPolicy};
@@ -247,7 +247,7 @@ pub async fn forward(
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
-    let mut response = Response::from_parts(head, body::incoming(body));
+    let mut response = Response::from_parts(head, body);
     if let Some(sealer) = &prepared.sealer {
         response = sealer
             .seal(response, &proxy.keys().current().seal_key())

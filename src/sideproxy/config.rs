@@ -38,6 +38,10 @@ pub struct SideproxyConfig {
     /// Client headers removed before forwarding (`STRIP_CLIENT_HEADERS`): the sandbox's
     /// dummy credentials.
     pub strip_client_headers: Vec<http::HeaderName>,
+    /// How long a client may take to send request headers.
+    pub client_header_timeout: Duration,
+    /// Client connections at once (0 = no limit).
+    pub max_connections: usize,
 }
 
 /// Target host → the `Proxy-Tokenizer` value (sealed secret, optional `; {params}`).

@@ -31,6 +31,7 @@ pub async fn serve(
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
+    let header_timeout = side.config.client_header_timeout;
     let service = {
         let stop = stop.clone();
         service_fn(move |req| {
@@ -39,7 +40,7 @@ pub async fn serve(
             async move { Ok::<_, std::convert::Infallible>(request(side, peer, stop, req).await) }
         })
     };
-    let conn = crate::proxy::http1_builder()
+    let conn = crate::proxy::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;

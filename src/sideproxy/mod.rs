@@ -124,6 +124,7 @@ impl Sidecar {
             config.upstream.deny.clone(),
             own,
         );
+        let max_connections = config.max_connections;
         let side = Arc::new(Self {
             resolver: config.upstream.resolver.clone(),
             config,
@@ -132,7 +133,7 @@ impl Sidecar {
             tokenizer,
             proxy_authorization,
             guard,
-            lifecycle: Lifecycle::default(),
+            lifecycle: Lifecycle::with_max_connections(max_connections),
             telemetry,
         });
         Ok(Bound {

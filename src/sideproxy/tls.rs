@@ -21,7 +21,6 @@ use crate::request_log::RequestLog;
 
 /// A client must finish its TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SNI on which the CA certificate is served.
 pub const CA_HOST: &str = "localhost";
 
@@ -54,6 +53,7 @@ pub async fn serve<IO>(
         return;
     }
     let sni: Arc<str> = sni.into();
+    let header_timeout = side.config.client_header_timeout;
     let service = service_fn(move |req| {
         let side = side.clone();
         let sni = sni.clone();
@@ -63,7 +63,7 @@ pub async fn serve<IO>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     run_connection(conn, &stop, peer).await;

@@ -3,6 +3,7 @@
 
 mod connector;
 pub mod guard;
+mod idle_timeout;
 pub mod resolve;
 pub mod tls;
 
@@ -11,13 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 
 pub use connector::{Connector, DialError, dial_tcp};
 pub use guard::{Denied, Guard};
+pub use idle_timeout::IdleTimeout;
 pub use resolve::Resolver;
 
 use crate::body::Body;
@@ -31,6 +32,10 @@ pub struct UpstreamConfig {
     pub deny: Vec<IpNet>,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long the upstream may take to send response headers (504 after).
+    pub response_timeout: Duration,
+    /// How long a response body may go without a byte before it is cut off.
+    pub read_timeout: Duration,
 }
 
 /// Why an upstream exchange failed.
@@ -39,6 +44,9 @@ pub enum UpstreamError {
     /// The destination guard refused the dial (the client's fault: 400).
     #[error(transparent)]
     Denied(Denied),
+    /// No response headers within `UPSTREAM_RESPONSE_TIMEOUT` (504).
+    #[error("upstream did not answer in time")]
+    Timeout,
     /// Connecting, TLS, or the HTTP exchange failed (502).
     #[error("{0}")]
     Failed(String),
@@ -48,6 +56,8 @@ pub enum UpstreamError {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<Connector, Body>,
+    response_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl Upstream {
@@ -74,12 +84,23 @@ impl Upstream {
             .pool_idle_timeout(config.idle_timeout)
             .set_host(false)
             .build(connector);
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            response_timeout: config.response_timeout,
+            read_timeout: config.read_timeout,
+        })
     }
 
-    /// Send `req` (absolute `https://` URI, Host header already set).
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
-        self.client.request(req).await.map_err(classify)
+    /// Send `req` (absolute `https://` URI, Host header already set). The response body
+    /// is cut off if it stalls for longer than the read timeout.
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
+        let response = tokio::time::timeout(self.response_timeout, self.client.request(req))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(classify)?;
+        let (head, body) = response.into_parts();
+        let body = IdleTimeout::new(crate::body::incoming(body), self.read_timeout);
+        Ok(Response::from_parts(head, crate::body::boxed(body)))
     }
 }
 
