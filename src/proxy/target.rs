@@ -35,6 +35,11 @@ impl Target {
         if host.is_empty() {
             return Err(ProxyError::Target("must specify host"));
         }
+        // Userinfo (`user@host`) is deprecated in http URIs (RFC 9110 §4.2.4); it would
+        // make the host the validators see differ from the host that is dialled.
+        if authority.as_str().contains('@') {
+            return Err(ProxyError::Target("bad host"));
+        }
         let port = match authority.port_u16() {
             None | Some(80) => 443,
             Some(443) => return Err(ProxyError::Target("proxied request must be HTTP")),
@@ -127,9 +132,13 @@ fn transparent(req: &Parts, hostnames: &[String]) -> Result<Target, ProxyError> 
 /// Does an inner tunnel request's Host name the CONNECT target? Ports compare with 80
 /// as the default.
 pub fn same_authority(connect: &Authority, host: &str) -> bool {
+    // No userinfo: the inner request's host is what its own validators see.
     let Ok(inner) = host.parse::<Authority>() else {
         return false;
     };
+    if host.contains('@') {
+        return false;
+    }
     connect.host().eq_ignore_ascii_case(inner.host())
         && connect.port_u16().unwrap_or(80) == inner.port_u16().unwrap_or(80)
 }
@@ -166,6 +175,7 @@ mod tests {
         assert_eq!(forward("http://127.0.0.1:9443/").unwrap().port, 9443);
         assert!(forward("http://api.test:443/").is_err());
         assert!(forward("https://api.test/").is_err());
+        assert!(forward("http://api.test@evil.test/").is_err());
         let t = forward("http://[::1]:8443/").unwrap();
         assert_eq!(
             t.upstream_uri("/x").unwrap().to_string(),
@@ -213,5 +223,6 @@ mod tests {
         assert!(!same_authority(&a, "evil.test"));
         assert!(!same_authority(&a, "api.test:8080"));
         assert!(!same_authority(&a, "api.test.evil"));
+        assert!(!same_authority(&a, "evil.test@api.test"));
     }
 }

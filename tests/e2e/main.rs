@@ -29,6 +29,7 @@
 
 mod certs;
 mod deploy;
+mod dual_resolution;
 mod host;
 mod netns;
 mod procs;

@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod adversarial;
 mod bad_input;
 mod cli;
 mod cross_impl;

@@ -30,6 +30,8 @@ pub struct Upstream {
     pub release: Arc<Notify>,
     /// What the token endpoints ([`token_endpoint`]) received, in order, as echoes.
     pub received: Arc<Mutex<Vec<Value>>>,
+    /// `METHOD URI` of every request any route was handed, in order.
+    pub seen: Arc<Mutex<Vec<String>>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -45,9 +47,11 @@ impl Upstream {
         let connections = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
         let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = oneshot::channel::<()>();
         let acceptor = TlsAcceptor::from(config);
         let (count, rel, rec) = (connections.clone(), release.clone(), received.clone());
+        let log = seen.clone();
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
@@ -58,11 +62,28 @@ impl Upstream {
                 let acceptor = acceptor.clone();
                 let rel = rel.clone();
                 let rec = rec.clone();
+                let log = log.clone();
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let svc = service_fn(move |req| handle(req, rel.clone(), rec.clone()));
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{} {}", req.method(), req.uri()));
+                        let fault = req.uri().path().starts_with("/fault/");
+                        let (rel, rec) = (rel.clone(), rec.clone());
+                        async move {
+                            if fault {
+                                return Ok::<_, std::convert::Infallible>(
+                                    faults::handle(req, fd).await,
+                                );
+                            }
+                            let Ok(resp) = handle(req, rel, rec).await;
+                            Ok(resp.map(|b| b.map_err(|never| match never {}).boxed()))
+                        }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
                         .with_upgrades()
@@ -75,6 +96,7 @@ impl Upstream {
             connections,
             release,
             received,
+            seen,
             _stop: stop,
         }
     }
@@ -96,6 +118,11 @@ impl Upstream {
             .cloned()
             .map(Echo)
             .collect()
+    }
+
+    /// `METHOD URI` of every request the upstream was handed so far, oldest first.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     /// The last request a token endpoint received.
@@ -391,5 +418,159 @@ impl Echo {
 
     pub fn uri(&self) -> &str {
         self.0["uri"].as_str().unwrap()
+    }
+}
+
+/// Routes that misbehave on purpose, for the adversarial tests. Each takes its knobs
+/// from the query string.
+///
+/// - `/fault/reset`: `Content-Length: 1000`, 100 bytes, then a TCP reset.
+/// - `/fault/slow-headers?ms=N`: waits N ms before the response head, then echoes.
+/// - `/fault/stall`: a chunked body that sends `begin\n` and then nothing, ever.
+/// - `/fault/drip?n=N&ms=M`: N chunks `drip I\n`, M ms apart, then the end.
+/// - `/fault/many-headers?n=N`: a response with N extra headers.
+/// - `/fault/echo-framing`: as JSON, the URI, the framing headers the request came with
+///   (`content-length`, `transfer-encoding`), whether its body arrived complete, and the
+///   body.
+pub mod faults {
+    use std::os::fd::RawFd;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use hyper::body::{Frame, Incoming};
+    use serde_json::json;
+
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+    /// A body that may fail (which aborts the connection).
+    pub type FaultBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+    fn query(req: &Request<Incoming>, key: &str, default: u64) -> u64 {
+        req.uri()
+            .query()
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, v)| v.parse().ok())
+            })
+            .unwrap_or(default)
+    }
+
+    fn full(text: String) -> FaultBody {
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    fn streamed(rx: tokio::sync::mpsc::Receiver<Item>) -> FaultBody {
+        StreamBody::new(super::tokio_stream_from(rx)).boxed()
+    }
+
+    /// Dispatch a `/fault/…` request. `fd` is the upstream's TCP socket.
+    pub async fn handle(req: Request<Incoming>, fd: RawFd) -> Response<FaultBody> {
+        match req.uri().path() {
+            "/fault/reset" => reset(fd),
+            "/fault/slow-headers" => {
+                tokio::time::sleep(Duration::from_millis(query(&req, "ms", 0))).await;
+                Response::new(full(format!("slow {}", req.uri())))
+            }
+            "/fault/stall" => {
+                let (tx, rx) = tokio::sync::mpsc::channel::<Item>(1);
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from_static(b"begin\n"))))
+                        .await;
+                    // Hold the body open, silent, until the reader goes away.
+                    tx.closed().await;
+                });
+                Response::new(streamed(rx))
+            }
+            "/fault/drip" => {
+                let (n, ms) = (query(&req, "n", 5), query(&req, "ms", 100));
+                let (tx, rx) = tokio::sync::mpsc::channel::<Item>(1);
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        let chunk = Bytes::from(format!("drip {i}\n"));
+                        if tx.send(Ok(Frame::data(chunk))).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Response::new(streamed(rx))
+            }
+            "/fault/many-headers" => {
+                let mut resp = Response::new(full("many headers".to_owned()));
+                for i in 0..query(&req, "n", 200) {
+                    resp.headers_mut().append(
+                        http::HeaderName::from_bytes(format!("x-many-{i}").as_bytes()).unwrap(),
+                        http::HeaderValue::from_static("v"),
+                    );
+                }
+                resp
+            }
+            "/fault/echo-framing" => {
+                let framing = |name: &str| {
+                    req.headers()
+                        .get_all(name)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect::<Vec<_>>()
+                };
+                let cl = framing("content-length");
+                let te = framing("transfer-encoding");
+                let uri = req.uri().to_string();
+                let body = req.into_body().collect().await;
+                let (complete, body) = match body {
+                    Ok(b) => (true, String::from_utf8_lossy(&b.to_bytes()).into_owned()),
+                    Err(_) => (false, String::new()),
+                };
+                Response::new(full(
+                    json!({"uri": uri, "content-length": cl, "transfer-encoding": te,
+                           "complete": complete, "body": body})
+                    .to_string(),
+                ))
+            }
+            _ => {
+                let mut resp = Response::new(full("no such fault".to_owned()));
+                *resp.status_mut() = http::StatusCode::NOT_FOUND;
+                resp
+            }
+        }
+    }
+
+    /// Head and 100 of 1000 promised bytes, then SO_LINGER 0 and an error: hyper drops
+    /// the connection and the kernel answers with RST.
+    fn reset(fd: RawFd) -> Response<FaultBody> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Item>(1);
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(Frame::data(Bytes::from(vec![b'r'; 100])))).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: `fd` is the connection's socket, open while its task runs (it is
+            // running: it polls this body); setsockopt reads the local struct.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    std::ptr::addr_of!(linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+            let _ = tx
+                .send(Err(std::io::Error::other("reset on purpose")))
+                .await;
+        });
+        let mut resp = Response::new(streamed(rx));
+        resp.headers_mut()
+            .insert("content-length", http::HeaderValue::from_static("1000"));
+        resp
     }
 }
