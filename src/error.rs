@@ -33,7 +33,7 @@ pub enum ProxyError {
     /// No sealed secret and `OPEN_PROXY` is off.
     #[error("bad request: missing Proxy-Tokenizer header")]
     NoSecrets,
-    /// The request cannot be proxied as addressed (scheme, port, host).
+    /// The request cannot be proxied as sent (scheme, port, host, framing).
     #[error("bad request: {0}")]
     Target(&'static str),
     /// The Host names this tokenizer (transparent mode loop).
@@ -81,7 +81,9 @@ impl ProxyError {
             | Self::NoSecrets
             | Self::Target(_)
             | Self::Circular
-            | Self::Upstream(UpstreamError::Denied(_)) => StatusCode::BAD_REQUEST,
+            | Self::Upstream(UpstreamError::Denied(_) | UpstreamError::RequestBody) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -93,6 +95,9 @@ impl ProxyError {
                 "bad request: destination not allowed".to_owned()
             }
             Self::Upstream(UpstreamError::Failed(detail)) => format!("bad gateway: {detail}"),
+            Self::Upstream(UpstreamError::RequestBody) => {
+                "bad request: request body could not be read".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -163,7 +168,9 @@ impl IntoErrorResponse for ProxyError {
         match self {
             Self::RateLimited(_) => Decision::RateLimited,
             Self::Pii(_) => Decision::PiiBlocked,
-            Self::Upstream(UpstreamError::Failed(_) | UpstreamError::Timeout)
+            Self::Upstream(
+                UpstreamError::Failed(_) | UpstreamError::Timeout | UpstreamError::RequestBody,
+            )
             | Self::TokenResponse(_) => Decision::Error,
             _ => Decision::Denied,
         }

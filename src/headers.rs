@@ -25,6 +25,18 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Is the request's framing one the proxy forwards faithfully: no `Transfer-Encoding`,
+/// or only `chunked`? hyper undoes chunking alone, so a `gzip, chunked` body would go
+/// upstream as a plain body still gzipped, with its coding stripped.
+pub fn plain_or_chunked(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TRANSFER_ENCODING).iter().all(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .all(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        })
+    })
+}
+
 /// Strip hop-by-hop headers, those listed in `Connection`, `Keep-Alive` and `Proxy-*`.
 /// With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is restored.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
@@ -67,6 +79,21 @@ pub fn sanitize_request(headers: &mut HeaderMap, filtered: &[HeaderName], keep_u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_chunked_transfer_coding_passes() {
+        assert!(plain_or_chunked(&map(&[])));
+        assert!(plain_or_chunked(&map(&[("transfer-encoding", "chunked")])));
+        assert!(plain_or_chunked(&map(&[("transfer-encoding", "Chunked")])));
+        assert!(!plain_or_chunked(&map(&[(
+            "transfer-encoding",
+            "gzip, chunked"
+        )])));
+        assert!(!plain_or_chunked(&map(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked")
+        ])));
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

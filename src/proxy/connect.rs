@@ -49,6 +49,7 @@ pub fn open(
     let source = SecretSource {
         headers: req.headers(),
         policy_host: &target.policy_host,
+        dial_host: &target.host,
     };
     // Fail early: a bad CONNECT-level secret never opens a tunnel. Method and path
     // rules wait for the requests inside.
@@ -142,6 +143,7 @@ async fn request(
         let connect = SecretSource {
             headers: &tunnel.secrets,
             policy_host: &tunnel.target.policy_host,
+            dial_host: &tunnel.target.host,
         };
         let own_flysrc = if parts.headers.contains_key("fly-src") {
             proxy.fly_src(&parts.headers, peer)?

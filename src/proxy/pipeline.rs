@@ -14,7 +14,7 @@ use super::target::Target;
 use crate::auth::{AuthInput, Candidates, FlySrc, FlySrcError};
 use crate::body::Body;
 use crate::error::ProxyError;
-use crate::headers::{is_upgrade, sanitize_request, strip_hop_by_hop};
+use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
 use crate::pii::{PiiAction, PiiPolicy};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
 use crate::processor::{self, ProcessorError, ReflectionGuard, Step, TokenSealer};
@@ -26,6 +26,8 @@ use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, SecretBytes, Tokenize
 pub struct SecretSource<'a> {
     pub headers: &'a HeaderMap,
     pub policy_host: &'a str,
+    /// The host that is dialled (no port; IPv6 in brackets).
+    pub dial_host: &'a str,
 }
 
 /// What the rules see of the request besides its secrets' headers.
@@ -104,7 +106,7 @@ pub fn prepare(
             secret.hosts.check(source.policy_host)?;
             if secret.hosts.is_unrestricted()
                 && let Some(expected) = secret.processor.exchange_host()
-                && !host_only(source.policy_host).eq_ignore_ascii_case(&expected)
+                && !source.dial_host.eq_ignore_ascii_case(&expected)
             {
                 return Err(PolicyError::HostNotAllowed(source.policy_host.to_owned()).into());
             }
@@ -168,9 +170,13 @@ pub async fn forward(
     flysrc: Option<&Result<FlySrc, FlySrcError>>,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ProxyError> {
+    if !plain_or_chunked(&parts.headers) {
+        return Err(ProxyError::Target("unsupported transfer coding"));
+    }
     let own = SecretSource {
         headers: &parts.headers,
         policy_host: &target.policy_host,
+        dial_host: &target.host,
     };
     let sources: Vec<SecretSource<'_>> = connect.into_iter().chain([own]).collect();
     let facts = RequestFacts {
@@ -295,12 +301,4 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-/// The host of `host[:port]` as the client wrote it.
-fn host_only(authority: &str) -> &str {
-    match authority.parse::<http::uri::Authority>() {
-        Ok(a) => &authority[..a.host().len()],
-        Err(_) => authority,
-    }
 }

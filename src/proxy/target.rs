@@ -40,6 +40,13 @@ impl Target {
         if authority.as_str().contains('@') {
             return Err(ProxyError::Target("bad host"));
         }
+        // Only DNS names and IP literals: forms such as `127.1`, `0x7f.0.0.1`,
+        // `2130706433`, a trailing dot or a zone id are refused here, before any lookup,
+        // with the same rule the TLS dial applies to the server name.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if rustls::pki_types::ServerName::try_from(bare).is_err() {
+            return Err(ProxyError::Target("bad host"));
+        }
         let port = match authority.port_u16() {
             None | Some(80) => 443,
             Some(443) => return Err(ProxyError::Target("proxied request must be HTTP")),
@@ -176,6 +183,18 @@ mod tests {
         assert!(forward("http://api.test:443/").is_err());
         assert!(forward("https://api.test/").is_err());
         assert!(forward("http://api.test@evil.test/").is_err());
+        for odd in [
+            "127.1",
+            "0x7f.0.0.1",
+            "2130706433",
+            "0177.0.0.1",
+            "127.0.0.1.",
+            "0",
+        ] {
+            assert!(forward(&format!("http://{odd}/")).is_err(), "{odd}");
+        }
+        assert!(forward("http://localhost/").is_ok());
+        assert!(forward("http://api-1.example.com/").is_ok());
         let t = forward("http://[::1]:8443/").unwrap();
         assert_eq!(
             t.upstream_uri("/x").unwrap().to_string(),

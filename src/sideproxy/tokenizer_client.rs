@@ -51,7 +51,9 @@ impl TokenizerClient {
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Under the tokenizer's idle limit (CLIENT_HEADER_TIMEOUT, 30 s by default), so
+            // the sidecar never reuses a connection the tokenizer has just closed.
+            .pool_idle_timeout(Duration::from_secs(20))
             .set_host(false)
             .build(connector);
         Self { client, timeout }

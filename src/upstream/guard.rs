@@ -3,7 +3,8 @@
 //! Checked on the resolved address of every dial, so a name that resolves to a private
 //! address is caught as surely as a literal. Built-in denials cover loopback, RFC 1918,
 //! link-local, CGNAT, unique-local, unspecified, multicast, broadcast and reserved
-//! ranges, also when embedded in IPv6 (IPv4-mapped, IPv4-compatible, NAT64, 6to4).
+//! ranges, also when embedded in IPv6 (IPv4-mapped, -translated and -compatible, NAT64,
+//! 6to4).
 //! Operators add denials (`UPSTREAM_DENY_CIDRS`) or exempt ranges from the built-in list
 //! (`UPSTREAM_ALLOW_CIDRS`). The tokenizer's own listening sockets are always denied, so
 //! a request can never loop back into the proxy.
@@ -129,6 +130,8 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     match seg {
         // ::ffff:a.b.c.d (mapped)
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(last32),
+        // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765)
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(last32),
         // ::a.b.c.d (compatible; :: and ::1 are handled as IPv6)
         [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(last32),
         // 64:ff9b::a.b.c.d and 64:ff9b:1::/48 (NAT64)
@@ -191,6 +194,7 @@ mod tests {
             "[ff02::1]:443",
             "[::ffff:127.0.0.1]:443",
             "[::ffff:10.0.0.1]:443",
+            "[::ffff:0:127.0.0.1]:443",
             "[::127.0.0.1]:443",
             "[64:ff9b::a9fe:a9fe]:443",
             "[2002:c0a8:0101::1]:443",

@@ -47,6 +47,10 @@ pub enum UpstreamError {
     /// No response headers within `UPSTREAM_RESPONSE_TIMEOUT` (504).
     #[error("upstream did not answer in time")]
     Timeout,
+    /// The client's own request body failed mid-stream (malformed chunking, connection
+    /// dropped): the client's fault, 400.
+    #[error("request body could not be read")]
+    RequestBody,
     /// Connecting, TLS, or the HTTP exchange failed (502).
     #[error("{0}")]
     Failed(String),
@@ -104,14 +108,21 @@ impl Upstream {
     }
 }
 
-/// Find a guard denial anywhere in the cause chain; everything else is an upstream
-/// failure, described by the innermost useful message.
+/// Find a guard denial or a failed request body anywhere in the cause chain; everything
+/// else is an upstream failure, described by the innermost useful message.
 fn classify(err: hyper_util::client::legacy::Error) -> UpstreamError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     let mut detail = err.to_string();
     while let Some(e) = source {
         if let Some(DialError::Denied(d)) = e.downcast_ref::<DialError>() {
             return UpstreamError::Denied(d.clone());
+        }
+        // hyper reports a failing request body stream as a user error; that stream is
+        // the client's body, so the client is at fault.
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return UpstreamError::RequestBody;
         }
         detail = e.to_string();
         source = e.source();

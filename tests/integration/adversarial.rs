@@ -284,14 +284,12 @@ async fn get_via(tk: &Tokenizer, url: &str) -> (u16, String) {
 }
 
 /// The request for `url` was refused without a dial: by the guard (400 `destination not
-/// allowed`), as a malformed host (400 `bad host`), or, for hosts that are neither a DNS
-/// name nor an IP literal, by the TLS name check before any lookup (502 `bad upstream
-/// host`: a client error answered as an upstream one, see the report), or because the
-/// name does not resolve (502).
+/// allowed`), as a host that is neither a DNS name nor an IP literal (400 `bad host`),
+/// or because the name does not resolve (502).
 fn assert_not_dialled(url: &str, status: u16, body: &str) {
     let ok = match status {
         400 => body.contains("destination not allowed") || body.contains("bad host"),
-        502 => body.contains("bad upstream host") || body.contains("resolving upstream host"),
+        502 => body.contains("resolving upstream host"),
         _ => false,
     };
     assert!(ok, "{url}: {status} {body:?}");
@@ -821,6 +819,18 @@ async fn tolerated_framing_is_forwarded_with_one_framing_or_refused() {
             .await;
         let resp = conn.read_response(false).await;
         assert_no_plaintext(name, &resp.text());
+        if name.contains("gzip") {
+            // hyper undoes only the chunking; the proxy refuses any other coding.
+            assert_eq!(resp.status, 400, "{name}: {}", resp.text());
+            assert!(resp.text().contains("unsupported transfer coding"), "{name}");
+            // The framing itself is sound (chunked is last), so hyper skips the body and
+            // the pipelined request is served on its own; the refused one never went up.
+            let next = conn.read_response(false).await;
+            assert_eq!(next.status, 200, "{name}: {}", next.text());
+            assert_eq!(e.seen_with(&tag).len(), 1, "{name}");
+            assert_eq!(e.upstream.seen().len(), before + 1, "{name}");
+            continue;
+        }
         if resp.status == 400 {
             assert!(conn.is_closed().await, "{name}");
             assert_eq!(e.upstream.seen().len(), before, "{name}");
@@ -849,7 +859,7 @@ async fn tolerated_framing_is_forwarded_with_one_framing_or_refused() {
 /// A chunked body that breaks the chunked syntax (an extension over hyper's 16 KiB
 /// limit, bare-LF chunk lines, an overflowing or non-hex size, data longer than its
 /// size) fails the request; the connection is closed and the request that follows is
-/// never read. The answer is 502 today although the client is at fault (see report).
+/// never read. The client is at fault: 400.
 #[tokio::test]
 async fn malformed_chunked_bodies_fail_the_request_and_close() {
     let e = env(&[]).await;
@@ -882,7 +892,7 @@ async fn malformed_chunked_bodies_fail_the_request_and_close() {
         .await;
         let statuses = t.statuses();
         assert!(
-            statuses.len() <= 1 && statuses.iter().all(|s| [400, 502].contains(s)),
+            statuses.len() <= 1 && statuses.iter().all(|s| *s == 400),
             "{name}: {:?}",
             t.text()
         );
