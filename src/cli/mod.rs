@@ -68,6 +68,7 @@ impl From<crate::config::ConfigError> for Failure {
 
 pub fn main() -> ExitCode {
     crate::hardening::protect_process();
+    crate::hardening::raise_open_file_limit();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -18,6 +18,7 @@ mod macaroon_cli;
 mod pii;
 mod proxying;
 mod rules;
+mod shutdown;
 mod sideproxy;
 mod sideproxy_cli;
 mod sigv4;
