@@ -18,6 +18,9 @@ pub enum PathError {
     Ambiguous,
     #[error("path is not absolute")]
     NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    #[error("path contains a malformed percent-escape")]
+    BadEscape,
 }
 
 /// One `allowed_paths` entry.
@@ -48,17 +51,25 @@ impl PathGlob {
     }
 }
 
+/// Does `glob` match all of `path`? Computed over suffixes, one glob segment at a time,
+/// in O(glob × path) segment matches: backtracking over every way each `**` could
+/// split the path is exponential in the number of `**`, and anyone can seal a secret.
 fn match_segments(glob: &[String], path: &[&str]) -> bool {
-    match glob.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
+    // after[j]: do the glob segments after the current one match `path[j..]`?
+    let mut after: Vec<bool> = (0..=path.len()).map(|j| j == path.len()).collect();
+    for pattern in glob.iter().rev() {
+        let mut here = vec![false; path.len() + 1];
+        for j in (0..=path.len()).rev() {
+            here[j] = if pattern == "**" {
+                // Match nothing, or swallow `path[j]` and stay on this `**`.
+                after[j] || (j < path.len() && here[j + 1])
+            } else {
+                j < path.len() && after[j + 1] && match_segment(pattern, path[j])
+            };
         }
-        Some((first, rest)) => match path.split_first() {
-            Some((seg, path_rest)) => match_segment(first, seg) && match_segments(rest, path_rest),
-            None => false,
-        },
+        after = here;
     }
+    after[0]
 }
 
 /// `*` matches any run of characters within one segment.
@@ -112,29 +123,39 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
 }
 
 /// Decode `%XX` for unreserved characters; upper-case other escapes; refuse escapes
-/// of `/`, `\` and NUL.
+/// of `/`, `\` and NUL, and a `%` without two hex digits after it (a literal `%` would
+/// join the characters decoded after it into a new escape, which the upstream decodes).
 fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'%' {
-            out.push(bytes[i] as char);
-            i += 1;
+            // Copy up to the next escape as it is, multi-byte characters included.
+            let end = path[i..].find('%').map_or(path.len(), |n| i + n);
+            out.push_str(&path[i..end]);
+            i = end;
             continue;
         }
-        let hex = path
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(b'/' | b'\\' | 0) => return Err(PathError::Ambiguous),
-            Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => out.push(b as char),
-            Some(b) => out.push_str(&format!("%{b:02X}")),
-            None => out.push('%'),
+        let byte = match bytes.get(i + 1..i + 3) {
+            Some(&[hi, lo]) => hex_digit(hi).zip(hex_digit(lo)).map(|(h, l)| (h << 4) | l),
+            _ => None,
+        };
+        match byte.ok_or(PathError::BadEscape)? {
+            b'/' | b'\\' | 0 => return Err(PathError::Ambiguous),
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => out.push(char::from(b)),
+            b => out.push_str(&format!("%{b:02X}")),
         }
-        i += if hex.is_some() { 3 } else { 1 };
+        i += 3;
     }
     Ok(out)
+}
+
+/// One hex digit (`u8::from_str_radix` would also take a leading `+`).
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 impl fmt::Debug for PathGlob {
@@ -199,6 +220,60 @@ mod tests {
             assert_eq!(normalize(bad), Err(PathError::Ambiguous), "{bad}");
         }
         assert_eq!(normalize("v1"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn many_double_stars_match_in_polynomial_time() {
+        // Reproduced as a libFuzzer timeout by the `authority` fuzz target: matching by
+        // backtracking took 26 s here (debug build) and grows twentyfold with each two
+        // more `**`, and a secret's globs are chosen by whoever seals it.
+        let g = glob(&format!("{}/z", "/**".repeat(10)));
+        let path = format!("/{}", ["a"; 30].join("/"));
+        let start = std::time::Instant::now();
+        assert!(!g.matches(&path));
+        assert!(g.matches(&format!("{path}/z")));
+        assert!(glob("/**/a/**/b/**").matches("/x/a/y/a/b/z"));
+        assert!(!glob("/**/a/**/b").matches("/b/a"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn non_ascii_paths_are_kept_as_sent() {
+        // Found by the `authority` fuzz target: each byte of a multi-byte character
+        // became a character of its own, so `/café` was forwarded as `/cafÃ©`, and
+        // normalizing twice gave a third spelling.
+        assert_eq!(
+            normalize("/caf\u{e9}/%7e/\u{1f600}").unwrap(),
+            "/caf\u{e9}/~/\u{1f600}"
+        );
+        // The input found, less its malformed escapes (refused since, see below).
+        let found = "/\u{f}e1/\u{3}ve21/api\u{486}est:e6\u{12}\u{3}/fie";
+        let once = normalize(found).unwrap();
+        assert_eq!(once, found);
+        assert_eq!(normalize(&once).unwrap(), once);
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused() {
+        // Found by the `authority` fuzz target: a literal `%` followed by an escape of a
+        // hex digit decoded into a new escape (`%%32e` → `%2e`), so `/v1/**` let
+        // `/v1/%2e%2e/admin` through to an upstream that decodes it to `/admin`; and
+        // `%+2` read as the escape `%02`.
+        for bad in [
+            "/v1/%%32e%%32e/admin",
+            "/22u/%+2u",
+            "/a%",
+            "/a%4",
+            "/a%g0",
+            "/%%6222",
+        ] {
+            assert_eq!(normalize(bad), Err(PathError::BadEscape), "{bad}");
+        }
+        assert_eq!(normalize("/a%25%32e").unwrap(), "/a%252e");
     }
 
     #[test]
