@@ -63,8 +63,13 @@ impl HostRules {
 // === impl HostPattern ===
 
 impl HostPattern {
+    /// Compiled with a 1 MiB size limit (the `regex` default is 10 MiB): anyone can seal
+    /// a secret, and a pattern that large is no host pattern.
     pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        Regex::new(pattern).map(Self)
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -139,6 +144,12 @@ mod tests {
             rules(Some(&["a"]), None).check(""),
             Err(PolicyError::NoHost)
         );
+    }
+
+    #[test]
+    fn huge_patterns_are_refused() {
+        assert!(HostPattern::new(r"^api\.example\.com$").is_ok());
+        assert!(HostPattern::new(r"\w{1000}\w{1000}\w{1000}").is_err());
     }
 
     #[test]

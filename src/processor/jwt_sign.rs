@@ -31,6 +31,11 @@ impl std::fmt::Debug for JwtKey {
     }
 }
 
+/// The largest RSA modulus accepted for signing.
+const MAX_RSA_BITS: usize = 8192;
+/// The largest private key DER accepted (an 8192-bit PKCS#8 RSA key is about 4.8 KiB).
+const MAX_KEY_DER: usize = 8 * 1024;
+
 impl JwtKey {
     /// Parse the first PEM block of `pem`.
     pub fn from_pem(pem: &[u8]) -> Result<Self, ProcessorError> {
@@ -50,11 +55,18 @@ impl JwtKey {
     }
 
     fn from_der(der: &[u8]) -> Result<Self, ProcessorError> {
+        // Anyone can seal a secret, and each request signs with its key: a huge RSA key
+        // would make every such request slow. An 8192-bit key is under 5 KiB of DER.
+        if der.len() > MAX_KEY_DER {
+            return Err(ProcessorError::BadConfig(
+                "private key too large".to_owned(),
+            ));
+        }
         if let Ok(k) = rsa::RsaPrivateKey::from_pkcs1_der(der) {
-            return Ok(Self::rsa(k));
+            return Self::rsa(k);
         }
         if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
-            return Ok(Self::rsa(k));
+            return Self::rsa(k);
         }
         if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(der) {
             return Ok(Self::P256(k));
@@ -82,8 +94,14 @@ impl JwtKey {
         ))
     }
 
-    fn rsa(key: rsa::RsaPrivateKey) -> Self {
-        Self::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
+    fn rsa(key: rsa::RsaPrivateKey) -> Result<Self, ProcessorError> {
+        use rsa::traits::PublicKeyParts;
+        if key.size() * 8 > MAX_RSA_BITS {
+            return Err(ProcessorError::BadConfig(format!(
+                "RSA keys over {MAX_RSA_BITS} bits are not supported"
+            )));
+        }
+        Ok(Self::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(key))))
     }
 
     fn p521(key: p521::SecretKey) -> Self {
@@ -233,5 +251,13 @@ mod tests {
         ] {
             assert!(JwtKey::from_pem(bad.as_bytes()).is_err(), "{bad}");
         }
+        let huge = pem_rfc7468::encode_string(
+            "PRIVATE KEY",
+            pem_rfc7468::LineEnding::LF,
+            &vec![0x30; 9 * 1024],
+        )
+        .unwrap();
+        let err = JwtKey::from_pem(huge.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
     }
 }
