@@ -822,7 +822,10 @@ async fn tolerated_framing_is_forwarded_with_one_framing_or_refused() {
         if name.contains("gzip") {
             // hyper undoes only the chunking; the proxy refuses any other coding.
             assert_eq!(resp.status, 400, "{name}: {}", resp.text());
-            assert!(resp.text().contains("unsupported transfer coding"), "{name}");
+            assert!(
+                resp.text().contains("unsupported transfer coding"),
+                "{name}"
+            );
             // The framing itself is sound (chunked is last), so hyper skips the body and
             // the pipelined request is served on its own; the refused one never went up.
             let next = conn.read_response(false).await;
