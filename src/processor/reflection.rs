@@ -53,12 +53,31 @@ impl ProcessorConfig {
     }
 }
 
-/// Masks for the credentials of one request.
+/// Masks for the credentials of one secret or one request. Cheap to clone.
+#[derive(Clone, Debug)]
 pub struct ReflectionGuard {
     replacer: Arc<Replacer>,
 }
 
 impl ReflectionGuard {
+    /// The guard for what `processor` injects; `None` when it injects nothing guardable.
+    pub fn for_processor(processor: &ProcessorConfig) -> Option<Self> {
+        let mut values = Vec::new();
+        processor.guard_values(&mut values);
+        Self::new(&values)
+    }
+
+    /// One guard for the credentials of every guard in `guards`: a clone when there is
+    /// one (the common case, and free), a new automaton otherwise.
+    pub fn union(guards: &[Self]) -> Option<Self> {
+        match guards {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Replacer::union(many.iter().map(|g| g.replacer.as_ref()))
+                .map(|replacer| Self { replacer }),
+        }
+    }
+
     /// `None` when there is nothing to guard.
     pub fn new(values: &[SecretBytes]) -> Option<Self> {
         let mut pairs = Vec::new();
@@ -196,5 +215,23 @@ mod tests {
             assert_eq!(out.len(), text.len());
         }
         assert!(ReflectionGuard::new(&[SecretBytes::new(b"short".to_vec())]).is_none());
+    }
+
+    #[test]
+    fn a_union_masks_the_credentials_of_every_guard() {
+        let a = guard("first-credential-aaaa");
+        let b = guard("second-credential-bbbb");
+        let one = ReflectionGuard::union(std::slice::from_ref(&a)).unwrap();
+        assert!(
+            Arc::ptr_eq(&one.replacer, &a.replacer),
+            "one guard is reused"
+        );
+        let both = ReflectionGuard::union(&[a, b]).unwrap();
+        let text = "x first-credential-aaaa y second-credential-bbbb z";
+        let (out, n) = both.replacer.replace_all(text.as_bytes());
+        assert_eq!(n, 2);
+        assert_eq!(out.len(), text.len());
+        assert!(!String::from_utf8(out).unwrap().contains("credential-"));
+        assert!(ReflectionGuard::union(&[]).is_none());
     }
 }

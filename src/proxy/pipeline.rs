@@ -19,7 +19,7 @@ use crate::pii::{PiiAction, PiiPolicy};
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
 use crate::processor::{self, ProcessorError, ReflectionGuard, Step, TokenSealer};
 use crate::request_log::RequestLog;
-use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, SecretBytes, TokenizerHeader};
+use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -51,8 +51,8 @@ pub struct Prepared {
     pub normalized_path: Option<String>,
     /// Seals the response of a token exchange (jwt, client credentials, GitHub App).
     pub sealer: Option<TokenSealer>,
-    /// The credentials the secrets inject, for the reflection guard.
-    pub guard: Vec<SecretBytes>,
+    /// The reflection guards of the secrets, one per secret that injects a credential.
+    pub guards: Vec<ReflectionGuard>,
     /// The strictest PII policy the secrets set, overriding the global one.
     pub pii: Option<PiiPolicy>,
 }
@@ -80,7 +80,7 @@ pub fn prepare(
         secrets: 0,
         normalized_path: None,
         sealer: None,
-        guard: Vec::new(),
+        guards: Vec::new(),
         pii: None,
     };
     for source in sources {
@@ -140,7 +140,11 @@ pub fn prepare(
                 }
                 prepared.sealer = Some(TokenSealer::new(kind, &secret));
             }
-            secret.processor.guard_values(&mut prepared.guard);
+            if proxy.config().reflection_guard
+                && let Some(guard) = secret.reflection_guard()
+            {
+                prepared.guards.push(guard.clone());
+            }
             if let Some(p) = policy.pii {
                 prepared.pii = Some(prepared.pii.map_or(p, |q| stricter(p, q)));
             }
@@ -262,7 +266,7 @@ pub async fn forward(
     }
     if proxy.config().reflection_guard
         && !switching
-        && let Some(guard) = ReflectionGuard::new(&prepared.guard)
+        && let Some(guard) = ReflectionGuard::union(&prepared.guards)
     {
         let (mut head, body) = response.into_parts();
         let body = guard.apply(&mut head, body, log.reflection_counter());

@@ -6,11 +6,13 @@
 //! zeroized when their last user drops them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
 use super::{OpenKeys, Secret, SecretError};
+use crate::processor::ReflectionGuard;
 
 /// The SHA-256 of a sealed secret as sent (base64, trimmed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +29,39 @@ impl SealedDigest {
     }
 }
 
+/// A decoded secret as the cache keeps it, with what is derived from it on first use.
+#[derive(Debug)]
+pub struct Unsealed {
+    secret: Secret,
+    /// The reflection guard's automaton for this secret's credentials: building it costs
+    /// tens of microseconds, more than the rest of the request.
+    guard: OnceLock<Option<ReflectionGuard>>,
+}
+
+impl Unsealed {
+    pub fn new(secret: Secret) -> Self {
+        Self {
+            secret,
+            guard: OnceLock::new(),
+        }
+    }
+
+    /// The reflection guard for what this secret injects, built once.
+    pub fn reflection_guard(&self) -> Option<&ReflectionGuard> {
+        self.guard
+            .get_or_init(|| ReflectionGuard::for_processor(&self.secret.processor))
+            .as_ref()
+    }
+}
+
+impl Deref for Unsealed {
+    type Target = Secret;
+
+    fn deref(&self) -> &Secret {
+        &self.secret
+    }
+}
+
 /// A bounded map from sealed digest to decoded secret (FIFO eviction).
 pub struct SecretCache {
     keys: OpenKeys,
@@ -36,7 +71,7 @@ pub struct SecretCache {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<SealedDigest, Arc<Secret>>,
+    map: HashMap<SealedDigest, Arc<Unsealed>>,
     order: VecDeque<SealedDigest>,
 }
 
@@ -66,13 +101,13 @@ impl SecretCache {
         &self,
         sealed_b64: &str,
         digest: SealedDigest,
-    ) -> Result<(Arc<Secret>, Opened), SecretError> {
+    ) -> Result<(Arc<Unsealed>, Opened), SecretError> {
         if self.capacity > 0
             && let Some(hit) = self.lock().map.get(&digest)
         {
             return Ok((hit.clone(), Opened::Cached));
         }
-        let secret = Arc::new(Secret::open(&self.keys, sealed_b64)?);
+        let secret = Arc::new(Unsealed::new(Secret::open(&self.keys, sealed_b64)?));
         if self.capacity > 0 {
             let mut inner = self.lock();
             if inner.map.insert(digest, secret.clone()).is_none() {
@@ -149,5 +184,20 @@ mod tests {
             Opened::Decrypted
         );
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_reflection_guard_is_built_once_per_cached_secret() {
+        let key = OpenKey::generate();
+        let cache = SecretCache::new(OpenKeys::new(key.clone(), vec![]), 4);
+        let a = sealed(&key, "a-long-enough-token");
+        let (first, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
+        let (again, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
+        let g1 = first.reflection_guard().expect("guards the token");
+        let g2 = again.reflection_guard().expect("guards the token");
+        assert!(std::ptr::eq(g1, g2));
+        let short = sealed(&key, "short");
+        let (s, _) = cache.open(&short, SealedDigest::of(&short)).unwrap();
+        assert!(s.reflection_guard().is_none());
     }
 }

@@ -12,7 +12,7 @@ mod lint;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub use cache::{Opened, SealedDigest, SecretCache};
+pub use cache::{Opened, SealedDigest, SecretCache, Unsealed};
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
