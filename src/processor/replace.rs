@@ -16,7 +16,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Patterns and their replacements, compiled once, shared by many bodies.
 pub struct Replacer {
@@ -59,23 +59,9 @@ impl Replacer {
         }))
     }
 
-    /// One replacer for the patterns of all of `replacers`.
-    pub fn union<'a>(replacers: impl IntoIterator<Item = &'a Self>) -> Option<Arc<Self>> {
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = replacers
-            .into_iter()
-            .flat_map(|r| r.patterns.iter().zip(&r.replacements))
-            .map(|(p, r)| (p.to_vec(), r.to_vec()))
-            .collect();
-        pairs.sort();
-        pairs.dedup_by(|dup, kept| {
-            let same = dup == kept;
-            if same {
-                dup.0.zeroize();
-                dup.1.zeroize();
-            }
-            same
-        });
-        Self::new(pairs)
+    /// The length of the longest pattern.
+    pub fn longest(&self) -> usize {
+        self.patterns.iter().map(|p| p.len()).max().unwrap_or(0)
     }
 
     /// Replace every match in `text`; returns the result and the number of matches.

@@ -188,7 +188,7 @@ pub async fn forward(
         path: Some(parts.uri.path()),
         flysrc,
     };
-    let prepared = prepare(proxy, &sources, &facts, log)?;
+    let mut prepared = prepare(proxy, &sources, &facts, log)?;
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
@@ -264,12 +264,10 @@ pub async fn forward(
             .await
             .map_err(ProxyError::TokenResponse)?;
     }
-    if proxy.config().reflection_guard
-        && !switching
-        && let Some(guard) = ReflectionGuard::union(&prepared.guards)
-    {
+    if !switching && !prepared.guards.is_empty() {
         let (mut head, body) = response.into_parts();
-        let body = guard.apply(&mut head, body, log.reflection_counter());
+        let count = log.reflection_counter();
+        let body = ReflectionGuard::apply_all(&mut prepared.guards, &mut head, body, &count);
         response = Response::from_parts(head, body);
     }
     Ok(response)
