@@ -159,7 +159,7 @@ impl RequestLog {
     /// (`id:…` or `sha256:<prefix>`) for the audit entry.
     pub fn add_secret(
         &mut self,
-        stripped_json: String,
+        stripped_json: &str,
         params: &crate::secret::Params,
         name: String,
     ) {

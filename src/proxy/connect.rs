@@ -96,7 +96,9 @@ async fn serve(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let tunnel = tunnel.clone();
-        async move { Ok::<_, std::convert::Infallible>(request(proxy, peer, tunnel, req).await) }
+        // Boxed, as in `listener::connection`: idle connections stay small.
+        let handled = Box::pin(request(proxy, peer, tunnel, req));
+        async move { Ok::<_, std::convert::Infallible>(handled.await) }
     });
     let conn = super::listener::http1_builder(header_timeout)
         .serve_connection(io, service)

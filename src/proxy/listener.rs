@@ -43,7 +43,13 @@ async fn connection(
     let header_timeout = proxy.config().client_header_timeout;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        async move { Ok::<_, std::convert::Infallible>(proxy.handle(peer, req).await) }
+        // Boxed: hyper keeps the service future inline in every connection's state, so an
+        // unboxed one makes each idle keep-alive connection as large as a request in
+        // flight (kilobytes, times 10,000 connections).
+        async move {
+            let handled = Box::pin(proxy.handle(peer, req));
+            Ok::<_, std::convert::Infallible>(handled.await)
+        }
     });
     let conn = http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)

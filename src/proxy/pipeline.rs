@@ -98,7 +98,7 @@ pub fn prepare(
                 Some(id) => format!("id:{id}"),
                 None => format!("sha256:{}", &digest()[..16]),
             };
-            log.add_secret(secret.stripped_json(), &header.params, name);
+            log.add_secret(secret.logged_json(), &header.params, name);
             if proxy.revocations().is_revoked(policy.id.as_deref(), digest) {
                 return Err(PolicyError::Revoked.into());
             }

@@ -36,6 +36,8 @@ pub struct Unsealed {
     /// The reflection guard's automaton for this secret's credentials: building it costs
     /// tens of microseconds, more than the rest of the request.
     guard: OnceLock<Option<ReflectionGuard>>,
+    /// [`Secret::stripped_json`], for the audit entry of every request that uses it.
+    logged: OnceLock<String>,
 }
 
 impl Unsealed {
@@ -43,7 +45,13 @@ impl Unsealed {
         Self {
             secret,
             guard: OnceLock::new(),
+            logged: OnceLock::new(),
         }
+    }
+
+    /// The secret's JSON with every credential redacted, built once.
+    pub fn logged_json(&self) -> &str {
+        self.logged.get_or_init(|| self.secret.stripped_json())
     }
 
     /// The reflection guard for what this secret injects, built once.

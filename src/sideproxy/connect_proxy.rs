@@ -37,7 +37,9 @@ pub async fn serve(
         service_fn(move |req| {
             let side = side.clone();
             let stop = stop.clone();
-            async move { Ok::<_, std::convert::Infallible>(request(side, peer, stop, req).await) }
+            // Boxed, as in `proxy::listener`: idle connections stay small.
+            let handled = Box::pin(request(side, peer, stop, req));
+            async move { Ok::<_, std::convert::Infallible>(handled.await) }
         })
     };
     let conn = crate::proxy::http1_builder(header_timeout)

@@ -57,7 +57,11 @@ pub async fn serve<IO>(
     let service = service_fn(move |req| {
         let side = side.clone();
         let sni = sni.clone();
-        async move { Ok::<_, std::convert::Infallible>(request(&side, peer, &sni, req).await) }
+        // Boxed, as in `proxy::listener`: idle connections stay small.
+        async move {
+            let handled = Box::pin(request(&side, peer, &sni, req));
+            Ok::<_, std::convert::Infallible>(handled.await)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
