@@ -78,7 +78,7 @@ impl ReflectionGuard {
         }
         pairs.sort();
         pairs.dedup();
-        Replacer::new(pairs).map(|replacer| Self { replacer })
+        Replacer::reusable(pairs).map(|replacer| Self { replacer })
     }
 
     /// Mask the credentials of every guard in `guards` in the response headers and body;
@@ -102,6 +102,9 @@ impl ReflectionGuard {
     /// Mask credentials in the response headers and body; `count` adds one per mask.
     pub fn apply(&self, head: &mut Parts, body: Body, count: Arc<AtomicUsize>) -> Body {
         for value in head.headers.values_mut() {
+            if !self.replacer.is_match(value.as_bytes()) {
+                continue;
+            }
             let (masked, n) = self.replacer.replace_all(value.as_bytes());
             if n > 0
                 && let Ok(v) = HeaderValue::from_bytes(&masked)
