@@ -4,6 +4,7 @@
 mod genkey;
 mod key_args;
 mod macaroon;
+mod runtime;
 mod seal;
 mod sealkey;
 pub mod serve;

@@ -207,7 +207,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let log_format = args.log_format;
     let config = args.into_config()?;
     crate::logging::init(log_format);
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Runtime(e.to_string()))?;
+    let runtime = super::runtime::build()?;
     runtime.block_on(serve(config))
 }
 

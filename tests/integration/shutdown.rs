@@ -197,6 +197,10 @@ struct Serve {
 }
 
 async fn serve(shutdown_timeout: &str) -> Serve {
+    serve_pinned(shutdown_timeout, false).await
+}
+
+async fn serve_pinned(shutdown_timeout: &str, one_cpu: bool) -> Serve {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["api.test"]).await;
     let key = OpenKey::generate();
@@ -224,7 +228,9 @@ async fn serve(shutdown_timeout: &str) -> Serve {
                 "--shutdown-timeout",
                 shutdown_timeout,
             ];
-            let result = std::panic::catch_unwind(|| Server::start(&key.to_hex(), &cmd_args, &[]));
+            let result = std::panic::catch_unwind(|| {
+                Server::start_pinned(&key.to_hex(), &cmd_args, &[], one_cpu)
+            });
             match result {
                 Ok(server) => return (server, admin),
                 Err(e) => {
@@ -291,7 +297,36 @@ fn assert_clean_exit(what: &str, stopped: &Stopped) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_drains_a_stream_in_flight_then_exits_0() {
-    let s = serve("10s").await;
+    drains_a_stream_in_flight(false).await;
+}
+
+/// Pinned to one CPU the proxy runs a current-thread runtime: one thread, and the same
+/// proxying, streaming and draining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_one_cpu_runs_one_thread_and_drains_the_same() {
+    drains_a_stream_in_flight(true).await;
+}
+
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Threads: in /proc/PID/status")
+}
+
+async fn drains_a_stream_in_flight(one_cpu: bool) {
+    let s = serve_pinned("10s", one_cpu).await;
+    if one_cpu {
+        assert_eq!(
+            threads(s.server.pid()),
+            1,
+            "a current-thread runtime on one CPU"
+        );
+    } else if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+        assert!(threads(s.server.pid()) > 1, "a worker per CPU");
+    }
     let client = s.server.client();
     let stream = Stream::start(s.stream_request(&client)).await;
     let mut idle = tokio::task::block_in_place(|| IdleConn::open(s.server.addr, &s.echo_request()));

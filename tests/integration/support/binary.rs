@@ -110,6 +110,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Let the child run on CPU 0 only.
+fn pin_to_cpu_0(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec, only sched_setaffinity (async-signal-safe) runs, on
+    // a set built on the stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// `tokenizer serve` running as a child on a loopback port. Killed when dropped;
 /// [`Server::stop`] ends it the polite way.
 pub struct Server {
@@ -134,6 +152,17 @@ impl Server {
     /// until it has logged `listening` and accepts connections. `envs` are set in the
     /// child's environment.
     pub fn start(open_key: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_pinned(open_key, args, envs, false)
+    }
+
+    /// Like [`Server::start`]; with `one_cpu`, the child may run on CPU 0 only (as under
+    /// `taskset -c 0`), so it picks its single-CPU (current-thread) runtime.
+    pub fn start_pinned(
+        open_key: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        one_cpu: bool,
+    ) -> Self {
         // The port is picked before the child binds it, so another process can take it
         // in between: try a few ports.
         let mut last = String::new();
@@ -153,6 +182,9 @@ impl Server {
                         .then_some("--reflection-guard=false"),
                 )
                 .envs(envs.iter().copied());
+            if one_cpu {
+                pin_to_cpu_0(&mut cmd);
+            }
             match Self::spawn(cmd, SocketAddr::from(([127, 0, 0, 1], port))) {
                 Ok(server) => return server,
                 Err(stderr) => last = stderr,
