@@ -9,7 +9,7 @@ use super::Failure;
 /// multi-threaded scheduler's cross-thread queues and wake-ups. `TOKIO_WORKER_THREADS`,
 /// when set, keeps tokio's own choice.
 pub fn build() -> Result<tokio::runtime::Runtime, Failure> {
-    let one_cpu = std::thread::available_parallelism().map_or(false, |n| n == NonZeroUsize::MIN);
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n == NonZeroUsize::MIN);
     let mut builder = if one_cpu && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         tokio::runtime::Builder::new_current_thread()
     } else {
