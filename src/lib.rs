@@ -16,6 +16,7 @@ pub mod hardening;
 pub mod headers;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod pii;
 pub mod policy;
 pub mod processor;

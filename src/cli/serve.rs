@@ -229,6 +229,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     let signal = shutdown_signal();
     tracing::info!(address = %local, admin = ?admin_local, seal_key = %seal_key.to_hex(), "listening");
 
+    crate::memory::spawn_trimmer();
     let stopping = CancellationToken::new();
     let done = CancellationToken::new();
     if let Some(listener) = admin {

@@ -163,6 +163,7 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))?;
         let signal = super::serve::shutdown_signal();
+        crate::memory::spawn_trimmer();
         bound.run(signal).await;
         tracing::info!("stopped");
         Ok(())
