@@ -94,11 +94,10 @@ mod tests {
         let mut trimmer = Trimmer::default();
         trimmer.check();
         // 128 MiB in 4 KiB blocks, below glibc's mmap threshold: freed into the arena.
-        let blocks: Vec<Vec<u8>> = (0..32 * 1024).map(|i| vec![i as u8; 4096]).collect();
+        let mut blocks: Vec<Vec<u8>> = (0..32 * 1024).map(|i| vec![i as u8; 4096]).collect();
         let peak = rss_bytes();
         // Keep the last block alive so the freed memory is not all at the top of the heap
         // (which free() alone would give back).
-        let mut blocks = blocks;
         let keep = blocks.pop();
         drop(blocks);
         assert!(trimmer.check(), "128 MiB freed, not trimmed");

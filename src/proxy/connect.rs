@@ -96,9 +96,7 @@ async fn serve(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let tunnel = tunnel.clone();
-        // Boxed, as in `listener::connection`: idle connections stay small.
-        let handled = Box::pin(request(proxy, peer, tunnel, req));
-        async move { Ok::<_, std::convert::Infallible>(handled.await) }
+        crate::listener::boxed_response(request(proxy, peer, tunnel, req))
     });
     let conn = super::listener::http1_builder(header_timeout)
         .serve_connection(io, service)

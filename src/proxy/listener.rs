@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
-use crate::listener::{Lifecycle, run_connection};
+use crate::listener::{Lifecycle, boxed_response, run_connection};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
 /// `header_timeout` bounds how long request headers may take to arrive (slowloris).
@@ -43,13 +43,7 @@ async fn connection(
     let header_timeout = proxy.config().client_header_timeout;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        // Boxed: hyper keeps the service future inline in every connection's state, so an
-        // unboxed one makes each idle keep-alive connection as large as a request in
-        // flight (kilobytes, times 10,000 connections).
-        async move {
-            let handled = Box::pin(proxy.handle(peer, req));
-            Ok::<_, std::convert::Infallible>(handled.await)
-        }
+        boxed_response(async move { proxy.handle(peer, req).await })
     });
     let conn = http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)

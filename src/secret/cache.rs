@@ -41,7 +41,7 @@ pub struct Unsealed {
 }
 
 impl Unsealed {
-    pub fn new(secret: Secret) -> Self {
+    fn new(secret: Secret) -> Self {
         Self {
             secret,
             guard: OnceLock::new(),

@@ -37,9 +37,7 @@ pub async fn serve(
         service_fn(move |req| {
             let side = side.clone();
             let stop = stop.clone();
-            // Boxed, as in `proxy::listener`: idle connections stay small.
-            let handled = Box::pin(request(side, peer, stop, req));
-            async move { Ok::<_, std::convert::Infallible>(handled.await) }
+            crate::listener::boxed_response(request(side, peer, stop, req))
         })
     };
     let conn = crate::proxy::http1_builder(header_timeout)

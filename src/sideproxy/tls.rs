@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Sidecar, forward};
 use crate::body::{self, Body};
-use crate::listener::run_connection;
+use crate::listener::{boxed_response, run_connection};
 use crate::request_log::RequestLog;
 
 /// A client must finish its TLS handshake within this time.
@@ -57,11 +57,7 @@ pub async fn serve<IO>(
     let service = service_fn(move |req| {
         let side = side.clone();
         let sni = sni.clone();
-        // Boxed, as in `proxy::listener`: idle connections stay small.
-        async move {
-            let handled = Box::pin(request(&side, peer, &sni, req));
-            Ok::<_, std::convert::Infallible>(handled.await)
-        }
+        boxed_response(async move { request(&side, peer, &sni, req).await })
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
