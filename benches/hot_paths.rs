@@ -16,8 +16,11 @@ use http::{HeaderMap, HeaderValue};
 
 use tokenizer::auth::{AuthConfig, AuthInput, BearerAuth, Candidates};
 use tokenizer::ca::CertificateAuthority;
-use tokenizer::processor::{ReflectionGuard, Step};
-use tokenizer::secret::{OpenKey, OpenKeys, SealedDigest, Secret, SecretCache, TokenizerHeader};
+use tokenizer::processor::Step;
+use tokenizer::reflection::Guard;
+use tokenizer::secret::{
+    CacheLimits, OpenKey, OpenKeys, SealedDigest, Secret, SecretCache, TokenizerHeader,
+};
 
 const API_KEY: &str = "sk-bench-0123456789abcdef0123456789abcdef01234567";
 const CALLER: &str = "caller-password";
@@ -48,7 +51,14 @@ fn open_secret(c: &mut Criterion) {
     group.bench_function("decrypt_and_parse", |b| {
         b.iter(|| Secret::open(&keys, black_box(&sealed)).expect("opens"))
     });
-    let cache = SecretCache::new(keys.clone(), 1024);
+    let cache = SecretCache::new(
+        keys.clone(),
+        CacheLimits {
+            entries: 1024,
+            bytes: 64 << 20,
+            guard: true,
+        },
+    );
     cache
         .open(&sealed, SealedDigest::of(&sealed))
         .expect("opens");
@@ -112,7 +122,11 @@ fn header_pipeline(c: &mut Criterion) {
     let mut guarded = Vec::new();
     secret.processor.guard_values(&mut guarded);
     group.bench_function("reflection_guard_build", |b| {
-        b.iter(|| ReflectionGuard::new(black_box(&guarded)).expect("something to guard"))
+        b.iter(|| {
+            Guard::new(black_box(&guarded))
+                .expect("guardable")
+                .expect("something to guard")
+        })
     });
     group.finish();
 }

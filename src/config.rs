@@ -74,6 +74,28 @@ pub struct ServeConfig {
     pub client_header_timeout: Duration,
     /// Client connections at once (`MAX_CONNECTIONS`; 0 = no limit).
     pub max_connections: usize,
+    /// Bytes the unseal cache may hold, estimated (`UNSEAL_CACHE_BYTES`).
+    pub unseal_cache_bytes: usize,
+    /// Rate-limit counters kept at once (`RATE_LIMIT_KEYS`).
+    pub rate_limit_keys: usize,
+    /// Bytes all buffered request bodies may hold together (`BUFFERED_BODY_BUDGET`).
+    pub buffered_body_budget: usize,
+    /// How long a request body may send nothing before it is cut (`CLIENT_BODY_TIMEOUT`).
+    pub client_body_timeout: Duration,
+}
+
+/// `ADMIN_TOKEN`: unset leaves the admin API open (documented); set, it must not be
+/// empty — an empty token would silently open `/v1/audit` and `/v1/stats`.
+pub fn admin_token(
+    token: Option<String>,
+) -> Result<Option<crate::secret::SecretString>, ConfigError> {
+    match token {
+        Some(t) if t.trim().is_empty() => Err(ConfigError::Invalid {
+            name: "ADMIN_TOKEN",
+            detail: "is empty: give a token, or unset it".to_owned(),
+        }),
+        other => Ok(other.map(crate::secret::SecretString::new)),
+    }
 }
 
 /// Build the open keys from `OPEN_KEY` / `OPEN_KEY_FILE` and `PREVIOUS_OPEN_KEYS`.

@@ -8,9 +8,11 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::audit::Decision;
 use crate::auth::{AuthError, FlySrcError};
+use crate::body::ReadError;
 use crate::body::{self, Body};
-use crate::policy::PolicyError;
+use crate::policy::{PolicyError, Refusal};
 use crate::processor::{ProcessorError, TokenResponseError};
+use crate::reflection::GuardError;
 use crate::secret::SecretError;
 use crate::sideproxy::TokenizerError;
 use crate::upstream::{DialError, UpstreamError};
@@ -51,9 +53,36 @@ pub enum ProxyError {
     /// PII scanning refused the body, or could not read it.
     #[error("{0}")]
     Pii(crate::pii::PiiError),
-    /// A secret's `rate_limit` is exhausted; retry after this long.
-    #[error("rate limited: retry in {}s", retry_secs(*.0))]
-    RateLimited(std::time::Duration),
+    /// A secret's `rate_limit` is exhausted, or no counter is free for it.
+    #[error("{}", rate_limit_message(*.0))]
+    RateLimited(Refusal),
+    /// A credential the reflection guard cannot take (too long).
+    #[error("bad request: {0}")]
+    Guard(#[from] GuardError),
+    /// A guarded response the guard cannot read (compressed, or an unknown transfer
+    /// coding): the client could decode what the guard could not search.
+    #[error("bad gateway: upstream sent an encoded response the reflection guard cannot read")]
+    UnreadableResponse,
+}
+
+fn rate_limit_message(refusal: Refusal) -> String {
+    match refusal {
+        Refusal::Wait(wait) => format!("rate limited: retry in {}s", retry_secs(wait)),
+        Refusal::Full(wait) => format!(
+            "rate limited: too many rate-limited secrets in use; retry in {}s",
+            retry_secs(wait)
+        ),
+    }
+}
+
+/// The status of a body that could not be read into memory.
+fn read_status(e: ReadError) -> StatusCode {
+    match e {
+        ReadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ReadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ReadError::Stalled => StatusCode::REQUEST_TIMEOUT,
+        ReadError::Read => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// Whole seconds to wait, at least one.
@@ -65,16 +94,18 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            Self::Processor(ProcessorError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Upstream(UpstreamError::Failed(_)) | Self::TokenResponse(_) => {
-                StatusCode::BAD_GATEWAY
+            Self::Processor(ProcessorError::Body(e)) | Self::Pii(crate::pii::PiiError::Body(e)) => {
+                read_status(*e)
             }
+            Self::Upstream(UpstreamError::Failed(_))
+            | Self::TokenResponse(_)
+            | Self::UnreadableResponse => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Pii(crate::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
             Self::Pii(crate::pii::PiiError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Pii(crate::pii::PiiError::Read) => StatusCode::BAD_REQUEST,
             Self::FlySrcRequired(_)
+            | Self::Guard(_)
             | Self::Secret(_)
             | Self::Policy(_)
             | Self::Processor(_)
@@ -104,7 +135,7 @@ impl ProxyError {
 
     pub fn into_response(self) -> Response<Body> {
         let mut resp = error_response(self.status(), &self.public_message());
-        if let Self::RateLimited(wait) = self {
+        if let Self::RateLimited(Refusal::Wait(wait) | Refusal::Full(wait)) = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(wait)));
         }
@@ -167,11 +198,14 @@ impl IntoErrorResponse for ProxyError {
     fn decision(&self) -> Decision {
         match self {
             Self::RateLimited(_) => Decision::RateLimited,
-            Self::Pii(_) => Decision::PiiBlocked,
+            Self::Pii(crate::pii::PiiError::Blocked(_) | crate::pii::PiiError::TooLarge) => {
+                Decision::PiiBlocked
+            }
             Self::Upstream(
                 UpstreamError::Failed(_) | UpstreamError::Timeout | UpstreamError::RequestBody,
             )
-            | Self::TokenResponse(_) => Decision::Error,
+            | Self::TokenResponse(_)
+            | Self::UnreadableResponse => Decision::Error,
             _ => Decision::Denied,
         }
     }
@@ -212,9 +246,18 @@ mod tests {
         assert_eq!(ProxyError::Auth(AuthError::BadProxyAuth).status(), 407);
         assert_eq!(ProxyError::NoSecrets.status(), 400);
         assert_eq!(
-            ProxyError::Processor(ProcessorError::BodyTooLarge).status(),
+            ProxyError::Processor(ProcessorError::Body(ReadError::TooLarge)).status(),
             413
         );
+        assert_eq!(
+            ProxyError::Processor(ProcessorError::Body(ReadError::Busy)).status(),
+            503
+        );
+        assert_eq!(
+            ProxyError::Processor(ProcessorError::Body(ReadError::Stalled)).status(),
+            408
+        );
+        assert_eq!(ProxyError::UnreadableResponse.status(), 502);
         assert_eq!(ProxyError::Processor(ProcessorError::BadFmt).status(), 400);
         assert_eq!(ProxyError::Secret(SecretError::Decryption).status(), 400);
         assert_eq!(
@@ -225,7 +268,8 @@ mod tests {
 
     #[test]
     fn rate_limits_say_when_to_retry() {
-        let resp = ProxyError::RateLimited(std::time::Duration::from_millis(1500)).into_response();
+        let resp = ProxyError::RateLimited(Refusal::Wait(std::time::Duration::from_millis(1500)))
+            .into_response();
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "2");
     }

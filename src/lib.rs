@@ -21,6 +21,7 @@ pub mod pii;
 pub mod policy;
 pub mod processor;
 pub mod proxy;
+pub mod reflection;
 pub mod request_log;
 pub mod secret;
 pub mod sideproxy;

@@ -81,11 +81,98 @@ pub struct AuditEntry {
     pub pii: Vec<String>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_bounds_every_client_field() {
+        let long = "é".repeat(10_000);
+        let mut e = AuditEntry {
+            timestamp: String::new(),
+            unix_ms: 0,
+            role: "serve",
+            source: long.clone(),
+            flysrc: long.clone(),
+            method: long.clone(),
+            host: long.clone(),
+            path: long.clone(),
+            query_keys: long.clone(),
+            connect_host: long.clone(),
+            status: 200,
+            decision: Decision::Allowed,
+            reason: long.clone(),
+            secret_ids: vec![long.clone(); 100],
+            secrets: String::new(),
+            processors: 100,
+            request_bytes: 0,
+            response_bytes: 0,
+            upstream_ms: None,
+            total_ms: 0.0,
+            reflections: 0,
+            pii: vec![],
+        };
+        e.clip();
+        let bytes = serde_json::to_string(&e).unwrap().len();
+        assert!(bytes <= MAX_ENTRY_BYTES, "{bytes}");
+        assert!(e.path.ends_with('…'));
+        assert_eq!(e.secret_ids.last().unwrap(), "+92 more");
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The most a clipped entry holds in its text fields, about: what the ring keeps per
+/// request, whatever the client sent (a 6 KB secret id, a 100 KB path).
+pub const MAX_ENTRY_BYTES: usize = 6 * 1024;
+/// Longest path, host, reason… kept in the ring.
+const MAX_FIELD: usize = 512;
+/// Secret names kept per entry (and the longest name).
+const MAX_SECRET_IDS: usize = 8;
+const MAX_SECRET_ID: usize = 80;
+
+/// Cut `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
+fn clip(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+}
+
 impl AuditEntry {
+    /// Clip every field a client controls, so the entry stays under
+    /// [`MAX_ENTRY_BYTES`].
+    pub fn clip(&mut self) {
+        for field in [
+            &mut self.source,
+            &mut self.flysrc,
+            &mut self.method,
+            &mut self.host,
+            &mut self.path,
+            &mut self.query_keys,
+            &mut self.connect_host,
+            &mut self.reason,
+        ] {
+            clip(field, MAX_FIELD);
+        }
+        let more = self.secret_ids.len().saturating_sub(MAX_SECRET_IDS);
+        self.secret_ids.truncate(MAX_SECRET_IDS);
+        for id in &mut self.secret_ids {
+            clip(id, MAX_SECRET_ID);
+        }
+        if more > 0 {
+            self.secret_ids.push(format!("+{more} more"));
+        }
+        self.pii.truncate(8);
+    }
+
     /// The audit line: one JSON object (or text line) per request.
     pub fn log(&self) {
         macro_rules! event {

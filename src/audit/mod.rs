@@ -9,7 +9,7 @@ mod ring;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-pub use entry::{AuditEntry, Decision};
+pub use entry::{AuditEntry, Decision, MAX_ENTRY_BYTES};
 pub use metrics::Metrics;
 pub use ring::{AuditQuery, AuditRing};
 
@@ -31,12 +31,16 @@ impl Telemetry {
     }
 
     /// Log, store and count one finished request.
-    pub fn record(&self, entry: AuditEntry) {
+    pub fn record(&self, mut entry: AuditEntry) {
         self.metrics.observe(&entry);
         if let Ok(mut totals) = self.totals.lock() {
             *totals.entry(entry.decision.as_str()).or_default() += 1;
         }
         entry.log();
+        // The secrets' JSON is for the log line only; the ring keeps clipped fields, so
+        // it is bounded in bytes (about AUDIT_RING_SIZE × MAX_ENTRY_BYTES).
+        entry.secrets = String::new();
+        entry.clip();
         self.ring.push(entry);
     }
 

@@ -96,6 +96,21 @@ pub struct ServeArgs {
     /// How many opened secrets to keep (by digest of the sealed text); 0 disables.
     #[arg(long, env = "UNSEAL_CACHE_SIZE", default_value_t = 10_000)]
     pub unseal_cache_size: usize,
+    /// Bytes the unseal cache may hold (estimated: sealed text, decoded secret, guard).
+    #[arg(long, env = "UNSEAL_CACHE_BYTES", value_parser = parse_size, default_value = "64MiB")]
+    pub unseal_cache_bytes: usize,
+    /// Rate-limit counters kept at once (one per rate-limited secret in use); when all
+    /// hold a limit that has not refilled, a new rate-limited secret gets 429.
+    #[arg(long, env = "RATE_LIMIT_KEYS", default_value_t = 100_000)]
+    pub rate_limit_keys: usize,
+    /// Bytes all request bodies buffered at once (HMAC, SigV4, PII block) may hold
+    /// together; a request that would pass it gets 503.
+    #[arg(long, env = "BUFFERED_BODY_BUDGET", value_parser = parse_size, default_value = "128MiB")]
+    pub buffered_body_budget: usize,
+    /// A request body that sends nothing for this long is cut (408 while buffering).
+    #[arg(long, env = "CLIENT_BODY_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "30s")]
+    pub client_body_timeout: Duration,
     /// Mask injected credentials that come back in responses (headers and body).
     #[arg(long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
           default_value = "true", default_missing_value = "true")]
@@ -177,7 +192,11 @@ impl ServeArgs {
             revoked_secrets_file: self.revoked_secrets_file,
             audit_ring_size: self.audit_ring_size,
             admin_address: self.admin_address,
-            admin_token: self.admin_token.map(crate::secret::SecretString::new),
+            admin_token: config::admin_token(self.admin_token)?,
+            unseal_cache_bytes: self.unseal_cache_bytes,
+            rate_limit_keys: self.rate_limit_keys,
+            buffered_body_budget: self.buffered_body_budget,
+            client_body_timeout: self.client_body_timeout,
             reflection_guard: self.reflection_guard,
             unseal_cache_size: self.unseal_cache_size,
             client_header_timeout: self.client_header_timeout,

@@ -130,7 +130,7 @@ impl SideproxyArgs {
             drain_timeout: self.shutdown_timeout,
             audit_ring_size: self.audit_ring_size,
             admin_address: self.admin_address,
-            admin_token: self.admin_token.map(SecretString::new),
+            admin_token: crate::config::admin_token(self.admin_token)?,
             client_header_timeout: self.client_header_timeout,
             max_connections: self.max_connections,
             strip_client_headers: config::header_names(

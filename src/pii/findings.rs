@@ -29,6 +29,21 @@ impl Findings {
         self.total() == 0
     }
 
+    /// Add `other`'s counts to these.
+    pub fn merge(&self, other: &Findings) {
+        for k in PiiKind::ALL {
+            self.counts[k.index()].fetch_add(other.count(k), Ordering::Relaxed);
+        }
+    }
+
+    /// Count one of each kind in `kinds` (a scan that could not finish counts as
+    /// having found everything it looked for).
+    pub fn add_all(&self, kinds: KindSet) {
+        for k in kinds.iter() {
+            self.record(k);
+        }
+    }
+
     /// The kinds found at least once.
     pub fn kinds(&self) -> KindSet {
         PiiKind::ALL

@@ -27,11 +27,11 @@ mod redact_body;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::BodyExt;
 
-use crate::body::{self, Body};
+use crate::body::{Body, Budget, Buffered, Read, read_bounded};
 
 pub use detect::{MAX_MATCH_LEN, Match, REDACTED, find};
 pub use findings::Findings;
@@ -58,9 +58,9 @@ pub enum PiiError {
     /// The policy is `block` and the body is larger than the scanning bound.
     #[error("request body too large to scan for PII")]
     TooLarge,
-    /// Reading the body failed while buffering it.
-    #[error("error reading request body")]
-    Read,
+    /// The body could not be buffered (over the budget, stalled or broken).
+    #[error("{0}")]
+    Body(crate::body::ReadError),
 }
 
 /// How a scanned body is parsed.
@@ -71,22 +71,19 @@ enum Format {
     Text,
 }
 
-/// A body read up to a bound.
-enum Buffered {
-    /// The whole body (trailers, if any, are dropped).
-    Complete(Bytes),
-    /// The bound was crossed: what was read so far, and the rest.
-    Partial { head: Bytes, rest: Body },
-}
+/// Bodies larger than this are scanned on the blocking pool: a scan costs CPU in
+/// proportion to the body, and must not stall the other requests on the runtime.
+const SCAN_OFF_RUNTIME: usize = 64 * 1024;
 
-/// Apply `policy` to a request body. `declared_len` is the request's `Content-Length`;
-/// `max_buffered` bounds what is read into memory (`block`, and JSON/form redaction).
+/// Inspect `body` under `policy`. `max_buffered` bounds what is read into memory
+/// (`block`, and JSON/form redaction); `budget` is the process's buffering budget.
 pub async fn inspect(
     body: Body,
     content_type: Option<&HeaderValue>,
     declared_len: Option<u64>,
     policy: &PiiPolicy,
     max_buffered: usize,
+    budget: &Budget,
 ) -> Result<Inspected, PiiError> {
     let format = Format::of(content_type);
     let (Some(format), true) = (format, policy.is_active()) else {
@@ -96,10 +93,11 @@ pub async fn inspect(
             findings: Arc::default(),
         });
     };
+    let limits = (max_buffered, budget);
     match policy.action {
-        PiiAction::Block => block(body, format, declared_len, policy.kinds, max_buffered).await,
+        PiiAction::Block => block(body, format, declared_len, policy.kinds, limits).await,
         PiiAction::Redact | PiiAction::Off => {
-            redact(body, format, declared_len, policy.kinds, max_buffered).await
+            redact(body, format, declared_len, policy.kinds, limits).await
         }
     }
 }
@@ -110,24 +108,52 @@ async fn block(
     format: Format,
     declared_len: Option<u64>,
     kinds: KindSet,
-    max_buffered: usize,
+    (max_buffered, budget): (usize, &Budget),
 ) -> Result<Inspected, PiiError> {
     if declared_len.is_some_and(|n| n > max_buffered as u64) {
         return Err(PiiError::TooLarge);
     }
-    let Buffered::Complete(bytes) = read_bounded(body, max_buffered).await? else {
-        return Err(PiiError::TooLarge);
+    let read = read_bounded(body, max_buffered, None, budget, true, |_| {}).await;
+    let buffered = match read.map_err(PiiError::Body)? {
+        Read::Complete(buffered) => buffered,
+        Read::Partial { .. } => return Err(PiiError::TooLarge),
     };
-    let findings = Findings::default();
-    redact_buffered(&bytes, format, kinds, &findings);
+    let (buffered, _, findings) = scan(buffered, format, kinds).await;
     if !findings.is_empty() {
         return Err(PiiError::Blocked(findings.kinds()));
     }
     Ok(Inspected {
-        content_length: Some(bytes.len() as u64),
-        body: body::full(bytes),
+        content_length: Some(buffered.bytes.len() as u64),
+        body: buffered.into_body(),
         findings: Arc::new(findings),
     })
+}
+
+/// Scan (and redact) a buffered body, off the runtime when it is large: the body, the
+/// redacted bytes if anything was found, and the findings.
+async fn scan(
+    buffered: Buffered,
+    format: Format,
+    kinds: KindSet,
+) -> (Buffered, Option<Vec<u8>>, Findings) {
+    let run = move |buffered: Buffered| {
+        let findings = Findings::default();
+        let out = redact_buffered(&buffered.bytes, format, kinds, &findings);
+        (buffered, out, findings)
+    };
+    if buffered.bytes.len() <= SCAN_OFF_RUNTIME {
+        return run(buffered);
+    }
+    let bytes = buffered.bytes.clone();
+    match tokio::task::spawn_blocking(move || run(buffered)).await {
+        Ok(done) => done,
+        // The scan panicked: treat the body as holding everything it could.
+        Err(_) => {
+            let findings = Findings::default();
+            findings.add_all(kinds);
+            (Buffered::unbudgeted(bytes), None, findings)
+        }
+    }
 }
 
 /// Redact in memory when the body is JSON or a form within the bound, else stream.
@@ -136,7 +162,7 @@ async fn redact(
     format: Format,
     declared_len: Option<u64>,
     kinds: KindSet,
-    max_buffered: usize,
+    (max_buffered, budget): (usize, &Budget),
 ) -> Result<Inspected, PiiError> {
     let findings = Arc::new(Findings::default());
     if declared_len.is_some_and(|n| n < kinds.min_len() as u64) {
@@ -151,14 +177,20 @@ async fn redact(
     if format == Format::Text || !fits {
         return Ok(streamed(body, Bytes::new(), kinds, findings));
     }
-    let bytes = match read_bounded(body, max_buffered).await? {
-        Buffered::Complete(bytes) => bytes,
-        Buffered::Partial { head, rest } => return Ok(streamed(rest, head, kinds, findings)),
+    let read = read_bounded(body, max_buffered, None, budget, true, |_| {}).await;
+    let buffered = match read.map_err(PiiError::Body)? {
+        Read::Complete(buffered) => buffered,
+        Read::Partial { head, rest } => return Ok(streamed(rest, head.bytes, kinds, findings)),
     };
-    let out = redact_buffered(&bytes, format, kinds, &findings).map_or(bytes, Bytes::from);
+    let (buffered, out, found) = scan(buffered, format, kinds).await;
+    findings.merge(&found);
+    let buffered = match out {
+        Some(out) => buffered.replace(Bytes::from(out)),
+        None => buffered,
+    };
     Ok(Inspected {
-        content_length: Some(out.len() as u64),
-        body: body::full(out),
+        content_length: Some(buffered.bytes.len() as u64),
+        body: buffered.into_body(),
         findings,
     })
 }
@@ -187,25 +219,6 @@ fn streamed(body: Body, head: Bytes, kinds: KindSet, findings: Arc<Findings>) ->
         content_length: None,
         findings,
     }
-}
-
-/// Read `body` until it ends or passes `limit` bytes.
-async fn read_bounded(mut body: Body, limit: usize) -> Result<Buffered, PiiError> {
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| PiiError::Read)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        buf.extend_from_slice(&data);
-        if buf.len() > limit {
-            return Ok(Buffered::Partial {
-                head: buf.freeze(),
-                rest: body,
-            });
-        }
-    }
-    Ok(Buffered::Complete(buf.freeze()))
 }
 
 // === impl Format ===

@@ -81,4 +81,30 @@ impl PiiPolicy {
     pub fn is_active(&self) -> bool {
         self.action != PiiAction::Off && !self.kinds.is_empty()
     }
+
+    /// The stricter of two policies: block over redact over off, and every kind either
+    /// names. A secret's policy is combined with `PII_ACTION` this way, so a secret can
+    /// only tighten scanning (anyone can seal a secret that says `off`).
+    pub fn stricter(self, other: Self) -> Self {
+        match (self.is_active(), other.is_active()) {
+            (false, _) => return other,
+            (_, false) => return self,
+            _ => {}
+        }
+        let rank = |a: PiiAction| match a {
+            PiiAction::Off => 0,
+            PiiAction::Redact => 1,
+            PiiAction::Block => 2,
+        };
+        let action = if rank(self.action) >= rank(other.action) {
+            self.action
+        } else {
+            other.action
+        };
+        let mut kinds = self.kinds;
+        for k in other.kinds.iter() {
+            kinds.insert(k);
+        }
+        Self { action, kinds }
+    }
 }

@@ -74,7 +74,7 @@ async fn run_inspect(
     let ct = content_type.map(|c| HeaderValue::from_str(c).unwrap());
     let len = Some(body.len() as u64);
     let body = crate::body::full(body.to_owned());
-    let inspected = inspect(body, ct.as_ref(), len, &policy, max).await?;
+    let inspected = inspect(body, ct.as_ref(), len, &policy, max, &test_budget()).await?;
     let out = String::from_utf8(collect(inspected.body).await).unwrap();
     Ok((out, inspected.content_length, inspected.findings))
 }
@@ -555,9 +555,16 @@ async fn json_over_the_bound_is_streamed() {
     ];
     let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
     let ct = HeaderValue::from_static(JSON);
-    let inspected = inspect(chunked_body(&refs), Some(&ct), None, &redact_policy(), 100)
-        .await
-        .unwrap();
+    let inspected = inspect(
+        chunked_body(&refs),
+        Some(&ct),
+        None,
+        &redact_policy(),
+        100,
+        &test_budget(),
+    )
+    .await
+    .unwrap();
     assert_eq!(inspected.content_length, None);
     let out = String::from_utf8(collect(inspected.body).await).unwrap();
     assert_eq!(out, format!(r#"{{"pad":"{filler}","email":"[REDACTED]"}}"#));
@@ -571,6 +578,7 @@ async fn json_over_the_bound_is_streamed() {
         Some(10_000),
         &redact_policy(),
         100,
+        &test_budget(),
     )
     .await
     .unwrap();
@@ -629,7 +637,7 @@ async fn block_reports_kinds_without_the_matched_text() {
 async fn block_passes_clean_bodies_byte_for_byte() {
     let ct = HeaderValue::from_static("text/plain");
     let body = chunked_body(&[b"hello ", b"world, version 1.2.3"]);
-    let inspected = inspect(body, Some(&ct), None, &block_policy(), 1024)
+    let inspected = inspect(body, Some(&ct), None, &block_policy(), 1024, &test_budget())
         .await
         .unwrap();
     assert_eq!(inspected.content_length, Some(26));
@@ -643,7 +651,7 @@ async fn block_refuses_bodies_over_the_bound() {
         .unwrap_err();
     assert!(matches!(err, PiiError::TooLarge));
     let body = chunked_body(&[b"0123", b"4567", b"89"]);
-    let err = inspect(body, None, None, &block_policy(), 8)
+    let err = inspect(body, None, None, &block_policy(), 8, &test_budget())
         .await
         .unwrap_err();
     assert!(matches!(err, PiiError::TooLarge));
@@ -656,17 +664,18 @@ async fn read_errors_while_buffering_are_reported() {
         Err(std::io::Error::other("reset")),
     ];
     let body = crate::body::boxed(StreamBody::new(stream::iter(frames)));
-    let err = inspect(body, None, None, &block_policy(), 1024)
+    let err = inspect(body, None, None, &block_policy(), 1024, &test_budget())
         .await
         .unwrap_err();
-    assert!(matches!(err, PiiError::Read));
+    assert!(matches!(err, PiiError::Body(crate::body::ReadError::Read)));
 }
 
 #[test]
 fn inspect_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let policy = redact_policy();
-    let fut = inspect(crate::body::empty(), None, None, &policy, 1);
+    let budget = test_budget();
+    let fut = inspect(crate::body::empty(), None, None, &policy, 1, &budget);
     assert_send(&fut);
 }
 
@@ -692,4 +701,8 @@ fn adversarial_inputs_scan_in_linear_time() {
     for (hay, expected) in cases {
         assert_eq!(find(&hay, KindSet::all()).len(), expected);
     }
+}
+
+fn test_budget() -> crate::body::Budget {
+    crate::body::Budget::new(1 << 30)
 }

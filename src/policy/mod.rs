@@ -10,7 +10,7 @@ pub mod time;
 
 pub use hosts::{HostPattern, HostRules};
 pub use paths::{PathError, PathGlob};
-pub use rate_limit::{Limiter, RateLimit};
+pub use rate_limit::{Limiter, RateLimit, Refusal};
 pub use revocation::Revocations;
 pub use rules::PolicyRules;
 
@@ -41,4 +41,7 @@ pub enum PolicyError {
     /// Listed in `REVOKED_SECRETS_FILE`.
     #[error("secret revoked")]
     Revoked,
+    /// A method-override header or parameter on a request with method or path rules.
+    #[error("method override headers are not allowed with method or path rules")]
+    MethodOverride,
 }

@@ -21,6 +21,19 @@ pub enum PathError {
     /// A `%` not followed by two hex digits.
     #[error("path contains a malformed percent-escape")]
     BadEscape,
+    /// `..;x` or `.;x`: a dot segment with a path parameter, which some servers
+    /// (Tomcat, Spring) resolve as a dot segment after the check has passed.
+    #[error("path contains a parameter on a dot segment")]
+    DotSegmentParams,
+}
+
+/// Does the normalized `path` hold a dot segment with a path parameter (`/v1/..;/x`)?
+pub fn has_dot_segment_params(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        segment
+            .split_once(';')
+            .is_some_and(|(name, _)| name == "." || name == "..")
+    })
 }
 
 /// One `allowed_paths` entry.
@@ -274,6 +287,17 @@ mod tests {
             assert_eq!(normalize(bad), Err(PathError::BadEscape), "{bad}");
         }
         assert_eq!(normalize("/a%25%32e").unwrap(), "/a%252e");
+    }
+
+    #[test]
+    fn dot_segments_with_parameters_are_spotted() {
+        for bad in ["/v1/..;/admin", "/v1/.;x/a", "/v1/%2e%2e;/admin", "/..;"] {
+            let n = normalize(bad).unwrap();
+            assert!(has_dot_segment_params(&n), "{bad} -> {n}");
+        }
+        for ok in ["/v1/a;b/c", "/v1/...;/x", "/v1/models", "/a/..b;c"] {
+            assert!(!has_dot_segment_params(&normalize(ok).unwrap()), "{ok}");
+        }
     }
 
     #[test]

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Prune idle keys once the table holds this many.
-const PRUNE_AT: usize = 10_000;
-
 /// `N/unit`, unit one of `s`, `sec`, `second`, `min`, `minute`, `h`, `hour`, `day`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -78,28 +75,97 @@ impl<'de> Deserialize<'de> for RateLimit {
     }
 }
 
-/// Per-key theoretical arrival times.
-#[derive(Default)]
+impl Table {
+    /// Forget counters whose time has passed (a full bucket: forgetting it changes
+    /// nothing), at most once a second.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.tat.retain(|_, tat| *tat > now);
+        let soonest = self.tat.values().min().copied().unwrap_or(now);
+        self.swept = Some((now, soonest));
+    }
+}
+
+/// Why a request was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The secret's limit is spent; retry after this long.
+    Wait(Duration),
+    /// Every counter slot holds a limit that has not refilled yet (`RATE_LIMIT_KEYS`):
+    /// a secret not yet counted is refused rather than let an old counter go (which
+    /// would reset that secret's limit). Retry after this long.
+    Full(Duration),
+}
+
+/// Per-key theoretical arrival times, at most `capacity` keys. A key is a 32-byte
+/// keyed hash (see [`crate::secret::Unsealed::limit_key`]), so the table is bounded in
+/// bytes too: about 100 bytes a key with the map's overhead.
 pub struct Limiter {
-    tat: Mutex<HashMap<String, Instant>>,
+    table: Mutex<Table>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    tat: HashMap<[u8; 32], Instant>,
+    /// When a full table was last swept for refilled counters, and the earliest
+    /// time a counter then left would refill. A full table is swept at most once a
+    /// second, so a flood of new keys costs no more than a map lookup each.
+    swept: Option<(Instant, Instant)>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
 }
 
 impl Limiter {
-    /// Take one request for `key` under `limit`; on refusal, how long to wait.
-    pub fn check(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            table: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Take one request for `key` under `limit`.
+    pub fn check(&self, key: &[u8; 32], limit: RateLimit, now: Instant) -> Result<(), Refusal> {
         let interval = limit.interval();
         let burst = limit.period.saturating_sub(interval);
-        let mut table = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() >= PRUNE_AT {
-            table.retain(|_, tat| *tat > now);
-        }
-        let tat = table.get(key).copied().unwrap_or(now).max(now);
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = match table.tat.get(key) {
+            Some(t) => (*t).max(now),
+            None => {
+                if table.tat.len() >= self.capacity {
+                    table.sweep(now);
+                }
+                if table.tat.len() >= self.capacity {
+                    let soonest = table.swept.map_or(now, |(_, soonest)| soonest);
+                    return Err(Refusal::Full(soonest.saturating_duration_since(now)));
+                }
+                now
+            }
+        };
         let allow_at = tat.checked_sub(burst).unwrap_or(now);
         if allow_at > now {
-            return Err(allow_at - now);
+            return Err(Refusal::Wait(allow_at - now));
         }
-        table.insert(key.to_owned(), tat + interval);
+        table.tat.insert(*key, tat + interval);
         Ok(())
+    }
+
+    /// Counters held now.
+    pub fn len(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.tat.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -135,23 +201,52 @@ mod tests {
         let limiter = Limiter::default();
         let limit = RateLimit::parse("3/min").unwrap();
         let t0 = Instant::now();
+        let (k, other) = ([1; 32], [2; 32]);
         for _ in 0..3 {
-            assert!(limiter.check("k", limit, t0).is_ok());
+            assert!(limiter.check(&k, limit, t0).is_ok());
         }
-        let wait = limiter.check("k", limit, t0).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(20));
+        let wait = limiter.check(&k, limit, t0).unwrap_err();
+        assert_eq!(wait, Refusal::Wait(Duration::from_secs(20)));
         // Another key is independent.
-        assert!(limiter.check("other", limit, t0).is_ok());
+        assert!(limiter.check(&other, limit, t0).is_ok());
         // One slot frees every 20 s.
         assert!(
             limiter
-                .check("k", limit, t0 + Duration::from_secs(20))
+                .check(&k, limit, t0 + Duration::from_secs(20))
                 .is_ok()
         );
         assert!(
             limiter
-                .check("k", limit, t0 + Duration::from_secs(21))
+                .check(&k, limit, t0 + Duration::from_secs(21))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_keys_and_never_drops_a_live_counter() {
+        let limiter = Limiter::new(3);
+        let day = RateLimit::parse("1/day").unwrap();
+        let t0 = Instant::now();
+        for i in 0..3u8 {
+            assert!(limiter.check(&[i; 32], day, t0).is_ok());
+        }
+        assert!(matches!(
+            limiter.check(&[9; 32], day, t0),
+            Err(Refusal::Full(_))
+        ));
+        assert_eq!(limiter.len(), 3);
+        // The first key's day is still spent: it was not evicted to make room.
+        assert!(matches!(
+            limiter.check(&[0; 32], day, t0),
+            Err(Refusal::Wait(_))
+        ));
+        // Counters that have refilled make room.
+        let fast = RateLimit::parse("10/s").unwrap();
+        let limiter = Limiter::new(2);
+        assert!(limiter.check(&[1; 32], fast, t0).is_ok());
+        assert!(limiter.check(&[2; 32], fast, t0).is_ok());
+        let later = t0 + Duration::from_secs(1);
+        assert!(limiter.check(&[3; 32], fast, later).is_ok());
+        assert!(limiter.len() <= 2);
     }
 }

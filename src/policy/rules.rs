@@ -41,6 +41,15 @@ pub struct PolicyRules {
     /// `{"action":"redact"|"block"|"off","kinds":["email",…]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii: Option<crate::pii::PiiPolicy>,
+    /// Set by this tokenizer in a token it derives from an exchange secret: the digest
+    /// of that secret's sealed text, so revoking the parent revokes the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+    /// Set by this tokenizer in a derived token: the rate-limit counter (hex) it shares
+    /// with the secret it came from. A keyed hash no client can compute, and never
+    /// logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_key: Option<String>,
 }
 
 impl PolicyRules {
@@ -77,6 +86,23 @@ impl PolicyRules {
     /// Do any rules need the request path?
     pub fn needs_path(&self) -> bool {
         self.allowed_paths.is_some()
+    }
+
+    /// Are there method or path rules (which an upstream could be made to read
+    /// differently)?
+    pub fn restricts_request(&self) -> bool {
+        self.allowed_methods.is_some() || self.allowed_paths.is_some()
+    }
+
+    /// A copy safe to log: the rate-limit counter's key is redacted.
+    pub fn stripped(&self) -> Self {
+        Self {
+            rate_limit_key: self
+                .rate_limit_key
+                .as_ref()
+                .map(|_| crate::secret::REDACTED.to_owned()),
+            ..self.clone()
+        }
     }
 
     /// True when no rule is set.

@@ -13,7 +13,8 @@ const PARAM_DST: &str = "dst";
 
 /// Headers a credential may never be written to: framing and hop-by-hop headers (writing
 /// there could smuggle a second request upstream) and `Host` (the destination is fixed
-/// before processors run).
+/// before processors run). Also refused: `Proxy-*`, and `Sec-WebSocket-*`, which a
+/// WebSocket handshake echoes back (`Sec-WebSocket-Protocol`).
 const FORBIDDEN_DST: &[&str] = &[
     "Host",
     "Content-Length",
@@ -100,7 +101,10 @@ impl FmtDst {
         {
             return Err(ProcessorError::BadDst);
         }
-        if FORBIDDEN_DST.contains(&chosen.as_str()) || chosen.starts_with("Proxy-") {
+        if FORBIDDEN_DST.contains(&chosen.as_str())
+            || chosen.starts_with("Proxy-")
+            || chosen.starts_with("Sec-Websocket-")
+        {
             return Err(ProcessorError::BadDst);
         }
         HeaderName::from_bytes(chosen.as_bytes()).map_err(|_| ProcessorError::BadDst)
@@ -119,8 +123,12 @@ impl Format {
             b'x' | b'X' => binary,
             _ => false,
         };
-        let suffix = &rest[1..];
-        if !ok || suffix.contains('%') {
+        // The verb is one ASCII byte when `ok`; `get` also keeps a multi-byte character
+        // after `%` from being cut in half (`%é` panicked here).
+        let Some(suffix) = rest.get(1..).filter(|_| ok) else {
+            return Err(ProcessorError::BadFmt);
+        };
+        if suffix.contains('%') {
             return Err(ProcessorError::BadFmt);
         }
         Ok(Self {
@@ -233,7 +241,17 @@ mod tests {
     #[test]
     fn bad_formats() {
         let d = FmtDst::default();
-        for bad in ["%d", "%.3s", "%s%s", "asdf%", "asdf"] {
+        // `%é` and `%€…` put a multi-byte character after the `%` (it panicked).
+        for bad in [
+            "%d",
+            "%.3s",
+            "%s%s",
+            "asdf%",
+            "asdf",
+            "%é",
+            "x%€s",
+            "%\u{1f600}",
+        ] {
             assert_eq!(
                 render(&d, &params(&[("fmt", bad)]), false),
                 Err(ProcessorError::BadFmt),
@@ -308,6 +326,8 @@ mod tests {
             "Host",
             "content-length",
             "Proxy-Authorization",
+            "sec-websocket-protocol",
+            "Sec-WebSocket-Key",
             "bad header",
             "a\r\nb",
         ] {

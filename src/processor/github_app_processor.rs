@@ -1,19 +1,19 @@
 //! `github_app_processor`: a GitHub App installation-token exchange. The request gets
 //! `Authorization: Bearer <RS256 app JWT>`, GitHub's headers, the installation path and
-//! an empty body; the 201 response is sealed into a `token %s` secret pinned to
-//! api.github.com (see [`super::token_response`]).
+//! an empty body; the 201 response is sealed into a `token %s` secret pinned to the
+//! secret's hosts, or the token URL's host (see [`super::token_response`]).
 
 use http::{HeaderName, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::jwt_sign::{JwtKey, now};
+use super::step::{JwtStep, JwtUse};
 use super::{ProcessorError, Step};
 use crate::secret::{Params, SecretBytes};
 
 pub const DEFAULT_TOKEN_URL: &str =
     "https://api.github.com/app/installations/{installation_id}/access_tokens";
-pub const GITHUB_API_HOST: &str = "api.github.com";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitHubAppConfig {
@@ -46,6 +46,34 @@ impl GitHubAppConfig {
                 "GitHub App requires an RSA private key".to_owned(),
             ));
         }
+        let path = self.installation_path()?;
+        let iat = now();
+        out.extend([
+            Step::SignJwt(Box::new(JwtStep {
+                key: std::sync::Arc::new(key),
+                claims: json!({"iss": self.app_id, "iat": iat, "exp": iat + 600}),
+                use_as: JwtUse::Bearer,
+            })),
+            Step::SetHeader {
+                name: header::ACCEPT,
+                value: HeaderValue::from_static("application/vnd.github+json"),
+            },
+            Step::SetHeader {
+                name: HeaderName::from_static("x-github-api-version"),
+                value: HeaderValue::from_static("2022-11-28"),
+            },
+            Step::SetPath(path),
+            Step::SetBody {
+                body: SecretBytes::default(),
+                content_type: None,
+            },
+            Step::RemoveHeader(header::ACCEPT_ENCODING),
+        ]);
+        Ok(())
+    }
+
+    /// The path the request is sent to: `token_url`'s, with the installation id.
+    pub fn installation_path(&self) -> Result<String, ProcessorError> {
         let template = if self.token_url.is_empty() {
             DEFAULT_TOKEN_URL
         } else {
@@ -61,32 +89,7 @@ impl GitHubAppConfig {
                 "token_url must include a path".to_owned(),
             ));
         }
-        let iat = now();
-        let jwt = key.sign(&json!({"iss": self.app_id, "iat": iat, "exp": iat + 600}));
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", jwt.as_str()))
-            .map_err(|_| ProcessorError::BadValue)?;
-        auth.set_sensitive(true);
-        out.extend([
-            Step::SetHeader {
-                name: header::AUTHORIZATION,
-                value: auth,
-            },
-            Step::SetHeader {
-                name: header::ACCEPT,
-                value: HeaderValue::from_static("application/vnd.github+json"),
-            },
-            Step::SetHeader {
-                name: HeaderName::from_static("x-github-api-version"),
-                value: HeaderValue::from_static("2022-11-28"),
-            },
-            Step::SetPath(path.to_owned()),
-            Step::SetBody {
-                body: SecretBytes::default(),
-                content_type: None,
-            },
-            Step::RemoveHeader(header::ACCEPT_ENCODING),
-        ]);
-        Ok(())
+        Ok(path.to_owned())
     }
 
     pub fn stripped(&self) -> Self {

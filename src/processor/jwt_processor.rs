@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::jwt_sign::{JwtKey, now};
+use super::step::{JwtStep, JwtUse};
 use super::{ProcessorError, Step};
 use crate::secret::{Params, SecretBytes};
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JwtConfig {
@@ -53,12 +53,14 @@ impl JwtConfig {
         if !sub.is_empty() {
             claims["sub"] = json!(sub);
         }
-        let jwt = key.sign(&claims);
-        let body = form(&[
-            ("assertion", jwt.as_str()),
-            ("grant_type", GRANT_JWT_BEARER),
+        out.extend([
+            Step::SignJwt(Box::new(JwtStep {
+                key: std::sync::Arc::new(key),
+                claims,
+                use_as: JwtUse::Assertion,
+            })),
+            Step::RemoveHeader(http::header::ACCEPT_ENCODING),
         ]);
-        out.extend(exchange_body(body));
         Ok(())
     }
 

@@ -31,10 +31,33 @@ impl std::fmt::Debug for JwtKey {
     }
 }
 
-/// The largest RSA modulus accepted for signing.
-const MAX_RSA_BITS: usize = 8192;
-/// The largest private key DER accepted (an 8192-bit PKCS#8 RSA key is about 4.8 KiB).
-const MAX_KEY_DER: usize = 8 * 1024;
+/// The largest RSA modulus accepted for signing: anyone can seal a secret, and every
+/// request with it signs; an RSA-4096 signature takes ~20 ms, an RSA-8192 one ~130 ms.
+/// (GitHub App and Google service-account keys are 2048 bits.)
+const MAX_RSA_BITS: usize = 4096;
+/// The largest private key DER accepted (a 4096-bit PKCS#8 RSA key is about 2.4 KiB).
+const MAX_KEY_DER: usize = 4 * 1024;
+
+/// Sign `claims` with `key` on the blocking pool, at most one signature per CPU at once:
+/// signatures cost milliseconds of CPU, which must not stall the requests that share
+/// the async runtime, nor take every core when many arrive together.
+pub async fn sign_off_runtime(
+    key: std::sync::Arc<JwtKey>,
+    claims: Value,
+) -> Result<Zeroizing<String>, ProcessorError> {
+    static SIGNERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let signers = SIGNERS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cpus)
+    });
+    let _permit = signers
+        .acquire()
+        .await
+        .map_err(|_| ProcessorError::BadConfig("signing unavailable".to_owned()))?;
+    tokio::task::spawn_blocking(move || key.sign(&claims))
+        .await
+        .map_err(|_| ProcessorError::BadConfig("signing failed".to_owned()))
+}
 
 impl JwtKey {
     /// Parse the first PEM block of `pem`.
@@ -56,7 +79,7 @@ impl JwtKey {
 
     fn from_der(der: &[u8]) -> Result<Self, ProcessorError> {
         // Anyone can seal a secret, and each request signs with its key: a huge RSA key
-        // would make every such request slow. An 8192-bit key is under 5 KiB of DER.
+        // would make every such request slow. A 4096-bit key is under 2.5 KiB of DER.
         if der.len() > MAX_KEY_DER {
             return Err(ProcessorError::BadConfig(
                 "private key too large".to_owned(),

@@ -13,7 +13,6 @@ mod jwt_processor;
 mod jwt_sign;
 mod oauth2_body_processor;
 mod oauth2_processor;
-pub mod reflection;
 pub mod replace;
 mod sigv4_processor;
 mod step;
@@ -32,13 +31,12 @@ pub use inject_processor::InjectConfig;
 pub use jwt_processor::JwtConfig;
 pub use oauth2_body_processor::OAuth2BodyConfig;
 pub use oauth2_processor::{OAuth2Config, OAuthToken};
-pub use reflection::ReflectionGuard;
 pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
-pub use step::{Step, apply, finish};
+pub use step::{JwtStep, JwtUse, Step, StepContext, apply, finish};
 pub use token_response::{Exchange, TokenResponseError, TokenSealer};
 
-use crate::secret::Params;
+use crate::secret::{Params, SecretBytes};
 
 /// Why a processor could not be built or run. Messages are fixed texts: none quotes a
 /// secret or request content.
@@ -62,12 +60,10 @@ pub enum ProcessorError {
     /// The rendered credential is not a valid header value (CR, LF or NUL in it).
     #[error("credential is not a valid header value")]
     BadValue,
-    /// A processor needs the body, and it is larger than `MAX_BUFFERED_BODY`.
-    #[error("request body too large to buffer")]
-    BodyTooLarge,
-    /// Reading the request body failed.
-    #[error("error reading request body")]
-    BodyRead,
+    /// A processor needs the body, and it could not be read into memory (too large,
+    /// over the process's budget, stalled or broken).
+    #[error("{0}")]
+    Body(crate::body::ReadError),
     /// A processor kind this build parses but cannot run yet.
     #[error("{0} is not supported by this tokenizer yet")]
     Unsupported(&'static str),
@@ -156,6 +152,40 @@ impl ProcessorConfig {
             Self::ClientCredentials(c) => c.build(params, out),
             Self::GitHubApp(c) => c.build(params, out),
             Self::Multi(all) => all.iter().try_for_each(|c| c.build(params, out)),
+        }
+    }
+
+    /// The path this processor sends the request to instead of the client's (GitHub App
+    /// installation tokens), so that path rules judge the path that is forwarded.
+    pub fn forced_path(&self) -> Option<String> {
+        match self {
+            Self::GitHubApp(c) => c.installation_path().ok(),
+            Self::Multi(all) => all.iter().filter_map(Self::forced_path).last(),
+            _ => None,
+        }
+    }
+
+    /// The credentials this processor sends upstream, for the reflection guard. HMAC
+    /// and SigV4 keys never leave the proxy and JWT keys only sign; what they produce
+    /// (signed assertions) is guarded per request, see [`Step::created`].
+    pub fn guard_values(&self, out: &mut Vec<SecretBytes>) {
+        let mut push = |s: &str| out.push(SecretBytes::new(s.as_bytes().to_vec()));
+        match self {
+            Self::Inject(c) => push(c.token.expose()),
+            Self::InjectBody(c) => push(c.token.expose()),
+            Self::OAuth2(OAuth2Config { token: Some(t) })
+            | Self::OAuth2Body(OAuth2BodyConfig { token: Some(t), .. }) => {
+                push(t.access_token.expose());
+                push(t.refresh_token.expose());
+            }
+            Self::ClientCredentials(c) => push(c.client_secret.expose()),
+            Self::Multi(all) => all.iter().for_each(|c| c.guard_values(out)),
+            Self::OAuth2(_)
+            | Self::OAuth2Body(_)
+            | Self::InjectHmac(_)
+            | Self::SigV4(_)
+            | Self::Jwt(_)
+            | Self::GitHubApp(_) => {}
         }
     }
 

@@ -1,6 +1,5 @@
 //! Streaming multi-pattern replacement over a body: placeholders in request bodies
-//! (`inject_body_processor`, `oauth2_body_processor`) and injected credentials in
-//! response bodies (the reflection guard).
+//! (`inject_body_processor`, `oauth2_body_processor`, `oauth2_processor`).
 //!
 //! Matches are found with Aho-Corasick (leftmost-longest). Between chunks, only a tail
 //! that is a proper prefix of some pattern is held back — bytes that cannot start a
@@ -22,6 +21,8 @@ use zeroize::Zeroizing;
 pub struct Replacer {
     matcher: AhoCorasick,
     patterns: Vec<Zeroizing<Vec<u8>>>,
+    /// Each pattern's KMP failure function, to find the held-back tail in linear time.
+    failures: Vec<Vec<usize>>,
     replacements: Vec<Zeroizing<Vec<u8>>>,
 }
 
@@ -33,21 +34,9 @@ impl std::fmt::Debug for Replacer {
 
 impl Replacer {
     /// `pairs` of (pattern, replacement); empty patterns are ignored. `None` when no
-    /// pattern is left. For a replacer built per request: a contiguous NFA, cheap to
-    /// build (a few µs for a dozen patterns).
+    /// pattern is left. A contiguous NFA: its build is linear in the patterns (a few µs
+    /// for placeholders), which matters for an automaton built per request.
     pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Arc<Self>> {
-        Self::build(pairs, Some(AhoCorasickKind::ContiguousNFA))
-    }
-
-    /// Like [`Replacer::new`], for a replacer built once and used on many bodies (the
-    /// reflection guard of a cached secret): the builder picks a DFA for few patterns,
-    /// which costs ~50x more to build (≈180 µs) and searches response bodies several
-    /// times faster.
-    pub fn reusable(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Option<Arc<Self>> {
-        Self::build(pairs, None)
-    }
-
-    fn build(pairs: Vec<(Vec<u8>, Vec<u8>)>, kind: Option<AhoCorasickKind>) -> Option<Arc<Self>> {
         let (patterns, replacements): (Vec<_>, Vec<_>) = pairs
             .into_iter()
             .filter(|(p, _)| !p.is_empty())
@@ -57,13 +46,15 @@ impl Replacer {
             return None;
         }
         let matcher = AhoCorasick::builder()
-            .kind(kind)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .match_kind(MatchKind::LeftmostLongest)
             .build(patterns.iter().map(|p| p.as_slice()))
             .ok()?;
+        let failures = patterns.iter().map(|p| failure(p)).collect();
         Some(Arc::new(Self {
             matcher,
             patterns,
+            failures,
             replacements,
         }))
     }
@@ -107,20 +98,46 @@ impl Replacer {
     }
 
     /// The length of the longest suffix of `text` that is a proper prefix of a pattern:
-    /// bytes that a later chunk could complete into a match.
-    fn pending_len(&self, text: &[u8]) -> usize {
+    /// bytes that a later chunk could complete into a match. Linear in the tail and the
+    /// patterns (a naive comparison of every suffix is quadratic in the placeholder,
+    /// which the client chooses).
+    pub(crate) fn pending_len(&self, text: &[u8]) -> usize {
         self.patterns
             .iter()
-            .map(|p| {
-                let max = (p.len() - 1).min(text.len());
-                (1..=max)
-                    .rev()
-                    .find(|&n| text[text.len() - n..] == p[..n])
-                    .unwrap_or(0)
+            .zip(&self.failures)
+            .map(|(p, fail)| {
+                let tail = &text[text.len().saturating_sub(p.len() - 1)..];
+                let mut k = 0;
+                for &b in tail {
+                    while k > 0 && (k == p.len() || p[k] != b) {
+                        k = fail[k - 1];
+                    }
+                    if p[k] == b {
+                        k += 1;
+                    }
+                }
+                if k == p.len() { fail[k - 1] } else { k }
             })
             .max()
             .unwrap_or(0)
     }
+}
+
+/// The KMP failure function of `p`: `f[i]` is the length of the longest proper prefix
+/// of `p[..=i]` that is also its suffix.
+fn failure(p: &[u8]) -> Vec<usize> {
+    let mut f = vec![0; p.len()];
+    let mut k = 0;
+    for i in 1..p.len() {
+        while k > 0 && p[i] != p[k] {
+            k = f[k - 1];
+        }
+        if p[i] == p[k] {
+            k += 1;
+        }
+        f[i] = k;
+    }
+    f
 }
 
 pin_project! {
@@ -331,6 +348,20 @@ mod tests {
             run(&refs, &[("<<TOKEN>>", "t")]).await.0,
             "t".repeat(10_000)
         );
+    }
+
+    #[test]
+    fn the_held_back_tail_is_found_in_linear_time() {
+        // A long placeholder of repeated bytes and a body of the same bytes: comparing
+        // every suffix with every prefix is quadratic (seconds for 64 KiB).
+        let placeholder = format!("{}b", "a".repeat(64 * 1024));
+        let r = replacer(&[(placeholder.as_str(), "X")]);
+        let text = vec![b'a'; 128 * 1024];
+        let start = std::time::Instant::now();
+        assert_eq!(r.pending_len(&text), 64 * 1024);
+        assert_eq!(r.pending_len(b"xxaab"), 0);
+        assert_eq!(r.pending_len(b"xxaa"), 2);
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]

@@ -39,9 +39,9 @@ use sha2::{Digest, Sha256};
 use self::canonical::{CanonicalRequest, canonical_headers, canonical_query, escape_path};
 use self::client_auth::ClientScope;
 use self::signer::Scope;
-use super::step::buffer;
+use super::step::{StepContext, buffer};
 use super::{ProcessorError, Step};
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::secret::{Params, SecretString};
 
 /// Headers Go deletes before signing, besides those header hygiene already removed
@@ -117,19 +117,21 @@ impl SigV4Step {
         &self,
         parts: &mut Parts,
         body: Body,
-        max_buffered_body: usize,
+        ctx: &StepContext,
     ) -> Result<Body, ProcessorError> {
         let client = ClientScope::parse(&parts.headers, self.no_swap)?;
         let (payload_hash, body) = match declared_payload_hash(parts)? {
             Some(hash) => (hash, body),
             None => {
-                let bytes = buffer(parts, body, max_buffered_body).await?;
-                if !bytes.is_empty() {
-                    parts
-                        .headers
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                let mut hasher = Sha256::new();
+                let buffered = buffer(parts, body, ctx, |chunk| hasher.update(chunk)).await?;
+                if !buffered.bytes.is_empty() {
+                    parts.headers.insert(
+                        header::CONTENT_LENGTH,
+                        HeaderValue::from(buffered.bytes.len()),
+                    );
                 }
-                (hex::encode(Sha256::digest(&bytes)), body::full(bytes))
+                (hex::encode(hasher.finalize()), buffered.into_body())
             }
         };
         self.sign_head(parts, &client, &payload_hash)?;

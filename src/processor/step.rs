@@ -3,6 +3,12 @@
 //! Most steps run in [`apply`], before header hygiene. SigV4 signing must see the request
 //! exactly as it will be sent (final Host, path, query and headers), so its steps are
 //! deferred to [`finish`], which the pipeline calls last.
+//!
+//! Two rules keep the secrets of one request from acting on each other's credentials:
+//! every body replacement of every secret happens in one pass over the client's body
+//! (so no secret's placeholder is ever searched for in another's injected token), and a
+//! secret whose steps read the body or the request to sign it is never combined with
+//! another secret's credential (see [`Step::signs`], checked by the pipeline).
 
 use std::sync::Arc;
 
@@ -10,15 +16,15 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderName, HeaderValue, Uri, header};
-use http_body_util::BodyExt;
+use zeroize::Zeroizing;
 
 use super::ProcessorError;
 use super::fmt_dst::{FmtArg, Format};
-use super::inject_hmac_processor::sign;
+use super::jwt_sign::JwtKey;
 use super::replace::{ReplaceBody, Replacer};
 use super::sigv4_processor::SigV4Step;
-use crate::body::{self, Body};
-use crate::secret::{SecretBytes, SecretString};
+use crate::body::{self, Body, Budget, Read, read_bounded};
+use crate::secret::SecretBytes;
 
 /// One resolved action on the request.
 #[derive(Debug)]
@@ -36,8 +42,12 @@ pub enum Step {
         format: Format,
         name: HeaderName,
     },
-    /// Stream the body, replacing every placeholder with the token.
-    Replace(Arc<Replacer>),
+    /// Replace every placeholder in the body with the token, streaming. All the
+    /// request's replacements run as one pass (see the module docs).
+    Replace {
+        placeholder: SecretBytes,
+        token: SecretBytes,
+    },
     /// Replace the whole body (token exchanges). `content_type: None` removes the header.
     SetBody {
         body: SecretBytes,
@@ -45,22 +55,84 @@ pub enum Step {
     },
     /// Replace the request path, keeping the query (GitHub App installation tokens).
     SetPath(String),
+    /// Sign a JWT (off the async runtime: an RSA signature takes milliseconds) and use
+    /// it as a token-exchange assertion or a bearer token.
+    SignJwt(Box<JwtStep>),
     /// Re-sign an AWS SigV4 request; runs in [`finish`].
     SigV4(Box<SigV4Step>),
 }
 
+/// A JWT to sign when the request is processed.
+#[derive(Debug)]
+pub struct JwtStep {
+    pub key: Arc<JwtKey>,
+    pub claims: serde_json::Value,
+    pub use_as: JwtUse,
+}
+
+/// Where a signed JWT goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtUse {
+    /// The body becomes `assertion=<jwt>&grant_type=…jwt-bearer` (RFC 7523).
+    Assertion,
+    /// `Authorization: Bearer <jwt>` (GitHub App).
+    Bearer,
+}
+
+const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// What running the steps needs, and what it made.
+pub struct StepContext {
+    /// `MAX_BUFFERED_BODY`.
+    pub max_buffered_body: usize,
+    /// `BUFFERED_BODY_BUDGET`, shared by the process.
+    pub budget: Budget,
+    /// Credentials the steps created (signed assertions), for the reflection guard.
+    pub created: Vec<SecretBytes>,
+}
+
+impl StepContext {
+    pub fn new(max_buffered_body: usize, budget: Budget) -> Self {
+        Self {
+            max_buffered_body,
+            budget,
+            created: Vec::new(),
+        }
+    }
+}
+
 impl Step {
-    pub(crate) fn replace(placeholder: &str, token: &SecretString) -> Option<Self> {
-        Replacer::new(vec![(
-            placeholder.as_bytes().to_vec(),
-            token.expose().as_bytes().to_vec(),
-        )])
-        .map(Self::Replace)
+    pub(crate) fn replace(placeholder: &str, token: &crate::secret::SecretString) -> Option<Self> {
+        (!placeholder.is_empty()).then(|| Self::Replace {
+            placeholder: SecretBytes::new(placeholder.as_bytes().to_vec()),
+            token: SecretBytes::new(token.expose().as_bytes().to_vec()),
+        })
     }
 
     /// True when the step must read the body before the request can be sent.
     pub fn buffers_body(&self) -> bool {
         matches!(self, Self::HmacBody { .. } | Self::SigV4(_))
+    }
+
+    /// True when the step signs what the request carries (its body or, for SigV4, its
+    /// headers): such a step must not see another secret's credential.
+    pub fn signs(&self) -> bool {
+        matches!(self, Self::HmacBody { .. } | Self::SigV4(_))
+    }
+
+    /// True when the step puts a credential into the request.
+    pub fn injects(&self) -> bool {
+        !matches!(self, Self::RemoveHeader(_) | Self::SetPath(_))
+    }
+
+    /// The header the step writes a credential to, if any.
+    pub fn header(&self) -> Option<&HeaderName> {
+        match self {
+            Self::SetHeader { name, .. } | Self::HmacBody { name, .. } => Some(name),
+            Self::SignJwt(j) if j.use_as == JwtUse::Bearer => Some(&header::AUTHORIZATION),
+            Self::SigV4(_) => Some(&header::AUTHORIZATION),
+            _ => None,
+        }
     }
 }
 
@@ -69,8 +141,9 @@ pub async fn apply(
     steps: &[Step],
     parts: &mut Parts,
     mut body: Body,
-    max_buffered_body: usize,
+    ctx: &mut StepContext,
 ) -> Result<Body, ProcessorError> {
+    let mut replaced = false;
     for step in steps {
         body = match step {
             Step::SetHeader { name, value } => {
@@ -82,34 +155,63 @@ pub async fn apply(
                 body
             }
             Step::HmacBody { key, format, name } => {
-                let bytes = buffer(parts, body, max_buffered_body).await?;
-                let value = format.render(FmtArg::Bin(&sign(key, &bytes)))?;
+                let (mac, buffered) = hmac_body(key, parts, body, ctx).await?;
+                let value = format.render(FmtArg::Bin(&mac[..]))?;
                 parts.headers.insert(name.clone(), value);
-                body::full(bytes)
+                buffered
             }
-            Step::Replace(replacer) => {
-                // The length changes, so the body goes out chunked.
-                parts.headers.remove(header::CONTENT_LENGTH);
-                ReplaceBody::new(body, replacer.clone()).boxed()
+            Step::Replace { .. } if replaced => body,
+            Step::Replace { .. } => {
+                replaced = true;
+                match replacer(steps) {
+                    Some(r) => {
+                        // The length changes, so the body goes out chunked.
+                        parts.headers.remove(header::CONTENT_LENGTH);
+                        body::boxed(ReplaceBody::new(body, r))
+                    }
+                    None => body,
+                }
             }
             Step::SetBody {
                 body: replacement,
                 content_type,
-            } => {
-                let bytes = Bytes::copy_from_slice(replacement.expose());
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                match content_type {
-                    Some(ct) => parts.headers.insert(header::CONTENT_TYPE, ct.clone()),
-                    None => parts.headers.remove(header::CONTENT_TYPE),
-                };
-                parts.headers.remove(header::TRANSFER_ENCODING);
-                body::full(bytes)
-            }
+            } => set_body(
+                parts,
+                Bytes::copy_from_slice(replacement.expose()),
+                content_type.clone(),
+            ),
             Step::SetPath(path) => {
                 set_path(&mut parts.uri, path)?;
                 body
+            }
+            Step::SignJwt(jwt) => {
+                let signed =
+                    super::jwt_sign::sign_off_runtime(jwt.key.clone(), jwt.claims.clone()).await?;
+                ctx.created
+                    .push(SecretBytes::new(signed.as_bytes().to_vec()));
+                match jwt.use_as {
+                    JwtUse::Assertion => {
+                        let form = super::jwt_processor::form(&[
+                            ("assertion", signed.as_str()),
+                            ("grant_type", GRANT_JWT_BEARER),
+                        ]);
+                        set_body(
+                            parts,
+                            Bytes::copy_from_slice(form.as_bytes()),
+                            Some(HeaderValue::from_static(
+                                "application/x-www-form-urlencoded",
+                            )),
+                        )
+                    }
+                    JwtUse::Bearer => {
+                        let text = Zeroizing::new(format!("Bearer {}", signed.as_str()));
+                        let mut value =
+                            HeaderValue::from_str(&text).map_err(|_| ProcessorError::BadValue)?;
+                        value.set_sensitive(true);
+                        parts.headers.insert(header::AUTHORIZATION, value);
+                        body
+                    }
+                }
             }
             Step::SigV4(_) => body,
         };
@@ -117,16 +219,61 @@ pub async fn apply(
     Ok(body)
 }
 
+/// One replacer for every `Replace` step of the request: all placeholders are found in
+/// the client's body in one pass, so one secret's token is never searched for another
+/// secret's placeholder.
+fn replacer(steps: &[Step]) -> Option<Arc<Replacer>> {
+    let pairs = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Replace { placeholder, token } => {
+                Some((placeholder.expose().to_vec(), token.expose().to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    Replacer::new(pairs)
+}
+
+fn set_body(parts: &mut Parts, bytes: Bytes, content_type: Option<HeaderValue>) -> Body {
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    match content_type {
+        Some(ct) => parts.headers.insert(header::CONTENT_TYPE, ct),
+        None => parts.headers.remove(header::CONTENT_TYPE),
+    };
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    body::full(bytes)
+}
+
+/// HMAC-SHA256 of the whole body, computed as it arrives; the body, to send on.
+async fn hmac_body(
+    key: &SecretBytes,
+    parts: &Parts,
+    body: Body,
+    ctx: &StepContext,
+) -> Result<(Zeroizing<[u8; 32]>, Body), ProcessorError> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.expose())
+        .expect("HMAC takes any key length");
+    let buffered = buffer(parts, body, ctx, |chunk| mac.update(chunk)).await?;
+    Ok((
+        Zeroizing::new(mac.finalize().into_bytes().into()),
+        buffered.into_body(),
+    ))
+}
+
 /// Run the deferred SigV4 steps on the request as it will be sent.
 pub async fn finish(
     steps: &[Step],
     parts: &mut Parts,
     mut body: Body,
-    max_buffered_body: usize,
+    ctx: &StepContext,
 ) -> Result<Body, ProcessorError> {
     for step in steps {
         if let Step::SigV4(signer) = step {
-            body = signer.sign(parts, body, max_buffered_body).await?;
+            body = signer.sign(parts, body, ctx).await?;
         }
     }
     Ok(body)
@@ -145,34 +292,31 @@ pub(crate) fn set_path(uri: &mut Uri, path: &str) -> Result<(), ProcessorError> 
     Ok(())
 }
 
-/// Read the whole body, refusing more than `limit` bytes (early, when Content-Length
-/// already says so).
+/// Read the whole body within the limits of `ctx`, showing each chunk to `inspect` as
+/// it arrives (it holds its share of the buffering budget until sent).
 pub(crate) async fn buffer(
     parts: &Parts,
     body: Body,
-    limit: usize,
-) -> Result<Bytes, ProcessorError> {
+    ctx: &StepContext,
+    inspect: impl FnMut(&[u8]),
+) -> Result<crate::body::Buffered, ProcessorError> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ProcessorError::BodyTooLarge);
+    match read_bounded(
+        body,
+        ctx.max_buffered_body,
+        declared,
+        &ctx.budget,
+        false,
+        inspect,
+    )
+    .await
+    {
+        Ok(Read::Complete(buffered)) => Ok(buffered),
+        Ok(Read::Partial { .. }) => Err(ProcessorError::Body(crate::body::ReadError::TooLarge)),
+        Err(e) => Err(ProcessorError::Body(e)),
     }
-    // Collected by hand rather than with `http_body_util::Limited`: its generic
-    // `Into<BoxError>` bound trips rustc's higher-ranked `Send` inference in spawned
-    // futures (rust-lang/rust#102211).
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ProcessorError::BodyRead)?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(ProcessorError::BodyTooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }

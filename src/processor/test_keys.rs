@@ -246,7 +246,8 @@ pub async fn run(
 ) -> (Parts, Bytes) {
     let mut steps: Vec<Step> = Vec::new();
     config.build(params, &mut steps).expect("builds");
-    let body = super::apply(&steps, &mut parts, crate::body::full(body), 1 << 20)
+    let mut ctx = super::StepContext::new(1 << 20, crate::body::Budget::new(1 << 30));
+    let body = super::apply(&steps, &mut parts, crate::body::full(body), &mut ctx)
         .await
         .expect("steps run");
     let body = body.collect().await.expect("body").to_bytes();

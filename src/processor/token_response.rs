@@ -3,9 +3,13 @@
 //!
 //! The expected response (200 `{"access_token",…}`, or 201 `{"token",…}` from GitHub)
 //! is replaced by `{"sealed_token","expires_in","token_type":"sealed"}`, where the sealed
-//! token is a new `inject_processor` secret for this tokenizer, with the original auth
-//! and host validators and an `expires_at`. Fail closed: any other response that carries
-//! something token-shaped is refused with 502; other responses (errors) pass through.
+//! token is a new `inject_processor` secret for this tokenizer. A derived token is never
+//! broader than the secret it came from: it keeps that secret's auth, every rule
+//! (methods, paths, validity, PII, rate limit — counted on the parent's counter), its
+//! id, and is revoked with it; its hosts are the parent's, or when the parent had none,
+//! the token URL's site (see [`derived_hosts`]). Fail closed: any other response that
+//! carries something token-shaped is refused with 502; other responses (errors) pass
+//! through.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -13,7 +17,6 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::github_app_processor::GITHUB_API_HOST;
 use super::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::auth::AuthConfig;
 use crate::body::{self, Body};
@@ -60,9 +63,8 @@ pub struct TokenSealer {
     kind: Exchange,
     auth: AuthConfig,
     hosts: HostRules,
-    id: Option<String>,
-    /// The original secret's expiry: a sealed token never outlives it.
-    not_after: Option<i64>,
+    /// The parent's rules, carried into the token.
+    policy: PolicyRules,
 }
 
 impl ProcessorConfig {
@@ -107,22 +109,26 @@ impl ProcessorConfig {
 }
 
 impl TokenSealer {
-    /// The sealer for a secret that performs `kind`: the sealed token inherits the
-    /// secret's auth and host validators (GitHub tokens are pinned to api.github.com).
-    pub fn new(kind: Exchange, secret: &Secret) -> Self {
-        let hosts = match kind {
-            Exchange::OAuth => secret.hosts.clone(),
-            Exchange::GitHubApp => HostRules {
-                allowed_hosts: Some(vec![GITHUB_API_HOST.to_owned()]),
-                allowed_host_pattern: None,
-            },
+    /// The sealer for `secret`, which performs `kind`; `digest` is its sealed text's
+    /// and `limit_key` its rate-limit counter, both carried into the token.
+    pub fn new(kind: Exchange, secret: &Secret, digest: &str, limit_key: &[u8; 32]) -> Self {
+        let hosts = derived_hosts(kind, secret);
+        let policy = PolicyRules {
+            derived_from: Some(
+                secret
+                    .policy
+                    .derived_from
+                    .clone()
+                    .unwrap_or_else(|| digest.to_owned()),
+            ),
+            rate_limit_key: secret.policy.rate_limit.map(|_| hex::encode(limit_key)),
+            ..secret.policy.clone()
         };
         Self {
             kind,
             auth: secret.auth.clone(),
             hosts,
-            id: secret.policy.id.clone(),
-            not_after: secret.policy.expires_at,
+            policy,
         }
     }
 
@@ -183,20 +189,75 @@ impl TokenSealer {
                 ..FmtDst::default()
             },
         };
+        let until = now_unix() + lifetime;
         Secret {
             processor: ProcessorConfig::Inject(InjectConfig { token, fmt_dst }),
             auth: self.auth.clone(),
             hosts: self.hosts.clone(),
             policy: PolicyRules {
-                expires_at: Some(
-                    self.not_after
-                        .map_or(now_unix() + lifetime, |t| t.min(now_unix() + lifetime)),
-                ),
-                id: self.id.clone(),
-                ..PolicyRules::default()
+                // A sealed token never outlives its parent.
+                expires_at: Some(self.policy.expires_at.map_or(until, |t| t.min(until))),
+                ..self.policy.clone()
             },
         }
     }
+}
+
+/// Where a derived token may be sent. A GitHub installation token: only the token URL's
+/// host (`api.github.com`, or the Enterprise host), as in Go. An OAuth access token:
+/// the parent's hosts when it has any; otherwise (the parent was only pinned to its
+/// token URL's host) never "anywhere", but the token URL's registrable domain and its
+/// subdomains (`oauth2.googleapis.com` → `*.googleapis.com`, by the Public Suffix List),
+/// or the host itself when it is an IP address or has no registrable domain.
+pub fn derived_hosts(kind: Exchange, secret: &Secret) -> HostRules {
+    if kind == Exchange::OAuth && !secret.hosts.is_unrestricted() {
+        return secret.hosts.clone();
+    }
+    // An exchange secret always names a token host (its default URL when unset).
+    let host = secret.processor.exchange_host().unwrap_or_default();
+    if kind == Exchange::GitHubApp {
+        // As Go does: an installation token is only good at its API host.
+        return HostRules {
+            allowed_hosts: Some(vec![host]),
+            allowed_host_pattern: None,
+        };
+    }
+    let is_ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let site = if is_ip { None } else { icann_domain(&host) };
+    let pattern = match site {
+        Some(domain) => format!(
+            r"^(?i)(?:[a-z0-9-]+\.)*{}(?::[0-9]+)?$",
+            regex::escape(domain)
+        ),
+        None => format!(r"^(?i){}(?::[0-9]+)?$", regex::escape(&host)),
+    };
+    HostRules {
+        allowed_hosts: None,
+        // The pattern is built from an escaped host name: it always compiles.
+        allowed_host_pattern: crate::policy::HostPattern::new(&pattern).ok(),
+    }
+}
+
+/// The registrable domain of `host` under the Public Suffix List's ICANN rules only:
+/// its private section lists names one company serves to many (`googleapis.com`), which
+/// would cut `oauth2.googleapis.com` off from `www.googleapis.com`. `None` when the host
+/// is itself a public suffix (or a single label such as `localhost`).
+fn icann_domain(host: &str) -> Option<&str> {
+    let host = host.trim_end_matches('.');
+    let mut starts: Vec<usize> = host.match_indices('.').map(|(i, _)| i + 1).collect();
+    starts.reverse();
+    starts.push(0);
+    // Candidates from the last label to the whole name: the first that is not an ICANN
+    // (or unknown-TLD) public suffix is the registrable domain.
+    starts.into_iter().map(|at| &host[at..]).find(|candidate| {
+        psl::suffix(candidate.as_bytes()).is_none_or(|s| {
+            s.as_bytes() != candidate.as_bytes() || s.typ() == Some(psl::Type::Private)
+        })
+    })
 }
 
 async fn read_bounded(mut body: Body) -> Result<Bytes, TokenResponseError> {
@@ -383,6 +444,13 @@ mod tests {
         }}))
     }
 
+    const PARENT_DIGEST: &str = "0123456789abcdef";
+    const PARENT_LIMIT_KEY: [u8; 32] = [7; 32];
+
+    fn sealer(kind: Exchange, secret: &Secret) -> TokenSealer {
+        TokenSealer::new(kind, secret, PARENT_DIGEST, &PARENT_LIMIT_KEY)
+    }
+
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Body> {
         let mut b = Response::builder().status(status);
         for (k, v) in headers {
@@ -433,7 +501,7 @@ mod tests {
     async fn oauth_200_is_sealed_into_an_inject_secret() {
         let keys = keys();
         let original = jwt_secret();
-        let sealer = TokenSealer::new(Exchange::OAuth, &original);
+        let sealer = sealer(Exchange::OAuth, &original);
         let body = json!({"access_token": YA29, "expires_in": 3600, "token_type": "Bearer",
             "refresh_token": "1//refresh-never-shown", "id_token": "eyJ.never.shown"});
         let (status, headers, text) = seal(
@@ -461,14 +529,20 @@ mod tests {
         let inject = inject_of(&secret);
         assert_eq!(inject.token.expose(), YA29);
         assert_eq!(inject.fmt_dst, FmtDst::default());
-        // The original auth and validators are inherited; the exchange's method rule is not.
+        // The original auth, validators and rules are inherited: a derived token is
+        // never broader than its parent.
         assert_eq!(secret.auth, original.auth);
         assert_eq!(secret.hosts, original.hosts);
+        assert_eq!(secret.policy.derived_from.as_deref(), Some(PARENT_DIGEST));
+        assert_eq!(
+            secret.policy.rate_limit_key, None,
+            "the parent has no limit"
+        );
         let json = secret.to_json();
         assert!(json.contains("bearer_auth"), "{}", json.as_str());
         assert!(json.contains("oauth2.googleapis.com"), "{}", json.as_str());
         assert!(json.contains("127.0.0.1:8443"), "{}", json.as_str());
-        assert_eq!(secret.policy.allowed_methods, None);
+        assert_eq!(secret.policy.allowed_methods, Some(vec!["POST".to_owned()]));
         assert_eq!(secret.policy.id.as_deref(), Some("svc-1"));
         let expires_at = secret.policy.expires_at.expect("expires_at");
         let now = now_unix();
@@ -499,7 +573,7 @@ mod tests {
             token_url: "https://t".to_owned(),
             scopes: String::new(),
         }}));
-        let sealer = TokenSealer::new(original.processor.exchange().unwrap(), &original);
+        let sealer = sealer(original.processor.exchange().unwrap(), &original);
         for (expires_in, shown, lifetime) in [
             (json!(7200), 7140, 7200),
             (json!("7200"), 7140, 7200),
@@ -547,7 +621,7 @@ mod tests {
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
             let original = Secret::from_json(v.to_string().as_bytes()).unwrap();
-            let sealer = TokenSealer::new(Exchange::GitHubApp, &original);
+            let sealer = sealer(Exchange::GitHubApp, &original);
             let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
             let body = json!({
                 "token": GHS,
@@ -579,11 +653,91 @@ mod tests {
         }
     }
 
+    #[test]
+    fn derived_tokens_keep_every_rule_and_never_go_anywhere() {
+        let parent = Secret::from_json(
+            json!({
+                "client_credentials_processor": {"client_id": "i", "client_secret": "s",
+                    "token_url": "https://oauth2.googleapis.com/token"},
+                "no_auth": {},
+                "allowed_methods": ["GET"],
+                "allowed_paths": ["/v1/**"],
+                "rate_limit": "5/min",
+                "pii": {"action": "block"},
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let derived = sealer(Exchange::OAuth, &parent).sealed_secret(SecretString::new("t"), 60);
+        assert_eq!(
+            derived.policy.allowed_methods,
+            parent.policy.allowed_methods
+        );
+        assert_eq!(derived.policy.allowed_paths, parent.policy.allowed_paths);
+        assert_eq!(derived.policy.rate_limit, parent.policy.rate_limit);
+        assert_eq!(derived.policy.pii, parent.policy.pii);
+        assert_eq!(
+            derived.policy.rate_limit_key.as_deref(),
+            Some(hex::encode(PARENT_LIMIT_KEY).as_str())
+        );
+        assert!(
+            !derived
+                .stripped_json()
+                .contains(&hex::encode(PARENT_LIMIT_KEY))
+        );
+        // The parent had no host rule: the token stays on the token URL's site.
+        for (host, ok) in [
+            ("www.googleapis.com", true),
+            ("storage.googleapis.com:443", true),
+            ("googleapis.com", true),
+            ("evil.example", false),
+            ("googleapis.com.evil.example", false),
+            ("evilgoogleapis.com", false),
+        ] {
+            assert_eq!(derived.hosts.check(host).is_ok(), ok, "{host}");
+        }
+        for (url, host, ok) in [
+            ("https://127.0.0.1:8443/token", "127.0.0.1:8443", true),
+            ("https://127.0.0.1:8443/token", "127.0.0.2", false),
+            ("https://localhost/token", "localhost", true),
+            ("https://localhost/token", "evil.localhost", false),
+        ] {
+            let p = Secret::from_json(
+                json!({"client_credentials_processor": {"client_id": "i",
+                    "client_secret": "s", "token_url": url}, "no_auth": {}})
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(
+                derived_hosts(Exchange::OAuth, &p).check(host).is_ok(),
+                ok,
+                "{url} {host}"
+            );
+        }
+    }
+
+    #[test]
+    fn registrable_domains_follow_icann_rules() {
+        for (host, domain) in [
+            ("oauth2.googleapis.com", Some("googleapis.com")),
+            ("api.github.com", Some("github.com")),
+            ("login.microsoftonline.com", Some("microsoftonline.com")),
+            ("auth.example.co.uk", Some("example.co.uk")),
+            ("example.com", Some("example.com")),
+            ("co.uk", None),
+            ("localhost", None),
+        ] {
+            assert_eq!(icann_domain(host), domain, "{host}");
+        }
+    }
+
     #[tokio::test]
     async fn github_without_expiry_lasts_an_hour() {
         let keys = keys();
         let original = exchange_secret(json!({"github_app_processor": {"app_id": "1"}}));
-        let sealer = TokenSealer::new(Exchange::GitHubApp, &original);
+        let sealer = sealer(Exchange::GitHubApp, &original);
         let (_, headers, text) = seal(
             &sealer,
             &keys,
@@ -597,8 +751,8 @@ mod tests {
     #[tokio::test]
     async fn errors_pass_through_unchanged() {
         let keys = keys();
-        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
-        let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
+        let oauth = sealer(Exchange::OAuth, &jwt_secret());
+        let github = sealer(Exchange::GitHubApp, &jwt_secret());
         let cases = [
             (
                 &oauth,
@@ -639,8 +793,8 @@ mod tests {
     async fn unexpected_shapes_fail_closed() {
         use TokenResponseError::*;
         let keys = keys();
-        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
-        let github = TokenSealer::new(Exchange::GitHubApp, &jwt_secret());
+        let oauth = sealer(Exchange::OAuth, &jwt_secret());
+        let github = sealer(Exchange::GitHubApp, &jwt_secret());
         let gzip = [("content-encoding", "gzip")];
         /// Sealer, status, headers, body, and the refusal expected.
         type Case<'a> = (
@@ -756,7 +910,7 @@ mod tests {
     #[tokio::test]
     async fn embedded_tokens_in_error_bodies_fail_closed() {
         let keys = keys();
-        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        let oauth = sealer(Exchange::OAuth, &jwt_secret());
         for body in [
             "upstream error; echo: access_token=ya29.leak&token_type=bearer",
             "error\naccess_token=ya29.leak",
@@ -771,7 +925,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_responses_are_refused() {
         let keys = keys();
-        let oauth = TokenSealer::new(Exchange::OAuth, &jwt_secret());
+        let oauth = sealer(Exchange::OAuth, &jwt_secret());
         let big = format!(
             r#"{{"access_token":"ya29.x","pad":"{}"}}"#,
             "a".repeat(MAX_TOKEN_RESPONSE)
@@ -788,7 +942,7 @@ mod tests {
         let mut secret = jwt_secret();
         let soon = now_unix() + 120;
         secret.policy.expires_at = Some(soon);
-        let sealer = TokenSealer::new(Exchange::OAuth, &secret);
+        let sealer = sealer(Exchange::OAuth, &secret);
         let resp = response(200, &[], r#"{"access_token":"ya29.x","expires_in":3600}"#);
         let (_, headers, body) = seal(&sealer, &keys, resp).await.unwrap();
         let (opened, _) = opened(&keys, &headers, &body);

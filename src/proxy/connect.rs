@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 
 use super::Proxy;
-use super::pipeline::{self, RequestFacts, SecretSource};
+use super::pipeline;
+use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
 use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body};
@@ -56,9 +57,11 @@ pub fn open(
     let facts = RequestFacts {
         method: None,
         path: None,
+        query: None,
+        headers: None,
         flysrc: flysrc.as_ref(),
     };
-    pipeline::prepare(proxy, &[source], &facts, log)?;
+    prepare::prepare(proxy, &[source], &facts, log)?;
 
     let mut secrets = HeaderMap::new();
     for name in [
@@ -150,7 +153,7 @@ async fn request(
         } else {
             tunnel.flysrc.clone()
         };
-        let body = log.count_request(body::incoming(incoming));
+        let body = log.count_request(proxy.client_body(incoming));
         pipeline::forward(
             &proxy,
             &target,

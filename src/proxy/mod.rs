@@ -3,6 +3,7 @@
 mod connect;
 mod listener;
 mod pipeline;
+mod prepare;
 pub mod target;
 
 use std::future::Future;
@@ -18,13 +19,13 @@ pub use listener::http1_builder;
 
 use crate::audit::Telemetry;
 use crate::auth::{FlySrc, FlySrcError};
-use crate::body::{self, Body};
+use crate::body::{self, Body, Budget, IdleTimeout};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
 use crate::listener::Lifecycle;
 use crate::policy::{Limiter, Revocations, time::now_unix};
 use crate::request_log::RequestLog;
-use crate::secret::{OpenKeys, SecretCache};
+use crate::secret::{CacheLimits, OpenKeys, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};
 
@@ -37,6 +38,8 @@ pub struct Proxy {
     limiter: Limiter,
     telemetry: Arc<Telemetry>,
     secrets: SecretCache,
+    /// Bytes all buffered request bodies may hold together.
+    budget: Budget,
 }
 
 /// Why the proxy could not start.
@@ -75,12 +78,20 @@ impl Proxy {
             }
             None => Revocations::default(),
         };
-        let secrets = SecretCache::new(config.keys.clone(), config.unseal_cache_size);
+        let secrets = SecretCache::new(
+            config.keys.clone(),
+            CacheLimits {
+                entries: config.unseal_cache_size,
+                bytes: config.unseal_cache_bytes,
+                guard: config.reflection_guard,
+            },
+        );
         Ok(Arc::new(Self {
+            limiter: Limiter::new(config.rate_limit_keys),
+            budget: Budget::new(config.buffered_body_budget),
             config,
             upstream,
             revocations,
-            limiter: Limiter::default(),
             telemetry,
             secrets,
         }))
@@ -133,6 +144,19 @@ impl Proxy {
         &self.upstream
     }
 
+    /// The buffering budget (`BUFFERED_BODY_BUDGET`).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// A client's request body, cut when it stalls (`CLIENT_BODY_TIMEOUT`).
+    pub(crate) fn client_body(&self, incoming: Incoming) -> Body {
+        body::boxed(IdleTimeout::new(
+            body::incoming(incoming),
+            self.config.client_body_timeout,
+        ))
+    }
+
     /// Handle one request from a client connection.
     async fn handle(self: &Arc<Self>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
@@ -147,7 +171,7 @@ impl Proxy {
                 connect::open(self, peer, req, target, flysrc, &mut log)
             }
             Ok(Kind::Forward(target)) => {
-                let body = log.count_request(body::incoming(incoming));
+                let body = log.count_request(self.client_body(incoming));
                 pipeline::forward(self, &target, parts, body, None, flysrc.as_ref(), &mut log).await
             }
             Err(e) => Err(e),

@@ -1,18 +1,20 @@
 //! The unseal cache: opening a sealed secret costs an X25519 exchange and a JSON parse
 //! (tens of microseconds), and clients send the same sealed secret on every request.
-//! Decoded secrets are kept, keyed by the SHA-256 of the sealed text, in a bounded map.
-//! Only the exact sealed bytes hit: the cache never skips a check — auth, validators,
-//! expiry, revocation and rate limits run on every request. Evicted secrets are
-//! zeroized when their last user drops them.
+//! Decoded secrets are kept, keyed by the SHA-256 of the sealed text, in a map bounded
+//! both in entries and in bytes (anyone can seal secrets, so a count alone would let a
+//! client fill memory with large ones). Only the exact sealed bytes hit: the cache never
+//! skips a check — auth, validators, expiry, revocation and rate limits run on every
+//! request. Evicted secrets are zeroized when their last user drops them.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::{OpenKeys, Secret, SecretError};
-use crate::processor::ReflectionGuard;
+use crate::reflection::{Guard, GuardError};
 
 /// The SHA-256 of a sealed secret as sent (base64, trimmed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,38 +29,92 @@ impl SealedDigest {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
-/// A decoded secret as the cache keeps it, with what is derived from it on first use.
+/// A decoded secret as the cache keeps it, with what is derived from it once.
 #[derive(Debug)]
 pub struct Unsealed {
     secret: Secret,
-    /// The reflection guard's automaton for this secret's credentials: building it costs
-    /// tens of microseconds, more than the rest of the request.
-    guard: OnceLock<Option<ReflectionGuard>>,
+    /// The reflection guard's automaton for this secret's credentials (`None` when the
+    /// guard is off or there is nothing to guard).
+    guard: Result<Option<Arc<Guard>>, GuardError>,
     /// [`Secret::stripped_json`], for the audit entry of every request that uses it.
-    logged: OnceLock<String>,
+    logged: String,
+    /// Names the secret's rate-limit counter: a keyed hash of its `id` and credentials
+    /// (see [`SecretCache::new`]), or of the sealed text when it has no `id`.
+    limit_key: [u8; 32],
+    /// What the cache charges for this entry.
+    bytes: usize,
 }
 
 impl Unsealed {
-    fn new(secret: Secret) -> Self {
+    fn new(secret: Secret, digest: SealedDigest, sealed_len: usize, keys: &Keys) -> Self {
+        let guard = if keys.guard {
+            let mut values = Vec::new();
+            secret.processor.guard_values(&mut values);
+            Guard::new(&values).map(|g| g.map(Arc::new))
+        } else {
+            Ok(None)
+        };
+        let logged = secret.stripped_json();
+        let inherited = secret
+            .policy
+            .rate_limit_key
+            .as_deref()
+            .and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok());
+        let limit_key = match (&secret.policy.id, inherited) {
+            // A token derived from an exchange counts with its parent.
+            (_, Some(key)) => key,
+            // Secrets that share an id share a counter only when they hold the same
+            // credentials: a caller-sealed secret naming another's id cannot spend (or
+            // fill) that secret's limit.
+            (Some(id), None) => {
+                let processor =
+                    Zeroizing::new(serde_json::to_vec(&secret.processor).unwrap_or_default());
+                *super::mac::hmac_sha256(
+                    &keys.limit[..],
+                    &[b"id\0", id.as_bytes(), b"\0", &processor],
+                )
+            }
+            (None, None) => {
+                *super::mac::hmac_sha256(&keys.limit[..], &[b"sealed\0", digest.bytes()])
+            }
+        };
+        let guard_bytes = match &guard {
+            Ok(Some(g)) => g.memory_usage(),
+            _ => 0,
+        };
+        // The sealed text, the decoded secret (about as large) and its logged form.
+        let bytes = 2 * sealed_len + logged.len() + guard_bytes;
         Self {
             secret,
-            guard: OnceLock::new(),
-            logged: OnceLock::new(),
+            guard,
+            logged,
+            limit_key,
+            bytes,
         }
     }
 
-    /// The secret's JSON with every credential redacted, built once.
+    /// The secret's JSON with every credential redacted.
     pub fn logged_json(&self) -> &str {
-        self.logged.get_or_init(|| self.secret.stripped_json())
+        &self.logged
     }
 
-    /// The reflection guard for what this secret injects, built once.
-    pub fn reflection_guard(&self) -> Option<&ReflectionGuard> {
+    /// The reflection guard for what this secret injects.
+    pub fn reflection_guard(&self) -> Result<Option<&Arc<Guard>>, GuardError> {
         self.guard
-            .get_or_init(|| ReflectionGuard::for_processor(&self.secret.processor))
             .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+
+    /// The key of this secret's rate-limit counter.
+    pub fn limit_key(&self) -> &[u8; 32] {
+        &self.limit_key
     }
 }
 
@@ -70,17 +126,38 @@ impl Deref for Unsealed {
     }
 }
 
+/// How much the cache may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheLimits {
+    /// Entries (`UNSEAL_CACHE_SIZE`; 0 disables the cache).
+    pub entries: usize,
+    /// Bytes, estimated (`UNSEAL_CACHE_BYTES`).
+    pub bytes: usize,
+    /// Build each secret's reflection guard (`REFLECTION_GUARD`).
+    pub guard: bool,
+}
+
 /// A bounded map from sealed digest to decoded secret (FIFO eviction).
 pub struct SecretCache {
     keys: OpenKeys,
-    capacity: usize,
+    derived: Keys,
+    limits: CacheLimits,
     inner: Mutex<Inner>,
+}
+
+/// What opening needs besides the open keys.
+struct Keys {
+    /// Keys rate-limit counter names (derived from the open key, so every instance that
+    /// shares it names a secret alike, and a name reveals nothing).
+    limit: Zeroizing<[u8; 32]>,
+    guard: bool,
 }
 
 #[derive(Default)]
 struct Inner {
     map: HashMap<SealedDigest, Arc<Unsealed>>,
     order: VecDeque<SealedDigest>,
+    bytes: usize,
 }
 
 /// Whether [`SecretCache::open`] found the secret in the cache.
@@ -91,11 +168,15 @@ pub enum Opened {
 }
 
 impl SecretCache {
-    /// `capacity` 0 disables caching.
-    pub fn new(keys: OpenKeys, capacity: usize) -> Self {
+    pub fn new(keys: OpenKeys, limits: CacheLimits) -> Self {
+        let derived = Keys {
+            limit: keys.current().derive("rate-limit keys"),
+            guard: limits.guard,
+        };
         Self {
             keys,
-            capacity,
+            derived,
+            limits,
             inner: Mutex::default(),
         }
     }
@@ -110,24 +191,35 @@ impl SecretCache {
         sealed_b64: &str,
         digest: SealedDigest,
     ) -> Result<(Arc<Unsealed>, Opened), SecretError> {
-        if self.capacity > 0
+        if self.limits.entries > 0
             && let Some(hit) = self.lock().map.get(&digest)
         {
             return Ok((hit.clone(), Opened::Cached));
         }
-        let secret = Arc::new(Unsealed::new(Secret::open(&self.keys, sealed_b64)?));
-        if self.capacity > 0 {
+        let secret = Secret::open(&self.keys, sealed_b64)?;
+        let unsealed = Arc::new(Unsealed::new(
+            secret,
+            digest,
+            sealed_b64.len(),
+            &self.derived,
+        ));
+        // One entry may take at most an eighth of the budget; larger ones are not kept.
+        if self.limits.entries > 0 && unsealed.bytes <= self.limits.bytes / 8 {
             let mut inner = self.lock();
-            if inner.map.insert(digest, secret.clone()).is_none() {
+            if inner.map.insert(digest, unsealed.clone()).is_none() {
                 inner.order.push_back(digest);
+                inner.bytes += unsealed.bytes;
             }
-            while inner.order.len() > self.capacity {
-                if let Some(old) = inner.order.pop_front() {
-                    inner.map.remove(&old);
+            while inner.order.len() > self.limits.entries || inner.bytes > self.limits.bytes {
+                let Some(old) = inner.order.pop_front() else {
+                    break;
+                };
+                if let Some(gone) = inner.map.remove(&old) {
+                    inner.bytes -= gone.bytes;
                 }
             }
         }
-        Ok((secret, Opened::Decrypted))
+        Ok((unsealed, Opened::Decrypted))
     }
 
     pub fn len(&self) -> usize {
@@ -136,6 +228,11 @@ impl SecretCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The bytes the cache is charged for now.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -153,10 +250,21 @@ mod tests {
         key.seal_key().seal_base64(json.as_bytes())
     }
 
+    fn cache(key: &OpenKey, entries: usize, bytes: usize) -> SecretCache {
+        SecretCache::new(
+            OpenKeys::new(key.clone(), vec![]),
+            CacheLimits {
+                entries,
+                bytes,
+                guard: true,
+            },
+        )
+    }
+
     #[test]
     fn hits_only_the_exact_sealed_text_and_stays_bounded() {
         let key = OpenKey::generate();
-        let cache = SecretCache::new(OpenKeys::new(key.clone(), vec![]), 2);
+        let cache = cache(&key, 2, 1 << 20);
         let a = sealed(&key, "a");
         let (first, how) = cache.open(&a, SealedDigest::of(&a)).unwrap();
         assert_eq!(how, Opened::Decrypted);
@@ -182,9 +290,27 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        let key = OpenKey::generate();
+        let budget = 1 << 20;
+        let big = cache(&key, 10_000, budget);
+        for i in 0..200 {
+            let s = sealed(&key, &format!("{i:04}-{}", "x".repeat(400)));
+            big.open(&s, SealedDigest::of(&s)).unwrap();
+            assert!(big.bytes() <= budget, "{} > {budget}", big.bytes());
+        }
+        assert!(big.len() < 200 && big.len() > 4, "{}", big.len());
+        // An entry larger than an eighth of the budget opens but is not kept.
+        let big = sealed(&key, &"y".repeat(8000));
+        let small = cache(&key, 10, 256 * 1024);
+        small.open(&big, SealedDigest::of(&big)).unwrap();
+        assert!(small.is_empty());
+    }
+
+    #[test]
     fn zero_capacity_disables_caching() {
         let key = OpenKey::generate();
-        let cache = SecretCache::new(OpenKeys::new(key.clone(), vec![]), 0);
+        let cache = cache(&key, 0, 1 << 20);
         let a = sealed(&key, "a");
         cache.open(&a, SealedDigest::of(&a)).unwrap();
         assert_eq!(
@@ -197,15 +323,39 @@ mod tests {
     #[test]
     fn the_reflection_guard_is_built_once_per_cached_secret() {
         let key = OpenKey::generate();
-        let cache = SecretCache::new(OpenKeys::new(key.clone(), vec![]), 4);
+        let cache = cache(&key, 4, 1 << 20);
         let a = sealed(&key, "a-long-enough-token");
         let (first, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
         let (again, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
-        let g1 = first.reflection_guard().expect("guards the token");
-        let g2 = again.reflection_guard().expect("guards the token");
-        assert!(std::ptr::eq(g1, g2));
+        let g1 = first.reflection_guard().unwrap().expect("guards the token");
+        let g2 = again.reflection_guard().unwrap().expect("guards the token");
+        assert!(Arc::ptr_eq(g1, g2));
         let short = sealed(&key, "short");
         let (s, _) = cache.open(&short, SealedDigest::of(&short)).unwrap();
-        assert!(s.reflection_guard().is_none());
+        assert!(s.reflection_guard().unwrap().is_none());
+    }
+
+    #[test]
+    fn rate_limit_keys_bind_the_id_to_the_credentials() {
+        let key = OpenKey::generate();
+        let cache = cache(&key, 0, 1 << 20);
+        let with_id = |token: &str| {
+            let json = format!(
+                r#"{{"inject_processor":{{"token":"{token}"}},"no_auth":{{}},"id":"svc"}}"#
+            );
+            let s = key.seal_key().seal_base64(json.as_bytes());
+            *cache.open(&s, SealedDigest::of(&s)).unwrap().0.limit_key()
+        };
+        assert_eq!(with_id("real"), with_id("real"), "resealed: one counter");
+        assert_ne!(
+            with_id("real"),
+            with_id("caller"),
+            "same id, other credential"
+        );
+        let a = sealed(&key, "real");
+        let b = sealed(&key, "real");
+        let ka = *cache.open(&a, SealedDigest::of(&a)).unwrap().0.limit_key();
+        let kb = *cache.open(&b, SealedDigest::of(&b)).unwrap().0.limit_key();
+        assert_ne!(ka, kb, "without an id, each sealed text counts alone");
     }
 }

@@ -16,6 +16,10 @@ pub const PROXY_TOKENIZER: &str = "proxy-tokenizer";
 /// `placeholder`, …).
 pub type Params = HashMap<String, String>;
 
+/// The longest params part taken: params are short (a header name, a format, a
+/// placeholder), and each one can cost work in proportion to its length.
+pub const MAX_PARAMS_LEN: usize = 16 * 1024;
+
 /// One parsed header line: the sealed secret (still base64) and its params.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TokenizerHeader<'a> {
@@ -32,6 +36,9 @@ impl<'a> TokenizerHeader<'a> {
         };
         if sealed.is_empty() {
             return Err(SecretError::BadHeader);
+        }
+        if params.is_some_and(|p| p.len() > MAX_PARAMS_LEN) {
+            return Err(SecretError::BadParams);
         }
         // As in Go, an empty params part or `null` means no params.
         let params = match params {
@@ -78,5 +85,7 @@ mod tests {
         assert_eq!(parse(r#"abc; {"dst":1}"#), Err(SecretError::BadParams));
         assert_eq!(parse("abc; [1]"), Err(SecretError::BadParams));
         assert_eq!(parse("abc; x"), Err(SecretError::BadParams));
+        let long = format!(r#"abc; {{"placeholder":"{}"}}"#, "x".repeat(MAX_PARAMS_LEN));
+        assert_eq!(parse(&long), Err(SecretError::BadParams));
     }
 }

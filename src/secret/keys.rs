@@ -62,6 +62,13 @@ impl OpenKey {
         SealKey(self.0.public_key())
     }
 
+    /// A key for `purpose`, derived from this one: the same on every instance that
+    /// shares the open key, and telling nothing about it.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let secret = Zeroizing::new(self.0.to_bytes());
+        super::mac::hmac_sha256(&secret[..], &[b"tokenizer derive v1\0", purpose.as_bytes()])
+    }
+
     /// The hex form, for `tokenizer genkey` only.
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.0.to_bytes()))

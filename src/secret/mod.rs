@@ -8,11 +8,12 @@ mod header;
 mod json;
 mod keys;
 mod lint;
+pub mod mac;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-pub use cache::{Opened, SealedDigest, SecretCache, Unsealed};
+pub use cache::{CacheLimits, Opened, SealedDigest, SecretCache, Unsealed};
 pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
@@ -113,7 +114,7 @@ impl Secret {
             processor: self.processor.stripped(),
             auth: self.auth.stripped(),
             hosts: self.hosts.clone(),
-            policy: self.policy.clone(),
+            policy: self.policy.stripped(),
         };
         serde_json::to_string(&stripped).expect("secret serializes")
     }

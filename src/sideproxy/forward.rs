@@ -64,7 +64,7 @@ pub async fn forward(
     log.set_upstream(sent.elapsed());
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(client) = client_upgrade {
-        crate::upgrade::splice(client, hyper::upgrade::on(&mut response));
+        crate::upgrade::splice(client, hyper::upgrade::on(&mut response), None);
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);

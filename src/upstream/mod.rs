@@ -3,7 +3,6 @@
 
 mod connector;
 pub mod guard;
-mod idle_timeout;
 pub mod resolve;
 pub mod tls;
 
@@ -18,7 +17,6 @@ use ipnet::IpNet;
 
 pub use connector::{Connector, DialError, dial_tcp};
 pub use guard::{Denied, Guard};
-pub use idle_timeout::IdleTimeout;
 pub use resolve::Resolver;
 
 use crate::body::Body;
@@ -103,7 +101,7 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(classify)?;
         let (head, body) = response.into_parts();
-        let body = IdleTimeout::new(crate::body::incoming(body), self.read_timeout);
+        let body = crate::body::IdleTimeout::new(crate::body::incoming(body), self.read_timeout);
         Ok(Response::from_parts(head, crate::body::boxed(body)))
     }
 }

@@ -33,7 +33,7 @@ fn auth_of(parts: &Parts) -> &str {
 
 async fn sign(step: &SigV4Step, parts: &mut Parts, body: &'static [u8]) -> Vec<u8> {
     let out = step
-        .sign(parts, body::full(body), 1024)
+        .sign(parts, crate::body::full(body), &ctx(1024))
         .await
         .expect("signs");
     out.collect().await.unwrap().to_bytes().to_vec()
@@ -364,10 +364,13 @@ async fn a_body_over_the_limit_without_a_declared_hash_is_too_large() {
         if declared {
             p.headers.insert("content-length", HeaderValue::from(1025));
         }
-        let err = s.sign(&mut p, body::full(big), 1024).await.err();
+        let err = s
+            .sign(&mut p, crate::body::full(big), &ctx(1024))
+            .await
+            .err();
         assert_eq!(
             err,
-            Some(ProcessorError::BodyTooLarge),
+            Some(ProcessorError::Body(crate::body::ReadError::TooLarge)),
             "declared={declared}"
         );
     }
@@ -499,7 +502,7 @@ async fn a_bad_client_signature_fails_before_the_body_is_read() {
         &[("authorization", "Bearer x")],
     );
     let err = step("AK", "SK", true)
-        .sign(&mut p, body::full(&b"x"[..]), 1024)
+        .sign(&mut p, crate::body::full(&b"x"[..]), &ctx(1024))
         .await
         .err();
     assert!(
@@ -701,4 +704,8 @@ fn methods_are_signed_as_sent() {
         payload_hash: "",
     };
     assert_eq!(request.to_bytes(), b"DELETE\n/\n\nhost:h\n\nhost\n");
+}
+
+fn ctx(max: usize) -> crate::processor::StepContext {
+    crate::processor::StepContext::new(max, crate::body::Budget::new(1 << 30))
 }

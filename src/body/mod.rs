@@ -1,7 +1,14 @@
-//! The one body type that flows through the proxy, and small constructors for it.
+//! The one body type that flows through the proxy, small constructors for it, reading a
+//! body into memory within bounds, and the stall timeout.
+
+mod bounded;
+mod idle_timeout;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+
+pub use bounded::{Budget, Buffered, Read, ReadError, read_bounded};
+pub use idle_timeout::{IdleTimeout, Stalled};
 
 /// Errors carried by bodies: from the client, the upstream, or a body adapter.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

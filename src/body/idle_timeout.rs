@@ -1,5 +1,6 @@
 //! A body that fails if no frame arrives for a while: a stalled upstream does not hold a
-//! client connection (and its credentials) open forever.
+//! client connection (and its credentials) open forever, and a stalled upload does not
+//! hold a buffer or an upstream connection (`CLIENT_BODY_TIMEOUT`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,9 +13,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
 
-/// The upstream sent nothing for the read timeout.
+/// The peer sent nothing for the timeout.
 #[derive(Debug, thiserror::Error)]
-#[error("upstream body stalled")]
+#[error("body stalled")]
 pub struct Stalled;
 
 pin_project! {

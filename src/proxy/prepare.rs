@@ -1,0 +1,329 @@
+//! Opening, checking and building every secret of a request, in named steps:
+//!
+//! 1. [`open_all`]: parse each `Proxy-Tokenizer` line and open its secret.
+//! 2. [`judged_path`]: the one path every rule judges — the path that will be forwarded
+//!    (a processor's path when it sets one), normalized when any rule looks at paths.
+//! 3. [`refuse_reinterpretable`]: with method or path rules, nothing an upstream stack
+//!    would read as another method or path (method-override headers, `..;`).
+//! 4. per secret: [`check_revocation`], [`authorize`] (407), [`check_rules`] (400),
+//!    its rate limit, [`build`] its steps and guard.
+//! 5. [`check_combination`]: what the secrets together may not do.
+//! 6. [`take_limits`], only once every secret has passed.
+//!
+//! The first failure stops the request. Every rule holds whatever other secrets the
+//! request carries: anyone can seal a secret and send it beside a real one.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::HeaderMap;
+
+use super::Proxy;
+use crate::auth::{AuthConfig, AuthInput, Candidates, FlySrc, FlySrcError};
+use crate::error::ProxyError;
+use crate::pii::PiiPolicy;
+use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
+use crate::processor::{ProcessorError, Step, TokenSealer};
+use crate::reflection::GuardSet;
+use crate::request_log::RequestLog;
+use crate::secret::{Opened, PROXY_TOKENIZER, Params, SealedDigest, TokenizerHeader, Unsealed};
+
+/// Headers that carry secrets, and the host their validators check.
+#[derive(Clone, Copy)]
+pub struct SecretSource<'a> {
+    pub headers: &'a HeaderMap,
+    pub policy_host: &'a str,
+    /// The host that is dialled (no port; IPv6 in brackets).
+    pub dial_host: &'a str,
+}
+
+/// What the rules see of the request besides its secrets' headers.
+#[derive(Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// `None` when checking a CONNECT before the tunnel opens: method and path rules,
+    /// macaroon caveats and rate limits then wait for the requests inside.
+    pub method: Option<&'a str>,
+    /// The raw (escaped) path.
+    pub path: Option<&'a str>,
+    /// The raw query, if any.
+    pub query: Option<&'a str>,
+    /// The request's own headers (for method overrides); `None` for a CONNECT.
+    pub headers: Option<&'a HeaderMap>,
+    /// The verified Fly-Src; `None` when verification is off.
+    pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
+}
+
+/// The built processors of every secret of a request.
+#[derive(Default)]
+pub struct Prepared {
+    pub steps: Vec<Step>,
+    pub secrets: usize,
+    /// The path to forward, when the rules judged a normalized form of it: the upstream
+    /// then sees exactly what was checked.
+    pub forward_path: Option<String>,
+    /// Seals the response of a token exchange (jwt, client credentials, GitHub App).
+    pub sealer: Option<TokenSealer>,
+    /// The reflection guards of the secrets that inject a credential.
+    pub guards: GuardSet,
+    /// The PII policy: `PII_ACTION`/`PII_KINDS`, tightened by each secret's own.
+    pub pii: PiiPolicy,
+}
+
+/// One opened secret and where it came from.
+struct OpenedSecret<'a> {
+    secret: Arc<Unsealed>,
+    params: Params,
+    digest: SealedDigest,
+    source: SecretSource<'a>,
+}
+
+/// Method-override headers and query parameters that web frameworks honour.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "_method",
+];
+
+/// Open, check and build every secret, in header order (CONNECT-level sources first).
+pub fn prepare(
+    proxy: &Proxy,
+    sources: &[SecretSource<'_>],
+    facts: &RequestFacts<'_>,
+    log: &mut RequestLog,
+) -> Result<Prepared, ProxyError> {
+    let opened = open_all(proxy, sources, log)?;
+    let path = judged_path(&opened, facts)?;
+    refuse_reinterpretable(&opened, facts, path.as_deref())?;
+    let candidates = Candidates::from_headers(sources.iter().map(|s| s.headers));
+    let now = now_unix();
+    let input = AuthInput {
+        candidates: &candidates,
+        flysrc: facts.flysrc,
+        request: facts.method.zip(path.as_deref()),
+        now,
+    };
+    let mut prepared = Prepared {
+        pii: proxy.config().pii,
+        ..Prepared::default()
+    };
+    let mut limits: Vec<([u8; 32], RateLimit)> = Vec::new();
+    let mut built: Vec<Range<usize>> = Vec::new();
+    for s in &opened {
+        check_revocation(proxy, s)?;
+        authorize(s, &input)?;
+        check_rules(s, facts.method, path.as_deref(), now)?;
+        if let (Some(limit), Some(_)) = (s.secret.policy.rate_limit, facts.method) {
+            limits.push((*s.secret.limit_key(), limit));
+        }
+        let start = prepared.steps.len();
+        build(s, &mut prepared)?;
+        built.push(start..prepared.steps.len());
+    }
+    check_combination(&prepared.steps, &built)?;
+    take_limits(proxy, &limits)?;
+    log.set_processors(prepared.secrets);
+    prepared.forward_path = path.filter(|p| Some(p.as_str()) != facts.path);
+    Ok(prepared)
+}
+
+/// Parse and open every secret; each is logged (redacted) as soon as it is open.
+fn open_all<'a>(
+    proxy: &Proxy,
+    sources: &[SecretSource<'a>],
+    log: &mut RequestLog,
+) -> Result<Vec<OpenedSecret<'a>>, ProxyError> {
+    let mut opened = Vec::new();
+    for source in sources {
+        for value in source.headers.get_all(PROXY_TOKENIZER) {
+            let header = TokenizerHeader::parse(value)?;
+            let digest = SealedDigest::of(header.sealed);
+            let (secret, how) = proxy.secrets().open(header.sealed, digest)?;
+            match how {
+                Opened::Cached => proxy.telemetry().metrics.unseal_cache_hits.inc(),
+                Opened::Decrypted => proxy.telemetry().metrics.secrets_opened.inc(),
+            };
+            let name = match &secret.policy.id {
+                Some(id) => format!("id:{id}"),
+                None => format!("sha256:{}", &digest.hex()[..16]),
+            };
+            log.add_secret(secret.logged_json(), &header.params, name);
+            opened.push(OpenedSecret {
+                secret,
+                params: header.params,
+                digest,
+                source: *source,
+            });
+        }
+    }
+    Ok(opened)
+}
+
+/// The path every rule of every secret judges: the one that will be forwarded (a
+/// processor's, when one replaces the client's), normalized — and forwarded normalized —
+/// as soon as any secret has a rule that reads paths (`allowed_paths`, macaroon
+/// caveats). `None` while a CONNECT is checked.
+fn judged_path(
+    opened: &[OpenedSecret<'_>],
+    facts: &RequestFacts<'_>,
+) -> Result<Option<String>, ProxyError> {
+    let Some(client_path) = facts.path else {
+        return Ok(None);
+    };
+    let forced = opened
+        .iter()
+        .filter_map(|s| s.secret.processor.forced_path())
+        .last();
+    let path = forced.as_deref().unwrap_or(client_path);
+    let reads_paths = opened
+        .iter()
+        .any(|s| s.secret.policy.needs_path() || matches!(s.secret.auth, AuthConfig::Macaroon(_)));
+    if !reads_paths {
+        return Ok(Some(path.to_owned()));
+    }
+    let normal = paths::normalize(path).map_err(PolicyError::from)?;
+    Ok(Some(normal))
+}
+
+/// With method or path rules present, refuse what an upstream stack would read as a
+/// method or path other than the one judged: method-override headers and query
+/// parameters (`X-HTTP-Method-Override: DELETE` on an allowed POST), and path
+/// parameters on dot segments (`/v1/..;/admin`, which Tomcat and Spring read as
+/// `/admin`).
+fn refuse_reinterpretable(
+    opened: &[OpenedSecret<'_>],
+    facts: &RequestFacts<'_>,
+    path: Option<&str>,
+) -> Result<(), ProxyError> {
+    let ruled = opened.iter().any(|s| {
+        s.secret.policy.restricts_request() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
+    });
+    if !ruled {
+        return Ok(());
+    }
+    if let Some(headers) = facts.headers
+        && METHOD_OVERRIDES.iter().any(|h| headers.contains_key(*h))
+    {
+        return Err(PolicyError::MethodOverride.into());
+    }
+    if let Some(query) = facts.query
+        && form_urlencoded::parse(query.as_bytes())
+            .any(|(k, _)| METHOD_OVERRIDES.iter().any(|m| k.eq_ignore_ascii_case(m)))
+    {
+        return Err(PolicyError::MethodOverride.into());
+    }
+    if path.is_some_and(paths::has_dot_segment_params) {
+        return Err(PolicyError::BadPath(paths::PathError::DotSegmentParams).into());
+    }
+    Ok(())
+}
+
+/// Revoked by id, by the digest of its sealed text, or through the secret it was
+/// derived from.
+fn check_revocation(proxy: &Proxy, s: &OpenedSecret<'_>) -> Result<(), ProxyError> {
+    let policy = &s.secret.policy;
+    let revocations = proxy.revocations();
+    let revoked = revocations.is_revoked(policy.id.as_deref(), || s.digest.hex())
+        || policy
+            .derived_from
+            .as_deref()
+            .is_some_and(|parent| revocations.is_revoked(Some(parent), String::new));
+    if revoked {
+        return Err(PolicyError::Revoked.into());
+    }
+    Ok(())
+}
+
+/// May the caller use this secret? (407)
+fn authorize(s: &OpenedSecret<'_>, input: &AuthInput<'_>) -> Result<(), ProxyError> {
+    s.secret.auth.authorize(input, s.source.policy_host)?;
+    Ok(())
+}
+
+/// Hosts, the exchange pin, the validity window, methods and paths (400).
+fn check_rules(
+    s: &OpenedSecret<'_>,
+    method: Option<&str>,
+    path: Option<&str>,
+    now: i64,
+) -> Result<(), ProxyError> {
+    let secret = &s.secret;
+    secret.hosts.check(s.source.policy_host)?;
+    if secret.hosts.is_unrestricted()
+        && let Some(expected) = secret.processor.exchange_host()
+        && !s.source.dial_host.eq_ignore_ascii_case(&expected)
+    {
+        return Err(PolicyError::HostNotAllowed(s.source.policy_host.to_owned()).into());
+    }
+    secret.policy.check_time(now)?;
+    if let Some(method) = method {
+        secret.policy.check_method(method)?;
+    }
+    if let (true, Some(path)) = (secret.policy.needs_path(), path) {
+        secret.policy.check_path(path)?;
+    }
+    Ok(())
+}
+
+/// The secret's steps, its token exchange, its reflection guard and PII policy.
+fn build(s: &OpenedSecret<'_>, prepared: &mut Prepared) -> Result<(), ProxyError> {
+    let secret = &s.secret;
+    secret.processor.build(&s.params, &mut prepared.steps)?;
+    if let Some(kind) = secret.processor.exchange() {
+        if prepared.sealer.is_some() || secret.processor.exchanges() > 1 {
+            return Err(ProcessorError::BadRequest(
+                "only one token exchange per request".to_owned(),
+            )
+            .into());
+        }
+        prepared.sealer = Some(TokenSealer::new(
+            kind,
+            secret,
+            &s.digest.hex(),
+            secret.limit_key(),
+        ));
+    }
+    if let Some(guard) = secret.reflection_guard()? {
+        prepared.guards.push(guard.clone());
+    }
+    if let Some(p) = secret.policy.pii {
+        prepared.pii = prepared.pii.stricter(p);
+    }
+    prepared.secrets += 1;
+    Ok(())
+}
+
+/// A secret whose steps sign the request (an HMAC of the body, SigV4) must not see
+/// another secret's credential: the signature would be a function of it, and an
+/// upstream that echoes the signature would hand its holder an oracle.
+fn check_combination(steps: &[Step], built: &[Range<usize>]) -> Result<(), ProxyError> {
+    let signs = |r: &Range<usize>| steps[r.clone()].iter().any(Step::signs);
+    let injects = |r: &Range<usize>| steps[r.clone()].iter().any(Step::injects);
+    for (i, signer) in built.iter().enumerate() {
+        if signs(signer)
+            && built
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && injects(other))
+        {
+            return Err(ProcessorError::BadRequest(
+                "a secret that signs the request cannot be combined with other secrets".to_owned(),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Take one request from every limited secret's counter.
+fn take_limits(proxy: &Proxy, limits: &[([u8; 32], RateLimit)]) -> Result<(), ProxyError> {
+    let now = Instant::now();
+    for (key, limit) in limits {
+        proxy
+            .limiter()
+            .check(key, *limit, now)
+            .map_err(ProxyError::RateLimited)?;
+    }
+    Ok(())
+}
