@@ -81,45 +81,6 @@ pub struct AuditEntry {
     pub pii: Vec<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clipping_bounds_every_client_field() {
-        let long = "é".repeat(10_000);
-        let mut e = AuditEntry {
-            timestamp: String::new(),
-            unix_ms: 0,
-            role: "serve",
-            source: long.clone(),
-            flysrc: long.clone(),
-            method: long.clone(),
-            host: long.clone(),
-            path: long.clone(),
-            query_keys: long.clone(),
-            connect_host: long.clone(),
-            status: 200,
-            decision: Decision::Allowed,
-            reason: long.clone(),
-            secret_ids: vec![long.clone(); 100],
-            secrets: String::new(),
-            processors: 100,
-            request_bytes: 0,
-            response_bytes: 0,
-            upstream_ms: None,
-            total_ms: 0.0,
-            reflections: 0,
-            pii: vec![],
-        };
-        e.clip();
-        let bytes = serde_json::to_string(&e).unwrap().len();
-        assert!(bytes <= MAX_ENTRY_BYTES, "{bytes}");
-        assert!(e.path.ends_with('…'));
-        assert_eq!(e.secret_ids.last().unwrap(), "+92 more");
-    }
-}
-
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -206,5 +167,44 @@ impl AuditEntry {
             Decision::Allowed | Decision::Passthrough | Decision::PiiRedacted => event!(info),
             _ => event!(warn),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_bounds_every_client_field() {
+        let long = "é".repeat(10_000);
+        let mut e = AuditEntry {
+            timestamp: String::new(),
+            unix_ms: 0,
+            role: "serve",
+            source: long.clone(),
+            flysrc: long.clone(),
+            method: long.clone(),
+            host: long.clone(),
+            path: long.clone(),
+            query_keys: long.clone(),
+            connect_host: long.clone(),
+            status: 200,
+            decision: Decision::Allowed,
+            reason: long.clone(),
+            secret_ids: vec![long.clone(); 100],
+            secrets: String::new(),
+            processors: 100,
+            request_bytes: 0,
+            response_bytes: 0,
+            upstream_ms: None,
+            total_ms: 0.0,
+            reflections: 0,
+            pii: vec![],
+        };
+        e.clip();
+        let bytes = serde_json::to_string(&e).unwrap().len();
+        assert!(bytes <= MAX_ENTRY_BYTES, "{bytes}");
+        assert!(e.path.ends_with('…'));
+        assert_eq!(e.secret_ids.last().unwrap(), "+92 more");
     }
 }

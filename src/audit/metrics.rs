@@ -43,7 +43,16 @@ pub struct Metrics {
     /// Upstream connections opened, and open now.
     pub upstream_connections: Counter,
     pub upstream_connections_open: Gauge,
+    /// The tables a client can grow, sampled when scraped (see [`Metrics::set_sampler`]).
+    pub unseal_cache_bytes: Gauge,
+    pub unseal_cache_entries: Gauge,
+    pub rate_limit_keys: Gauge,
+    pub buffered_body_bytes: Gauge,
+    sampler: std::sync::OnceLock<Sampler>,
 }
+
+/// Reads the proxy's table sizes into the gauges before they are encoded.
+type Sampler = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 fn latency_histogram() -> Histogram {
     // 100 µs … ~105 s.
@@ -73,6 +82,11 @@ impl Metrics {
             cert_cache_misses: Counter::default(),
             upstream_connections: Counter::default(),
             upstream_connections_open: Gauge::default(),
+            unseal_cache_bytes: Gauge::default(),
+            unseal_cache_entries: Gauge::default(),
+            rate_limit_keys: Gauge::default(),
+            buffered_body_bytes: Gauge::default(),
+            sampler: std::sync::OnceLock::new(),
         };
         registry.register(
             "requests",
@@ -139,7 +153,36 @@ impl Metrics {
             "Upstream connections open now",
             this.upstream_connections_open.clone(),
         );
+        for (name, help, gauge) in [
+            (
+                "unseal_cache_bytes",
+                "Bytes the unseal cache holds (estimated; bound: UNSEAL_CACHE_BYTES)",
+                &this.unseal_cache_bytes,
+            ),
+            (
+                "unseal_cache_entries",
+                "Secrets in the unseal cache (bound: UNSEAL_CACHE_SIZE)",
+                &this.unseal_cache_entries,
+            ),
+            (
+                "rate_limit_keys",
+                "Rate-limit counters held (bound: RATE_LIMIT_KEYS)",
+                &this.rate_limit_keys,
+            ),
+            (
+                "buffered_body_bytes",
+                "Request body bytes buffered now (bound: BUFFERED_BODY_BUDGET)",
+                &this.buffered_body_bytes,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
         Self { registry, ..this }
+    }
+
+    /// Install the function that samples the table gauges at each scrape (once).
+    pub fn set_sampler(&self, sampler: impl Fn(&Metrics) + Send + Sync + 'static) {
+        let _ = self.sampler.set(Box::new(sampler));
     }
 
     /// Count a finished request.
@@ -174,6 +217,9 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        if let Some(sample) = self.sampler.get() {
+            sample(self);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -108,7 +108,8 @@ impl Buffered {
 /// Read `body` until it ends or passes `limit` bytes, charging `budget` as bytes
 /// arrive; `inspect` sees each chunk as it comes (to hash while reading). `declared`
 /// (Content-Length) larger than the limit is refused before anything is read, unless
-/// `partial` is wanted.
+/// `partial` is wanted; a declared length within it is charged before anything is read,
+/// so a body the budget cannot take is refused at once (before `100 Continue`).
 pub async fn read_bounded(
     mut body: Body,
     limit: usize,
@@ -121,7 +122,8 @@ pub async fn read_bounded(
         return Err(ReadError::TooLarge);
     }
     let mut buf = BytesMut::new();
-    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let reserved = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
+    let mut permit = budget.charge(reserved)?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             if e.is::<Stalled>() {
@@ -137,7 +139,8 @@ pub async fn read_bounded(
         if over && !partial {
             return Err(ReadError::TooLarge);
         }
-        if let Some(more) = budget.charge(data.len())? {
+        let unreserved = (buf.len() + data.len()).saturating_sub(reserved.max(buf.len()));
+        if let Some(more) = budget.charge(unreserved)? {
             match &mut permit {
                 Some(p) => p.merge(more),
                 None => permit = Some(more),

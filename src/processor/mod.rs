@@ -160,7 +160,7 @@ impl ProcessorConfig {
     pub fn forced_path(&self) -> Option<String> {
         match self {
             Self::GitHubApp(c) => c.installation_path().ok(),
-            Self::Multi(all) => all.iter().filter_map(Self::forced_path).last(),
+            Self::Multi(all) => all.iter().rev().find_map(Self::forced_path),
             _ => None,
         }
     }

@@ -13,13 +13,12 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::auth::AuthConfig;
-use crate::body::{self, Body};
+use crate::body::{self, Body, Budget, Read, ReadError, read_bounded};
 use crate::policy::time::now_unix;
 use crate::policy::{HostRules, PolicyRules};
 use crate::secret::{SealKey, Secret, SecretString};
@@ -134,17 +133,19 @@ impl TokenSealer {
 
     /// Replace a token response by its sealed form, pass other responses through, and
     /// refuse anything that would leak a credential.
+    /// The response is read into memory (at most 1 MiB, charged to `budget`).
     pub async fn seal(
         &self,
         response: Response<Body>,
         seal_key: &SealKey,
+        budget: &Budget,
     ) -> Result<Response<Body>, TokenResponseError> {
         let (mut head, body) = response.into_parts();
         let encoded = head
             .headers
             .get(header::CONTENT_ENCODING)
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        let bytes = read_bounded(body).await?;
+        let bytes = read_response(body, budget).await?;
         let expected = match self.kind {
             Exchange::OAuth => StatusCode::OK,
             Exchange::GitHubApp => StatusCode::CREATED,
@@ -260,18 +261,12 @@ fn icann_domain(host: &str) -> Option<&str> {
     })
 }
 
-async fn read_bounded(mut body: Body) -> Result<Bytes, TokenResponseError> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| TokenResponseError::Read)?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_TOKEN_RESPONSE {
-                return Err(TokenResponseError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
+async fn read_response(body: Body, budget: &Budget) -> Result<Bytes, TokenResponseError> {
+    match read_bounded(body, MAX_TOKEN_RESPONSE, None, budget, false, |_| {}).await {
+        Ok(Read::Complete(buffered)) => Ok(buffered.bytes),
+        Ok(Read::Partial { .. }) | Err(ReadError::TooLarge) => Err(TokenResponseError::TooLarge),
+        Err(_) => Err(TokenResponseError::Read),
     }
-    Ok(buf.freeze())
 }
 
 /// `{"access_token": …, "expires_in": N}`.
@@ -401,6 +396,7 @@ mod tests {
     // === sealing, end to end on a response ===
 
     use http::HeaderMap;
+    use http_body_util::BodyExt;
     use serde_json::json;
 
     use crate::processor::{ClientCredentialsConfig, JwtConfig, Step};
@@ -464,7 +460,8 @@ mod tests {
         keys: &Keys,
         resp: Response<Body>,
     ) -> Result<(StatusCode, HeaderMap, String), TokenResponseError> {
-        let (head, body) = sealer.seal(resp, &keys.seal).await?.into_parts();
+        let budget = Budget::new(1 << 30);
+        let (head, body) = sealer.seal(resp, &keys.seal, &budget).await?.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         Ok((
             head.status,

@@ -86,7 +86,7 @@ impl Proxy {
                 guard: config.reflection_guard,
             },
         );
-        Ok(Arc::new(Self {
+        let proxy = Arc::new(Self {
             limiter: Limiter::new(config.rate_limit_keys),
             budget: Budget::new(config.buffered_body_budget),
             config,
@@ -94,7 +94,21 @@ impl Proxy {
             revocations,
             telemetry,
             secrets,
-        }))
+        });
+        let weak = Arc::downgrade(&proxy);
+        proxy.telemetry.metrics.set_sampler(move |m| {
+            let Some(p) = weak.upgrade() else { return };
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            m.unseal_cache_bytes.set(gauge(p.secrets.bytes()));
+            m.unseal_cache_entries.set(gauge(p.secrets.len()));
+            m.rate_limit_keys.set(gauge(p.limiter.len()));
+            m.buffered_body_bytes.set(gauge(
+                p.config
+                    .buffered_body_budget
+                    .saturating_sub(p.budget.available()),
+            ));
+        });
+        Ok(proxy)
     }
 
     /// The audit ring and metrics.

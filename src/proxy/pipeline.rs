@@ -81,7 +81,7 @@ pub async fn forward(
     // has it masked before it could be sealed into a token the client may send anywhere.
     if let Some(sealer) = &prepared.sealer {
         response = sealer
-            .seal(response, &proxy.keys().current().seal_key())
+            .seal(response, &proxy.keys().current().seal_key(), proxy.budget())
             .await
             .map_err(ProxyError::TokenResponse)?;
     }

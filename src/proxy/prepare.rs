@@ -173,8 +173,8 @@ fn judged_path(
     };
     let forced = opened
         .iter()
-        .filter_map(|s| s.secret.processor.forced_path())
-        .last();
+        .rev()
+        .find_map(|s| s.secret.processor.forced_path());
     let path = forced.as_deref().unwrap_or(client_path);
     let reads_paths = opened
         .iter()

@@ -15,6 +15,7 @@ mod go_checklist;
 mod logs;
 mod macaroon;
 mod macaroon_cli;
+mod outside_attack;
 mod pii;
 mod proxying;
 mod rules;

@@ -440,12 +440,33 @@ async fn secrets_work_together_in_order() {
         json!({"key": ::tokenizer::secret::b64::encode(b"trustno2"), "hash": "sha256", "dst": "X-Sig"}),
     );
     let replace = body_secret("inject_body_processor", json!({"token": "foo"}));
-    // The HMAC runs after the replacement, so it signs the replaced body ("foo").
+    // Two secrets: the HMAC would sign the other secret's credential, and whoever holds
+    // the HMAC secret (anyone can seal one) could read the signature as an oracle on it.
     let resp =
         p.tk.client()
             .post("http://api.test/")
             .header("proxy-tokenizer", p.tk.seal(&replace))
             .header("proxy-tokenizer", p.tk.seal(&hmac))
+            .header("proxy-authorization", "Bearer trustno1")
+            .body("{{ACCESS_TOKEN}}")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("cannot be combined"));
+    // One secret doing both, in order: the HMAC signs the replaced body ("foo").
+    let both = json!({
+        "multi_processor": [
+            {"inject_body_processor": {"token": "foo"}},
+            {"inject_hmac_processor": {"key": ::tokenizer::secret::b64::encode(b"trustno2"),
+                "hash": "sha256", "dst": "X-Sig"}},
+        ],
+        "bearer_auth": hmac["bearer_auth"],
+    });
+    let resp =
+        p.tk.client()
+            .post("http://api.test/")
+            .header("proxy-tokenizer", p.tk.seal(&both))
             .header("proxy-authorization", "Bearer trustno1")
             .body("{{ACCESS_TOKEN}}")
             .send()

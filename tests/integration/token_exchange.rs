@@ -600,11 +600,12 @@ async fn github_enterprise_template() {
         received.uri(),
         "/api/v3/app/installations/789012/access_tokens"
     );
-    // As in Go, the installation token is pinned to api.github.com even so.
+    // The installation token is pinned to the token URL's host, where the Enterprise
+    // API lives (Go pins every installation token to api.github.com, useless there).
     let opened = Secret::open(&e.open_keys(), &token).unwrap();
     assert_eq!(
         opened.hosts.allowed_hosts,
-        Some(vec!["api.github.com".to_owned()])
+        Some(vec!["ghe.example.test".to_owned()])
     );
 }
 

@@ -308,10 +308,12 @@ impl Server {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
+        let stderr = self.stderr_text();
+        super::assert_no_panic("tokenizer process", &stderr);
         Stopped {
             status,
             took,
-            stderr: self.stderr_text(),
+            stderr,
         }
     }
 
@@ -326,6 +328,12 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(r) = self.reader.take() {
+                let _ = r.join();
+            }
+            if !std::thread::panicking() {
+                super::assert_no_panic("tokenizer process", &self.stderr_text());
+            }
         }
     }
 }

@@ -12,9 +12,44 @@ use ::tokenizer::auth::BearerAuth;
 use ::tokenizer::secret::b64;
 use serde_json::{Value, json};
 
-/// Once per process: the rustls provider reqwest uses.
+/// Once per process: the rustls provider reqwest uses, and a panic hook that records
+/// every panic raised in the proxy's own code (`src/`), which [`assert_no_panic`] and the
+/// in-process servers' `Drop` turn into test failures: a panic in a request task is
+/// caught by the runtime and would otherwise only show as a dropped connection.
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(at) = info.location()
+                && at.file().starts_with("src/")
+            {
+                PROXY_PANICS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{at}: {info}"));
+            }
+            default(info);
+        }));
+    });
+}
+
+/// Panics raised in the proxy's code by in-process servers.
+static PROXY_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Fail if any in-process proxy has panicked.
+pub fn assert_no_proxy_panic() {
+    let panics = PROXY_PANICS.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(panics.is_empty(), "the proxy panicked: {panics:?}");
+}
+
+/// Fail if a proxy process's output shows a panic.
+pub fn assert_no_panic(what: &str, output: &str) {
+    assert!(
+        !output.contains("panicked"),
+        "{what} panicked; its output:\n{output}"
+    );
 }
 
 /// `{"bearer_auth":{"digest":…}}` body for `token`.

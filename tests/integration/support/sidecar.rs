@@ -30,6 +30,14 @@ pub struct SideProxy {
     _stop: oneshot::Sender<()>,
 }
 
+impl Drop for SideProxy {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            super::assert_no_proxy_panic();
+        }
+    }
+}
+
 impl SideProxy {
     /// `flags` are `sideproxy` flags; `env` holds the variables TARGETS names.
     /// Listens on 127.0.0.1, TLS on an ephemeral port, with a temporary CA_DIR unless

@@ -23,6 +23,14 @@ pub struct Tokenizer {
     _stop: oneshot::Sender<()>,
 }
 
+impl Drop for Tokenizer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            super::assert_no_proxy_panic();
+        }
+    }
+}
+
 impl Tokenizer {
     /// Trusts `ca` upstream and exempts loopback from the destination guard (the test
     /// upstreams live there); `extra` are more `serve` flags. The reflection guard is off
@@ -99,6 +107,21 @@ impl Tokenizer {
 
     pub fn proxy_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The admin listener's `/metrics` value of `name` (a gauge or counter without
+    /// labels); needs `--admin-address`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let addr = self.admin_addr.expect("started with --admin-address");
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
     }
 
     /// Seal a secret given as JSON for this tokenizer.

@@ -167,6 +167,7 @@ async fn handle(
         }
         return Ok(resp);
     }
+    let path = req.uri().path().to_owned();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -187,10 +188,99 @@ async fn handle(
     if let Some(resp) = token_endpoint(parts.uri.path(), &echo, &received) {
         return Ok(resp);
     }
+    if let Some(resp) = echo_variant(&path, &parts.headers, &echo) {
+        return Ok(resp);
+    }
     let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from(echo.to_string()))));
     resp.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     Ok(resp)
+}
+
+/// Echoes in the shapes an attacker would ask an API for (the reflection-guard tests):
+///
+/// - `/echo-gzip`: the echo, gzip-compressed when the request accepts gzip
+/// - `/force-gzip`: the echo, gzip-compressed whatever the request accepts
+/// - `/echo-range`: the echo, only the bytes a `Range: bytes=a-b` asks for (206)
+/// - `/echo-trailers`: `ok`, then the request's `Authorization` in a trailer
+/// - `/echo-error`: the echo with status 400 (an error page quoting the request)
+/// - `/token/echo-auth`: 200 `{"access_token": <the Authorization it got>}`
+fn echo_variant(path: &str, headers: &http::HeaderMap, echo: &Value) -> Option<Response<BoxBody>> {
+    use std::io::Write;
+    let text = echo.to_string();
+    let auth = headers
+        .get("authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let gzip = |bytes: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    };
+    let accepts_gzip = headers
+        .get_all("accept-encoding")
+        .iter()
+        .any(|v| String::from_utf8_lossy(v.as_bytes()).contains("gzip"));
+    let mut resp = match path {
+        "/echo-gzip" | "/force-gzip" if path == "/force-gzip" || accepts_gzip => {
+            let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(gzip(
+                text.as_bytes(),
+            )))));
+            r.headers_mut()
+                .insert("content-encoding", "gzip".parse().unwrap());
+            r
+        }
+        "/echo-gzip" => Response::new(BodyExt::boxed(Full::new(Bytes::from(text)))),
+        "/echo-range" => {
+            let range = headers
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes="))
+                .and_then(|v| v.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+            match range {
+                Some((a, b)) if a <= b && b < text.len() => {
+                    let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::copy_from_slice(
+                        &text.as_bytes()[a..=b],
+                    ))));
+                    *r.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+                    r.headers_mut().insert(
+                        "content-range",
+                        format!("bytes {a}-{b}/{}", text.len()).parse().unwrap(),
+                    );
+                    r
+                }
+                _ => Response::new(BodyExt::boxed(Full::new(Bytes::from(text)))),
+            }
+        }
+        "/echo-trailers" => {
+            let mut trailers = http::HeaderMap::new();
+            if let Ok(v) = auth.parse() {
+                trailers.insert("x-echo-auth", v);
+            }
+            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"ok"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                frames,
+            ))))
+        }
+        p if p.starts_with("/echo-error") => {
+            let mut r = Response::new(BodyExt::boxed(Full::new(Bytes::from(text))));
+            *r.status_mut() = http::StatusCode::BAD_REQUEST;
+            r
+        }
+        "/token/echo-auth" => {
+            let token = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_owned();
+            let body = json!({"access_token": token, "expires_in": 3600}).to_string();
+            Response::new(BodyExt::boxed(Full::new(Bytes::from(body))))
+        }
+        _ => return None,
+    };
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    Some(resp)
 }
 
 /// Token endpoints for the token-exchange tests. Each records the request it got in
@@ -289,7 +379,9 @@ fn token_endpoint(
     Some(resp)
 }
 
-/// A WebSocket endpoint: sends `authorization=<the Authorization it saw>`, then echoes.
+/// A WebSocket endpoint: its 101 echoes the offered `Sec-WebSocket-Protocol` (as the
+/// Node `ws` server does) and the request's `Authorization` in `X-Echo-Auth`; then it
+/// sends `authorization=<the Authorization it saw>`, then echoes.
 fn websocket(mut req: Request<Incoming>) -> Response<BoxBody> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key, protocol::Role};
@@ -306,6 +398,7 @@ fn websocket(mut req: Request<Incoming>) -> Response<BoxBody> {
         .get("authorization")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
+    let echoed_auth = auth.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -328,13 +421,21 @@ fn websocket(mut req: Request<Incoming>) -> Response<BoxBody> {
             }
         }
     });
-    Response::builder()
+    let mut resp = Response::builder()
         .status(http::StatusCode::SWITCHING_PROTOCOLS)
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
         .body(BodyExt::boxed(Full::new(Bytes::new())))
-        .unwrap()
+        .unwrap();
+    if let Some(protocol) = req.headers().get("sec-websocket-protocol") {
+        resp.headers_mut()
+            .insert("sec-websocket-protocol", protocol.clone());
+    }
+    if let Ok(v) = echoed_auth.parse() {
+        resp.headers_mut().insert("x-echo-auth", v);
+    }
+    resp
 }
 
 /// An upstream that leaks the request's `Authorization` back: in response headers (raw
