@@ -539,6 +539,17 @@ impl Drop for Servers {
             for p in &self.procs {
                 eprintln!("{}", p.transcript());
             }
+            return;
+        }
+        // A panic in a proxy's request task only shows as a dropped connection to its
+        // client: any `panicked` in a server's output fails the test.
+        for p in &self.procs {
+            assert!(
+                !p.stdout().contains("panicked") && !p.stderr().contains("panicked"),
+                "{} panicked:\n{}",
+                p.name,
+                p.transcript()
+            );
         }
     }
 }
