@@ -2,11 +2,9 @@
 //! message is the `msg` param or, without it, the whole request body (buffered up to
 //! `MAX_BUFFERED_BODY` and forwarded unchanged).
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use super::fmt_dst::{FmtArg, FmtDst};
+use super::fmt_dst::FmtDst;
 use super::{ProcessorError, Step};
 use crate::secret::{Params, SecretBytes};
 
@@ -32,17 +30,14 @@ impl HmacConfig {
         }
         let format = self.fmt_dst.format(params, true)?;
         let name = self.fmt_dst.dst(params)?;
-        match params.get(PARAM_MSG) {
-            Some(msg) => {
-                let value = format.render(FmtArg::Bin(&sign(&self.key, msg.as_bytes())))?;
-                out.push(Step::SetHeader { name, value });
-            }
-            None => out.push(Step::HmacBody {
-                key: self.key.clone(),
-                format,
-                name,
-            }),
-        }
+        out.push(Step::Hmac {
+            key: self.key.clone(),
+            format,
+            name,
+            msg: params
+                .get(PARAM_MSG)
+                .map(|m| SecretBytes::new(m.as_bytes().to_vec())),
+        });
         Ok(())
     }
 
@@ -55,17 +50,14 @@ impl HmacConfig {
     }
 }
 
-/// HMAC-SHA256 of `msg` under `key`.
-pub fn sign(key: &SecretBytes, msg: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so new_from_slice cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose()).expect("HMAC takes any key length");
-    mac.update(msg);
-    mac.finalize().into_bytes().into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::mac::hmac_sha256;
+
+    fn sign(key: &SecretBytes, msg: &[u8]) -> [u8; 32] {
+        *hmac_sha256(key.expose(), &[msg])
+    }
 
     #[test]
     fn go_vectors() {

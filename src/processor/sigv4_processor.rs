@@ -42,7 +42,7 @@ use self::signer::Scope;
 use super::step::{StepContext, buffer};
 use super::{ProcessorError, Step};
 use crate::body::Body;
-use crate::secret::{Params, SecretString};
+use crate::secret::{Params, SecretBytes, SecretString};
 
 /// Headers Go deletes before signing, besides those header hygiene already removed
 /// (`Proxy-*`, hop-by-hop, FILTERED_HEADERS): `Accept-Encoding` and what proxies on
@@ -117,7 +117,7 @@ impl SigV4Step {
         &self,
         parts: &mut Parts,
         body: Body,
-        ctx: &StepContext,
+        ctx: &mut StepContext,
     ) -> Result<Body, ProcessorError> {
         let client = ClientScope::parse(&parts.headers, self.no_swap)?;
         let (payload_hash, body) = match declared_payload_hash(parts)? {
@@ -134,7 +134,8 @@ impl SigV4Step {
                 (hex::encode(hasher.finalize()), buffered.into_body())
             }
         };
-        self.sign_head(parts, &client, &payload_hash)?;
+        let signature = self.sign_head(parts, &client, &payload_hash)?;
+        ctx.created.push(SecretBytes::new(signature.into_bytes()));
         Ok(body)
     }
 
@@ -145,7 +146,7 @@ impl SigV4Step {
         parts: &mut Parts,
         client: &ClientScope,
         payload_hash: &str,
-    ) -> Result<(), ProcessorError> {
+    ) -> Result<String, ProcessorError> {
         for name in DELETED {
             parts.headers.remove(name);
         }
@@ -172,24 +173,24 @@ impl SigV4Step {
             headers: &headers,
             payload_hash,
         };
-        let authorization = self.authorization(&scope, &amz_date, &request)?;
+        let signature = signer::signature(&self.secret_key, &amz_date, &scope, &request.to_bytes());
+        let authorization = self.authorization(&scope, &request, &signature)?;
         parts.headers.insert(header::AUTHORIZATION, authorization);
-        Ok(())
+        Ok(signature)
     }
 
-    /// The `Authorization` value for `request`, marked sensitive.
+    /// The `Authorization` value for `request` and its `signature`, marked sensitive.
     fn authorization(
         &self,
         scope: &Scope<'_>,
-        amz_date: &str,
         request: &CanonicalRequest<'_>,
+        signature: &str,
     ) -> Result<HeaderValue, ProcessorError> {
-        let signature = signer::signature(&self.secret_key, amz_date, scope, &request.to_bytes());
         let text = signer::authorization(
             self.access_key.expose(),
             scope,
             &request.headers.signed,
-            &signature,
+            signature,
         );
         let mut value = HeaderValue::from_str(&text).map_err(|_| ProcessorError::BadValue)?;
         value.set_sensitive(true);

@@ -25,6 +25,7 @@ use super::replace::{ReplaceBody, Replacer};
 use super::sigv4_processor::SigV4Step;
 use crate::body::{self, Body, Budget, Read, read_bounded};
 use crate::secret::SecretBytes;
+use crate::secret::mac::hmac_sha256;
 
 /// One resolved action on the request.
 #[derive(Debug)]
@@ -36,11 +37,13 @@ pub enum Step {
     },
     /// Remove a header.
     RemoveHeader(HeaderName),
-    /// HMAC the whole body (buffered, bounded) and set the header from it.
-    HmacBody {
+    /// HMAC-SHA256 of `msg`, or without it of the whole body (buffered, bounded, hashed
+    /// as it arrives), into header `name`.
+    Hmac {
         key: SecretBytes,
         format: Format,
         name: HeaderName,
+        msg: Option<SecretBytes>,
     },
     /// Replace every placeholder in the body with the token, streaming. All the
     /// request's replacements run as one pass (see the module docs).
@@ -111,13 +114,19 @@ impl Step {
 
     /// True when the step must read the body before the request can be sent.
     pub fn buffers_body(&self) -> bool {
-        matches!(self, Self::HmacBody { .. } | Self::SigV4(_))
+        matches!(self, Self::Hmac { msg: None, .. } | Self::SigV4(_))
     }
 
     /// True when the step signs what the request carries (its body or, for SigV4, its
     /// headers): such a step must not see another secret's credential.
     pub fn signs(&self) -> bool {
-        matches!(self, Self::HmacBody { .. } | Self::SigV4(_))
+        self.buffers_body()
+    }
+
+    /// True when the step creates a credential for this request (a signature, a signed
+    /// JWT), which the reflection guard must also cover.
+    pub fn creates(&self) -> bool {
+        matches!(self, Self::Hmac { .. } | Self::SigV4(_) | Self::SignJwt(_))
     }
 
     /// True when the step puts a credential into the request.
@@ -128,7 +137,7 @@ impl Step {
     /// The header the step writes a credential to, if any.
     pub fn header(&self) -> Option<&HeaderName> {
         match self {
-            Self::SetHeader { name, .. } | Self::HmacBody { name, .. } => Some(name),
+            Self::SetHeader { name, .. } | Self::Hmac { name, .. } => Some(name),
             Self::SignJwt(j) if j.use_as == JwtUse::Bearer => Some(&header::AUTHORIZATION),
             Self::SigV4(_) => Some(&header::AUTHORIZATION),
             _ => None,
@@ -154,11 +163,23 @@ pub async fn apply(
                 parts.headers.remove(name);
                 body
             }
-            Step::HmacBody { key, format, name } => {
-                let (mac, buffered) = hmac_body(key, parts, body, ctx).await?;
+            Step::Hmac {
+                key,
+                format,
+                name,
+                msg,
+            } => {
+                let (mac, body) = match msg {
+                    Some(msg) => (hmac_sha256(key.expose(), &[msg.expose()]), body),
+                    None => hmac_body(key, parts, body, ctx).await?,
+                };
                 let value = format.render(FmtArg::Bin(&mac[..]))?;
                 parts.headers.insert(name.clone(), value);
-                buffered
+                ctx.created
+                    .push(SecretBytes::new(hex::encode(&mac[..]).into_bytes()));
+                ctx.created
+                    .push(SecretBytes::new(hex::encode_upper(&mac[..]).into_bytes()));
+                body
             }
             Step::Replace { .. } if replaced => body,
             Step::Replace { .. } => {
@@ -269,7 +290,7 @@ pub async fn finish(
     steps: &[Step],
     parts: &mut Parts,
     mut body: Body,
-    ctx: &StepContext,
+    ctx: &mut StepContext,
 ) -> Result<Body, ProcessorError> {
     for step in steps {
         if let Step::SigV4(signer) = step {

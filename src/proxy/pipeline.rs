@@ -15,7 +15,7 @@ use crate::auth::{FlySrc, FlySrcError};
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
-use crate::processor::{self, StepContext};
+use crate::processor::{self, Step, StepContext};
 use crate::reflection::{Guard, GuardSet, GuardedBody};
 use crate::request_log::RequestLog;
 
@@ -43,12 +43,14 @@ pub async fn forward(
     if let Some(path) = &prepared.forward_path {
         processor::set_path(&mut parts.uri, path)?;
     }
-    let guards = request_guards(&prepared, &ctx)?;
     // No upgrades for token exchanges: their response must be read to be sealed.
     let upgrade = is_upgrade(&parts.headers) && prepared.sealer.is_none();
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
-    clean_head(proxy, target, &mut parts, upgrade, !guards.is_empty())?;
-    let body = processor::finish(&prepared.steps, &mut parts, body, &ctx).await?;
+    let guarded = proxy.config().reflection_guard
+        && (!prepared.guards.is_empty() || prepared.steps.iter().any(Step::creates));
+    clean_head(proxy, target, &mut parts, upgrade, guarded)?;
+    let body = processor::finish(&prepared.steps, &mut parts, body, &mut ctx).await?;
+    let guards = request_guards(proxy, &prepared, &ctx)?;
 
     let head_only = parts.method == Method::HEAD;
     let sent = std::time::Instant::now();
@@ -147,11 +149,16 @@ async fn scan_pii(
     Ok(scanned.body)
 }
 
-/// The secrets' cached guards, and one for what the processors created (signed
-/// assertions), which exist only for this request.
-fn request_guards(prepared: &Prepared, ctx: &StepContext) -> Result<GuardSet, ProxyError> {
+/// The secrets' cached guards, and one for what the processors created (signatures,
+/// signed assertions), which exist only for this request.
+fn request_guards(
+    proxy: &Proxy,
+    prepared: &Prepared,
+    ctx: &StepContext,
+) -> Result<GuardSet, ProxyError> {
     let mut guards = prepared.guards.clone();
-    if !ctx.created.is_empty()
+    if proxy.config().reflection_guard
+        && !ctx.created.is_empty()
         && let Some(created) = Guard::new(&ctx.created)?
     {
         guards.push(std::sync::Arc::new(created));

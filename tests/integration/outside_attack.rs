@@ -685,6 +685,18 @@ async fn finding_8_signed_assertions_are_guarded() {
     let auth = echo.header("authorization").unwrap();
     assert!(auth.starts_with("Bearer [REDACTED]"), "{auth}");
     assert!(!got.body.contains("eyJ"), "{}", got.body);
+    // Signatures the proxy sends (HMAC of the body or of `msg`) come back masked too.
+    let hmac = json!({"inject_hmac_processor": {"key": b64::encode(b"operator-hmac-key"),
+        "hash": "sha256", "dst": "x-sig"}, "bearer_auth": bearer(AUTH)});
+    let sealed = e.tk.seal(&hmac);
+    let with_msg = format!("{sealed}; {}", json!({"msg": "hello", "fmt": "%X"}));
+    for s in [&sealed, &with_msg] {
+        let got = e
+            .send_sealed("POST", "http://api.test/", &[s], &[], "payload")
+            .await;
+        let sig = Echo::parse(&got.body).header("x-sig").unwrap();
+        assert!(sig.contains("[REDACTED]"), "{sig}");
+    }
 }
 
 // === 9. protocol switches ===

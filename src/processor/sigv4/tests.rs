@@ -33,7 +33,7 @@ fn auth_of(parts: &Parts) -> &str {
 
 async fn sign(step: &SigV4Step, parts: &mut Parts, body: &'static [u8]) -> Vec<u8> {
     let out = step
-        .sign(parts, crate::body::full(body), &ctx(1024))
+        .sign(parts, crate::body::full(body), &mut ctx(1024))
         .await
         .expect("signs");
     out.collect().await.unwrap().to_bytes().to_vec()
@@ -365,7 +365,7 @@ async fn a_body_over_the_limit_without_a_declared_hash_is_too_large() {
             p.headers.insert("content-length", HeaderValue::from(1025));
         }
         let err = s
-            .sign(&mut p, crate::body::full(big), &ctx(1024))
+            .sign(&mut p, crate::body::full(big), &mut ctx(1024))
             .await
             .err();
         assert_eq!(
@@ -502,7 +502,7 @@ async fn a_bad_client_signature_fails_before_the_body_is_read() {
         &[("authorization", "Bearer x")],
     );
     let err = step("AK", "SK", true)
-        .sign(&mut p, crate::body::full(&b"x"[..]), &ctx(1024))
+        .sign(&mut p, crate::body::full(&b"x"[..]), &mut ctx(1024))
         .await
         .err();
     assert!(
