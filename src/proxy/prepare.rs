@@ -93,6 +93,9 @@ pub fn prepare(
     facts: &RequestFacts<'_>,
     log: &mut RequestLog,
 ) -> Result<Prepared, ProxyError> {
+    if let Some(Ok(src)) = facts.flysrc {
+        log.set_flysrc(src);
+    }
     let opened = open_all(proxy, sources, log)?;
     let path = judged_path(&opened, facts)?;
     refuse_reinterpretable(&opened, facts, path.as_deref())?;

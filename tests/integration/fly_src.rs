@@ -306,3 +306,41 @@ async fn bad_flysrc_configuration_stops_startup() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_verified_fly_src_is_recorded_in_the_audit_entry() {
+    let e = env(&["--admin-address", "127.0.0.1:0"]).await;
+    let sealed = e.tk.seal(&secret(&["foo"]));
+    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (status, _) = e
+        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
+        .await;
+    assert_eq!(status, 200);
+    // Refused requests carry the caller too.
+    let (status, _) = e
+        .get(
+            &e.tk.seal(&secret(&["bar"])),
+            &[("fly-src", &src), ("fly-src-signature", &sig)],
+        )
+        .await;
+    assert_eq!(status, 407);
+    let admin = e.tk.admin_addr.unwrap();
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        let audit: Value = reqwest::get(format!("http://{admin}/v1/audit"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        entries = audit["entries"].as_array().cloned().unwrap_or_default();
+        if entries.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        assert_eq!(entry["flysrc"], "foo/sandbox/m8e2", "{entry}");
+    }
+}
