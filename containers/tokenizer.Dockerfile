@@ -19,5 +19,10 @@ RUN apt-get update \
 COPY --from=build /src/target/release/tokenizer /usr/local/bin/tokenizer
 # The sidecar keeps its CA here (CA_DIR); a volume keeps it across restarts.
 ENV CA_DIR=/var/lib/sideproxy
+# The defaults Go's image bakes in (its `serve -use-flysrc=true` and the fly-proxy
+# headers its build filters), so any fly.toml gets them; override in [env] if needed.
+# DEFAULT_FILTERED_HEADERS adds to FILTERED_HEADERS, as Go's baked list does.
+ENV USE_FLYSRC=true \
+    DEFAULT_FILTERED_HEADERS=Fly-Client-Ip,Fly-Forwarded-Port,Fly-Forwarded-Proto,Fly-Forwarded-Ssl,Fly-Region,Fly-Request-Id,Fly-Traceparent,Fly-Tracestate,Fly-Src,Fly-Src-Signature
 ENTRYPOINT ["/usr/local/bin/tokenizer"]
 CMD ["serve"]

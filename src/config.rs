@@ -202,6 +202,12 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Go's `strconv.ParseBool` as the Go tokenizer uses it for `DEBUG`: true for
+/// `1 t T TRUE true True`, false for anything else.
+pub fn go_bool(s: &str) -> bool {
+    parse_bool(s).unwrap_or(false)
+}
+
 /// A byte size: `1048576`, `512KiB`, `10MiB`, `1GiB` (also `K`, `KB`, `M`, `MB`, `G`,
 /// `GB`, all binary multiples).
 pub fn parse_size(s: &str) -> Result<usize, String> {

@@ -5,8 +5,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `debug` (Go's `-debug`) makes the default level `debug`.
+pub fn init(format: LogFormat, debug: bool) {
+    // Our own crate only: dependencies at debug level are noise.
+    let default = if debug {
+        "info,tokenizer=debug"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

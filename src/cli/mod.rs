@@ -2,6 +2,7 @@
 //! success, 2 for bad input or configuration, 1 when running fails.
 
 mod genkey;
+mod go_flags;
 mod key_args;
 mod macaroon;
 mod runtime;
@@ -14,7 +15,7 @@ mod version;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use key_args::KeyArgs;
 pub use serve::ServeArgs;
@@ -70,7 +71,9 @@ impl From<crate::config::ConfigError> for Failure {
 pub fn main() -> ExitCode {
     crate::hardening::protect_process();
     crate::hardening::raise_open_file_limit();
-    let cli = Cli::parse();
+    let args = go_flags::translate(&Cli::command(), std::env::args_os().collect());
+    let matches = Cli::command().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Sideproxy(cmd) => sideproxy::run(cmd),

@@ -23,6 +23,10 @@ pub struct SealArgs {
     /// Hex public key to seal to (else derived from OPEN_KEY).
     #[arg(long, env = "SEAL_KEY")]
     seal_key: Option<String>,
+    /// Go's `-debug` (which prints the secret, unredacted, to stdout): accepted for
+    /// scripts' sake and ignored.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    debug: Option<String>,
     #[command(flatten)]
     keys: KeyArgs,
     /// The secret JSON.

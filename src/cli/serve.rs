@@ -28,6 +28,17 @@ pub struct ServeArgs {
     /// Extra request headers to strip before forwarding (comma list).
     #[arg(long, env = "FILTERED_HEADERS")]
     pub filtered_headers: Option<String>,
+    /// Headers stripped in addition to FILTERED_HEADERS; the image sets fly-proxy's
+    /// `Fly-*` headers here, as Go's image bakes them in.
+    #[arg(long, env = "DEFAULT_FILTERED_HEADERS")]
+    pub default_filtered_headers: Option<String>,
+    /// Go's `-debug`: log at debug level (Go's boolean spellings; anything else is false).
+    #[arg(long, env = "DEBUG", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub debug: Option<String>,
+    /// Go's `-debug-tcp` (a byte dump of every connection): accepted and ignored, since a
+    /// dump would hold credentials.
+    #[arg(long, env = "DEBUG_TCP", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub debug_tcp: Option<String>,
     /// Forward requests that carry no sealed secret.
     #[arg(long, env = "OPEN_PROXY", value_parser = parse_bool, num_args = 0..=1,
           default_value = "false", default_missing_value = "true")]
@@ -207,10 +218,17 @@ impl ServeArgs {
             },
             keys: self.keys.open_keys()?,
             listen: config::listen_addrs(&self.listen_address)?,
-            filtered_headers: config::header_names(
-                "FILTERED_HEADERS",
-                self.filtered_headers.as_deref().unwrap_or(""),
-            )?,
+            filtered_headers: {
+                let mut names = config::header_names(
+                    "DEFAULT_FILTERED_HEADERS",
+                    self.default_filtered_headers.as_deref().unwrap_or(""),
+                )?;
+                names.extend(config::header_names(
+                    "FILTERED_HEADERS",
+                    self.filtered_headers.as_deref().unwrap_or(""),
+                )?);
+                names
+            },
             open_proxy: self.open_proxy,
             hostnames: config::comma_list(self.tokenizer_hostnames.as_deref().unwrap_or(""))
                 .map(str::to_owned)
@@ -224,8 +242,13 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let log_format = args.log_format;
+    let debug = args.debug.as_deref().is_some_and(config::go_bool);
+    let debug_tcp = args.debug_tcp.as_deref().is_some_and(config::go_bool);
     let config = args.into_config()?;
-    crate::logging::init(log_format);
+    crate::logging::init(log_format, debug);
+    if debug_tcp {
+        tracing::warn!("DEBUG_TCP is not supported: a byte dump would hold credentials");
+    }
     let runtime = super::runtime::build()?;
     runtime.block_on(serve(config))
 }

@@ -23,10 +23,9 @@ pub struct HostRules {
     pub allowed_host_pattern: Option<HostPattern>,
 }
 
-/// A compiled `allowed_host_pattern`. Go's RE2 syntax and the `regex` crate's agree on
-/// everything a host pattern needs (both are linear-time, no backreferences).
+/// A compiled `allowed_host_pattern`, with Go's meaning (see [`super::go_regexp`]).
 #[derive(Clone)]
-pub struct HostPattern(Regex);
+pub struct HostPattern(Regex, String);
 
 // === impl HostRules ===
 
@@ -63,17 +62,15 @@ impl HostRules {
 // === impl HostPattern ===
 
 impl HostPattern {
-    /// Compiled with a 1 MiB size limit (the `regex` default is 10 MiB): anyone can seal
-    /// a secret, and a pattern that large is no host pattern.
-    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        regex::RegexBuilder::new(pattern)
-            .size_limit(1 << 20)
-            .build()
-            .map(Self)
+    /// Compiled as Go compiles it, within [`super::go_regexp::SIZE_LIMIT`]: anyone can
+    /// seal a secret.
+    pub fn new(pattern: &str) -> Result<Self, super::go_regexp::GoRegexError> {
+        super::go_regexp::compile(pattern).map(|re| Self(re, pattern.to_owned()))
     }
 
+    /// The pattern as sealed (Go's syntax).
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.1
     }
 }
 
@@ -149,7 +146,16 @@ mod tests {
     #[test]
     fn huge_patterns_are_refused() {
         assert!(HostPattern::new(r"^api\.example\.com$").is_ok());
-        assert!(HostPattern::new(r"\w{1000}\w{1000}\w{1000}").is_err());
+        // ASCII classes, as in Go: this used to pass the size limit (Unicode `\w`).
+        assert!(HostPattern::new(r"\w{1000}\w{1000}\w{1000}").is_ok());
+        assert!(
+            HostPattern::new(r"(a{500}){3}").is_err(),
+            "Go's repeat rule"
+        );
+        assert!(
+            HostPattern::new(r"\pL{1000}\pL{1000}").is_err(),
+            "too large here"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Request validators: where, when and how often may a secret be used? Failures are
 //! 400 (429 for rate limits).
 
+pub mod go_regexp;
 mod hosts;
 pub mod paths;
 pub mod rate_limit;

@@ -89,6 +89,29 @@ pub fn seal_secrets(
         .collect()
 }
 
+/// The `ENV` of containers/tokenizer.Dockerfile (`ENV K=V \` continuation lines): what
+/// the image sets before fly.toml's `[env]` applies.
+pub fn image_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("containers/tokenizer.Dockerfile")).unwrap();
+    let mut env = Vec::new();
+    let mut in_env = false;
+    for line in text.lines().map(str::trim) {
+        let rest = match line.strip_prefix("ENV ") {
+            Some(rest) => rest,
+            None if in_env => line,
+            None => continue,
+        };
+        in_env = rest.ends_with('\\');
+        for pair in rest.trim_end_matches('\\').split_whitespace() {
+            let (k, v) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("Dockerfile ENV: cannot read {pair:?}"));
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    env
+}
+
 /// fly.toml's `[env]` table (`KEY = "value"` lines).
 pub fn fly_toml_env() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(root().join("fly.toml")).unwrap();

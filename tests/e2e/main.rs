@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use certs::InternetCa;
-use deploy::{container, env_of, fly_toml_env, genkey, seal_secrets};
+use deploy::{container, env_of, fly_toml_env, genkey, image_env, seal_secrets};
 use host::HostState;
 use netns::Namespaces;
 use procs::{Finished, Proc};
@@ -198,7 +198,9 @@ fn run_machine(tools: &Tools) -> Vec<String> {
     let flysrc_pub = dir.join("fly-src.pub");
     let verifying = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
     std::fs::write(&flysrc_pub, hex::encode(verifying.to_bytes())).unwrap();
-    let mut serve_env = fly_toml_env();
+    // The image's ENV, then fly.toml's [env] over it, as on Fly.
+    let mut serve_env = image_env();
+    serve_env.extend(fly_toml_env());
     serve_env.extend([
         ("OPEN_KEY".to_owned(), open_key),
         (

@@ -12,6 +12,7 @@ mod cross_impl;
 mod dashboard;
 mod fly_src;
 mod go_checklist;
+mod go_dropin;
 mod logs;
 mod macaroon;
 mod macaroon_cli;

@@ -1,5 +1,7 @@
-//! Caveats: tokenizer's five request caveats, the library's `ValidityWindow`, and every
-//! other type kept byte for byte (so re-encoding and attenuation preserve it) and denied.
+//! Caveats: tokenizer's five request caveats, the library's `ValidityWindow`,
+//! third-party caveats and the bind-to-parent caveat of discharges (both satisfied by
+//! verification, see [`super::Macaroon::verify_discharged`]), and every other type kept
+//! byte for byte (so re-encoding and attenuation preserve it) and denied.
 //!
 //! On the wire a caveat is a type (uint) and a body: a `[]string` for the request
 //! caveats, `[not_before, not_after]` (unix seconds) for `ValidityWindow`. In JSON it is
@@ -8,7 +10,9 @@
 
 use std::borrow::Cow;
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
+
+use crate::policy::go_regexp::GoRegexError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,10 +21,6 @@ use super::{MacaroonError, RequestFacts};
 
 /// Go's `macaroon.CavMinUserDefined`: the first type free for applications.
 const USER_DEFINED: u64 = 1 << 48;
-
-/// Compiled pattern size cap. Anyone holding a token may attenuate it, so once the
-/// signature checks out a pattern is still chosen by the caller.
-const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 /// One restriction on what a macaroon may be used for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub enum Caveat {
     RequestHost(Vec<String>),
     /// The token is valid from `not_before` to `not_after`, unix seconds, inclusive.
     ValidityWindow { not_before: i64, not_after: i64 },
+    /// A discharge from the third party at `location` must come with the token. The
+    /// verifier key is the discharge's root key sealed (ChaCha20-Poly1305) under the
+    /// token's HMAC chain just before this caveat; the ticket, sealed to the third party,
+    /// is the discharge's key id.
+    ThirdParty {
+        location: String,
+        verifier_key: Vec<u8>,
+        ticket: Vec<u8>,
+    },
+    /// In a discharge: a prefix of a SHA-256 of one of its parent's HMAC chain values.
+    BindToParent(Vec<u8>),
     /// Any other type (third-party, bind-to-parent, unknown): its msgpack body as received.
     /// It always denies.
     Unsupported { type_id: u64, body: Vec<u8> },
@@ -72,6 +83,8 @@ impl Caveat {
             Self::RequestPathPattern(_) => Self::REQUEST_PATH_PATTERN,
             Self::RequestHost(_) => Self::REQUEST_HOST,
             Self::ValidityWindow { .. } => Self::VALIDITY_WINDOW,
+            Self::ThirdParty { .. } => Self::THIRD_PARTY,
+            Self::BindToParent(_) => Self::BIND_TO_PARENT_TOKEN,
             Self::Unsupported { type_id, .. } => *type_id,
         }
     }
@@ -112,6 +125,17 @@ impl Caveat {
                 w.sint(*not_before);
                 w.sint(*not_after);
             }
+            Self::ThirdParty {
+                location,
+                verifier_key,
+                ticket,
+            } => {
+                w.array_len(3);
+                w.str(location);
+                w.bin(verifier_key);
+                w.bin(ticket);
+            }
+            Self::BindToParent(id) => w.bin(id),
             Self::Unsupported { body, .. } => w.raw(body),
         }
         w.into_vec()
@@ -128,6 +152,19 @@ impl Caveat {
             Self::REQUEST_PATH_PATTERN => Self::RequestPathPattern(r.strings()?),
             Self::REQUEST_HOST => Self::RequestHost(r.strings()?),
             Self::VALIDITY_WINDOW => unpack_window(&mut r)?,
+            Self::THIRD_PARTY => {
+                if r.array_len()? != 3 {
+                    return Err(MacaroonError::Malformed(
+                        "a third-party caveat has 3 fields",
+                    ));
+                }
+                Self::ThirdParty {
+                    location: r.string()?,
+                    verifier_key: r.bytes()?.to_vec(),
+                    ticket: r.bytes()?.to_vec(),
+                }
+            }
+            Self::BIND_TO_PARENT_TOKEN => Self::BindToParent(r.bytes()?.to_vec()),
             type_id => {
                 return Ok(Self::Unsupported {
                     type_id,
@@ -178,6 +215,11 @@ impl Caveat {
             Self::ValidityWindow { not_before, .. } if now < *not_before => {
                 Err(MacaroonError::NotYetValid)
             }
+            // Verification satisfies these (and leaves them out of the caveats it
+            // returns); met anywhere else, they deny.
+            Self::ThirdParty { .. } | Self::BindToParent(_) => {
+                Err(MacaroonError::UnsupportedCaveat(self.type_id()))
+            }
             Self::Unsupported { type_id, .. } => Err(MacaroonError::UnsupportedCaveat(*type_id)),
             _ => Ok(()),
         }
@@ -195,6 +237,16 @@ impl Caveat {
                 not_before,
                 not_after,
             } => serde_json::json!({ "not_before": not_before, "not_after": not_after }),
+            Self::ThirdParty {
+                location,
+                verifier_key,
+                ticket,
+            } => serde_json::json!({
+                "Location": location,
+                "VerifierKey": crate::secret::b64::encode(verifier_key),
+                "Ticket": crate::secret::b64::encode(ticket),
+            }),
+            Self::BindToParent(id) => Value::from(crate::secret::b64::encode(id)),
             Self::Unsupported { body, .. } => Reader::new(body).json().unwrap_or(Value::Null),
         };
         serde_json::json!({ "type": self.json_type(), "body": body })
@@ -238,11 +290,10 @@ impl Caveat {
     }
 }
 
-/// Compile a `RequestPathPattern` pattern (Go's RE2 syntax is close to `regex`'s).
-pub fn compile_pattern(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .size_limit(PATTERN_SIZE_LIMIT)
-        .build()
+/// Compile a `RequestPathPattern` pattern with Go's meaning (see
+/// [`crate::policy::go_regexp`]).
+pub fn compile_pattern(pattern: &str) -> Result<Regex, GoRegexError> {
+    crate::policy::go_regexp::compile(pattern)
 }
 
 fn contains(allowed: &[String], value: &str) -> bool {

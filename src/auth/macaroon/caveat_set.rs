@@ -78,6 +78,26 @@ impl CaveatSet {
         self.entries.iter().map(|e| e.packed.as_slice())
     }
 
+    /// Each caveat with its packed bytes, in order.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&Caveat, &[u8])> {
+        self.entries
+            .iter()
+            .map(|e| (&e.caveat, e.packed.as_slice()))
+    }
+
+    /// Append a caveat with the bytes it was received as.
+    pub(super) fn push_packed(&mut self, caveat: Caveat, packed: &[u8]) {
+        self.entries.push(Entry {
+            caveat,
+            packed: packed.to_vec(),
+        });
+    }
+
+    /// Append every caveat of `other`.
+    pub(super) fn extend(&mut self, other: CaveatSet) {
+        self.entries.extend(other.entries);
+    }
+
     /// Every caveat allows the request at `now` (unix seconds); else the first refusal.
     pub fn check(&self, facts: &RequestFacts<'_>, now: i64) -> Result<(), MacaroonError> {
         self.iter().try_for_each(|c| c.check(facts, now))

@@ -39,6 +39,12 @@ pub enum MacaroonError {
     /// A caveat this tokenizer cannot check (third-party, bind-to-parent, unknown): deny.
     #[error("unsupported caveat type {0}")]
     UnsupportedCaveat(u64),
+    /// A third-party caveat without a discharge that verifies.
+    #[error("no matching discharge token")]
+    NoDischarge,
+    /// A discharge bound to another token (or a bind caveat outside a discharge).
+    #[error("discharge bound to different parent token")]
+    WrongParent,
     /// Caveats cannot be added to a finalized proof macaroon.
     #[error("caveats cannot be added to a finalized proof macaroon")]
     Finalized,
@@ -56,6 +62,7 @@ impl MacaroonError {
             Self::UnknownKey => 2,
             Self::BadSignature => 3,
             Self::Finalized => 3,
+            Self::NoDischarge | Self::WrongParent => 4,
             Self::Denied { .. }
             | Self::Expired
             | Self::NotYetValid

@@ -8,11 +8,13 @@
 //! the key is the sealed `macaroon_auth.key`. A `Proxy-Authorization` candidate may hold
 //! several comma-separated tokens; the request is authorized when ANY tokenizer macaroon
 //! with this key id verifies and ALL its caveats allow the request. Caveats: method,
-//! escaped path (exact, prefix, unanchored pattern), Host, and a validity window; any
-//! other caveat type (third-party, bind-to-parent, unknown) denies.
+//! escaped path (exact, prefix, unanchored pattern), Host, and a validity window. A
+//! third-party caveat is satisfied by a discharge macaroon in the same candidate
+//! (`FlyV1 fm2_<token>,fm2_<discharge>`), whose caveats then apply too, as in Go's
+//! library; any other caveat type denies.
 //!
-//! Differences from Go, all failing closed: an empty key authorizes nothing; third-party
-//! caveats are not discharged; Fly.io's `FromMachineSource` caveat is not checked.
+//! Differences from Go, all failing closed: an empty key authorizes nothing; Fly.io's
+//! `FromMachineSource` caveat is not checked.
 
 mod bundle;
 mod caveat;
@@ -95,16 +97,17 @@ fn authorize_bundle(
     facts: &RequestFacts<'_>,
     now_unix: i64,
 ) -> Result<(), MacaroonError> {
+    let tokens = parse_tokens(header)?;
+    let macaroons = tokens.iter().filter_map(|t| match t {
+        Token::Macaroon(m) => Some(m),
+        Token::Other(_) => None,
+    });
+    // Macaroons for other locations are discharges (or someone else's tokens).
+    let (permissions, discharges): (Vec<&Macaroon>, Vec<&Macaroon>) =
+        macaroons.partition(|m| m.location() == LOCATION);
     let mut refusal = MacaroonError::Missing;
-    for token in parse_tokens(header)? {
-        let Token::Macaroon(macaroon) = token else {
-            continue;
-        };
-        // Macaroons for other locations are discharges or someone else's tokens.
-        if macaroon.location() != LOCATION {
-            continue;
-        }
-        match permits(&macaroon, key, kid, facts, now_unix) {
+    for macaroon in permissions {
+        match permits(macaroon, &discharges, key, kid, facts, now_unix) {
             Ok(()) => return Ok(()),
             Err(e) => refusal = refusal.furthest(e),
         }
@@ -112,9 +115,10 @@ fn authorize_bundle(
     Err(refusal)
 }
 
-/// One tokenizer macaroon: right key, genuine, every caveat satisfied.
+/// One tokenizer macaroon: right key, genuine, discharged, every caveat satisfied.
 fn permits(
     macaroon: &Macaroon,
+    discharges: &[&Macaroon],
     key: &[u8],
     kid: &[u8; 16],
     facts: &RequestFacts<'_>,
@@ -123,5 +127,7 @@ fn permits(
     if macaroon.kid() != kid {
         return Err(MacaroonError::UnknownKey);
     }
-    macaroon.verify(key)?.check(facts, now_unix)
+    macaroon
+        .verify_discharged(key, discharges)?
+        .check(facts, now_unix)
 }

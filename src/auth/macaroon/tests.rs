@@ -408,7 +408,7 @@ fn macaroons_for_other_locations_are_ignored() {
 }
 
 #[test]
-fn unknown_third_party_and_bind_caveats_deny() {
+fn unknown_broken_third_party_and_root_bind_caveats_deny() {
     let unknown = Caveat::Unsupported {
         type_id: Caveat::REQUEST_HOST + 95,
         body: vec![0x90],
@@ -422,15 +422,20 @@ fn unknown_third_party_and_bind_caveats_deny() {
         type_id: Caveat::BIND_TO_PARENT_TOKEN,
         body: hex::decode("c403010203").unwrap(),
     };
-    for caveat in [unknown, third_party, bind] {
-        let type_id = caveat.type_id();
+    // A verifier key that does not open under the chain; a bind caveat on a token that
+    // discharges nothing.
+    for (caveat, refusal) in [
+        (
+            unknown,
+            MacaroonError::UnsupportedCaveat(Caveat::REQUEST_HOST + 95),
+        ),
+        (third_party, MacaroonError::BadSignature),
+        (bind, MacaroonError::WrongParent),
+    ] {
         let m = mint(KEY, vec![caveat]);
         let decoded = Macaroon::decode(&m.encode()).unwrap();
         assert!(decoded.verify(KEY).is_ok());
-        assert_eq!(
-            auth(&[&m.to_header()], get()),
-            Err(MacaroonError::UnsupportedCaveat(type_id))
-        );
+        assert_eq!(auth(&[&m.to_header()], get()), Err(refusal));
     }
 }
 
@@ -692,7 +697,7 @@ fn go_vectors_attenuate_to_the_same_tokens() {
 }
 
 #[test]
-fn go_third_party_vector_verifies_but_is_denied() {
+fn go_third_party_vector_needs_every_discharge() {
     let v = vectors();
     let key = b64::decode(&v.key).unwrap();
     let tokens = parse_tokens(&v.with_tps).unwrap();
@@ -702,11 +707,118 @@ fn go_third_party_vector_verifies_but_is_denied() {
     assert_eq!(permission.location(), v.location);
     assert_eq!(discharge.location(), "discharged");
     assert_eq!(discharge.kid().len(), 64);
+    // The chain holds, and its two caveats are third-party ones.
     let caveats = permission.verify(&key).unwrap();
     assert!(caveats.iter().all(|c| c.type_id() == Caveat::THIRD_PARTY));
     assert_eq!(
         caveats.check(&get(), NOW),
         Err(MacaroonError::UnsupportedCaveat(Caveat::THIRD_PARTY))
     );
+    // One is discharged, the other ("undischarged") is not: refused, as in Go.
+    assert_eq!(
+        permission.verify_discharged(&key, &[discharge]),
+        Err(MacaroonError::NoDischarge)
+    );
     assert_eq!(to_header(&tokens), v.with_tps);
+}
+
+// === third-party caveats, checked against the Go tokenizer (testdata/README.md) ===
+
+#[derive(Deserialize)]
+struct ThirdPartyVectors {
+    root_key_b64: String,
+    t1_header: String,
+    t3_header_without_discharge: String,
+    t3_header_with_discharge: String,
+    t3_header_with_wrongly_bound_discharge: String,
+    t3_header_with_unbound_discharge: String,
+    t3_attenuated_header_with_discharge: String,
+    t3_mac_before_3p_hex: String,
+    t3_3p_verifier_key_hex: String,
+    t3_discharge_key_rn_hex: String,
+}
+
+fn third_party_vectors() -> ThirdPartyVectors {
+    serde_json::from_str(include_str!("testdata/go_tokenizer_third_party.json")).unwrap()
+}
+
+fn request(method: &'static str, path: &'static str) -> RequestFacts<'static> {
+    RequestFacts {
+        method,
+        path,
+        host: "localhost:8443",
+    }
+}
+
+#[test]
+fn third_party_caveats_are_discharged_as_go_does() {
+    let v = third_party_vectors();
+    let key = b64::decode(&v.root_key_b64).unwrap();
+    let check = |header: &str, method, path| {
+        let mut map = HeaderMap::new();
+        map.append(PROXY_AUTHORIZATION, HeaderValue::from_str(header).unwrap());
+        let candidates = Candidates::from_headers([&map]);
+        authorize(&key, &candidates, &request(method, path), NOW)
+    };
+    // What the Go tokenizer answered for each (200 → Ok, 407 → the reason).
+    assert_eq!(check(&v.t1_header, "GET", "/x"), Ok(()));
+    assert!(matches!(
+        check(&v.t1_header, "PUT", "/x"),
+        Err(MacaroonError::Denied { what: "method", .. })
+    ));
+    assert_eq!(
+        check(&v.t3_header_without_discharge, "GET", "/ok"),
+        Err(MacaroonError::NoDischarge)
+    );
+    for path in ["/ok", "/okay"] {
+        assert_eq!(
+            check(&v.t3_header_with_discharge, "GET", path),
+            Ok(()),
+            "{path}"
+        );
+    }
+    // The discharge's own caveat (path prefix /ok) applies.
+    assert!(matches!(
+        check(&v.t3_header_with_discharge, "GET", "/nope"),
+        Err(MacaroonError::Denied { what: "path", .. })
+    ));
+    assert_eq!(
+        check(&v.t3_header_with_wrongly_bound_discharge, "GET", "/ok"),
+        Err(MacaroonError::WrongParent)
+    );
+    assert_eq!(
+        check(&v.t3_header_with_unbound_discharge, "GET", "/nope"),
+        Ok(())
+    );
+    // Attenuating the token after the discharge was bound keeps it bound.
+    assert_eq!(
+        check(&v.t3_attenuated_header_with_discharge, "GET", "/ok"),
+        Ok(())
+    );
+    assert!(matches!(
+        check(&v.t3_attenuated_header_with_discharge, "POST", "/ok"),
+        Err(MacaroonError::Denied { what: "method", .. })
+    ));
+    // The discharge alone, or the token with another key, authorizes nothing.
+    let discharge_only = v.t3_header_with_discharge.split(',').nth(1).unwrap();
+    assert_eq!(
+        check(&format!("FlyV1 {discharge_only}"), "GET", "/ok"),
+        Err(MacaroonError::Missing)
+    );
+}
+
+#[test]
+fn the_verifier_key_opens_with_the_chain_before_the_caveat() {
+    let v = third_party_vectors();
+    let key: [u8; 32] = hex::decode(&v.t3_mac_before_3p_hex)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sealed = hex::decode(&v.t3_3p_verifier_key_hex).unwrap();
+    let root = super::token::open_sealed(&key, &sealed).expect("opens");
+    assert_eq!(hex::encode(&root[..]), v.t3_discharge_key_rn_hex);
+    let mut tampered = sealed.clone();
+    tampered[20] ^= 1;
+    assert!(super::token::open_sealed(&key, &tampered).is_none());
+    assert!(super::token::open_sealed(&key, &sealed[..12]).is_none());
 }

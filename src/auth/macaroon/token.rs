@@ -172,6 +172,77 @@ impl Macaroon {
         }
     }
 
+    /// Check the HMAC chain with `key`, and each third-party caveat against
+    /// `discharges` (as superfly/macaroon does): the caveats the request must satisfy —
+    /// this token's, less the third-party ones, plus those of the discharge that
+    /// satisfied each. The third party's key is not needed: a third-party caveat's
+    /// verifier key is the discharge's root key sealed under this token's own chain.
+    pub fn verify_discharged(
+        &self,
+        key: &[u8],
+        discharges: &[&Macaroon],
+    ) -> Result<CaveatSet, MacaroonError> {
+        self.verify_chain(key, discharges, None)
+    }
+
+    /// `parent`: the SHA-256 of every chain value of the token this one discharges.
+    fn verify_chain(
+        &self,
+        key: &[u8],
+        discharges: &[&Macaroon],
+        parent: Option<&[[u8; 32]]>,
+    ) -> Result<CaveatSet, MacaroonError> {
+        let mut mac = hmac(key, &self.nonce.raw);
+        let mut bind_ids = vec![sha256(&mac[..])];
+        let mut third_party: Vec<(&[u8], Tail)> = Vec::new();
+        let mut effective = CaveatSet::new();
+        for (caveat, packed) in self.caveats.entries() {
+            match caveat {
+                Caveat::ThirdParty {
+                    verifier_key,
+                    ticket,
+                    ..
+                } => {
+                    let root =
+                        open_sealed(&mac, verifier_key).ok_or(MacaroonError::BadSignature)?;
+                    third_party.push((ticket, root));
+                }
+                Caveat::BindToParent(prefix) => {
+                    let bound =
+                        parent.is_some_and(|ids| ids.iter().any(|id| id.starts_with(prefix)));
+                    if !bound {
+                        return Err(MacaroonError::WrongParent);
+                    }
+                }
+                other => effective.push_packed(other.clone(), packed),
+            }
+            mac = hmac(&mac[..], packed);
+            bind_ids.push(sha256(&mac[..]));
+        }
+        if self.is_proof() {
+            mac = hmac(FINALIZATION_KEY, &mac[..]);
+        }
+        if !bool::from(mac.ct_eq(&*self.tail)) {
+            return Err(MacaroonError::BadSignature);
+        }
+        for (ticket, root) in third_party {
+            let mut refusal = MacaroonError::NoDischarge;
+            let mut discharged = None;
+            for discharge in discharges.iter().filter(|d| d.kid() == ticket) {
+                // No discharges of discharges: a third-party caveat in one fails.
+                match discharge.verify_chain(&root[..], &[], Some(&bind_ids)) {
+                    Ok(caveats) => {
+                        discharged = Some(caveats);
+                        break;
+                    }
+                    Err(e) => refusal = e,
+                }
+            }
+            effective.extend(discharged.ok_or(refusal)?);
+        }
+        Ok(effective)
+    }
+
     /// Check the HMAC chain with `key`; the caveats, now trusted, if it holds.
     pub fn verify(&self, key: &[u8]) -> Result<&CaveatSet, MacaroonError> {
         let mut mac = hmac(key, &self.nonce.raw);
@@ -249,6 +320,24 @@ impl Nonce {
 pub(super) fn payload(token: &str) -> Option<&str> {
     let (label, rest) = token.split_once('_')?;
     LABELS.contains(&label).then_some(rest)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(data).into()
+}
+
+/// superfly/macaroon's `unseal`: `nonce(12) ‖ ChaCha20-Poly1305(key)(plaintext)`; the
+/// 32-byte plaintext, or `None` when it does not open.
+pub(super) fn open_sealed(key: &[u8; 32], sealed: &[u8]) -> Option<Tail> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    if sealed.len() < 13 {
+        return None;
+    }
+    let (nonce, ciphertext) = sealed.split_at(12);
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(key.into());
+    let plain = Zeroizing::new(cipher.decrypt(nonce.into(), ciphertext).ok()?);
+    <[u8; 32]>::try_from(&plain[..]).ok().map(Zeroizing::new)
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Tail {

@@ -20,6 +20,8 @@ const TOKENIZER_VARS: &[&str] = &[
     "SEAL_KEY",
     "LISTEN_ADDRESS",
     "FILTERED_HEADERS",
+    "DEFAULT_FILTERED_HEADERS",
+    "DEBUG_TCP",
     "OPEN_PROXY",
     "USE_FLYSRC",
     "REQUIRE_FLYSRC",
