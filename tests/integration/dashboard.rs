@@ -42,6 +42,13 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["api.test"]).await;
     let pin = format!("api.test=127.0.0.1:{}", upstream.port());
+    // fly-proxy's signing key: one request carries a verified Fly-Src, which the
+    // dashboard shows as its caller.
+    let fly = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let fly_pub = dir.path().join("fly-src.pub");
+    std::fs::write(&fly_pub, hex::encode(fly.verifying_key().as_bytes())).unwrap();
+    let fly_pub = fly_pub.display().to_string();
     let tk = Tokenizer::start(
         &ca,
         &[
@@ -51,23 +58,37 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
             "127.0.0.1:0",
             "--admin-token",
             "dash",
+            "--use-flysrc",
+            "--flysrc-public-key-file",
+            &fly_pub,
+            "--flysrc-proxy-nets",
+            "127.0.0.0/8",
         ],
     )
     .await;
     let sealed = tk.seal(&inject("sk-dashboard-credential-123", "pw"));
-    for (path, auth) in [
-        ("/allowed-one", "Bearer pw"),
-        ("/allowed-two", "Bearer pw"),
-        ("/denied", "Bearer no"),
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let src = format!("instance=m8e2;app=sandbox;org=dash-org;ts={now}");
+    let sig = {
+        use ed25519_dalek::Signer;
+        ::tokenizer::secret::b64::encode(&fly.sign(src.as_bytes()).to_bytes())
+    };
+    for (path, auth, flysrc) in [
+        ("/allowed-one", "Bearer pw", true),
+        ("/allowed-two", "Bearer pw", false),
+        ("/denied", "Bearer no", false),
     ] {
-        let resp = tk
+        let mut req = tk
             .client()
             .get(format!("http://api.test{path}"))
             .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", auth)
-            .send()
-            .await
-            .unwrap();
+            .header("proxy-authorization", auth);
+        if flysrc {
+            req = req
+                .header("fly-src", &src)
+                .header("fly-src-signature", &sig);
+        }
+        let resp = req.send().await.unwrap();
         resp.bytes().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -89,6 +110,8 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
         "api.test",
         "d-denied",
         "live · 3 recent requests",
+        // The verified Fly-Src, as the caller.
+        "dash-org/sandbox/m8e2",
     ] {
         assert!(dom.contains(text), "{text} missing from\n{dom}");
     }
