@@ -17,6 +17,11 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Did `/etc/netns` exist?
+    pub fn has_etc_netns(&self) -> bool {
+        self.etc_netns
+    }
+
     pub fn capture() -> Self {
         let digest = |p: &str| {
             std::fs::read(p)

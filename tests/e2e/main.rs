@@ -107,6 +107,9 @@ fn sandbox_machine_with_real_clients() {
         );
     }
     tools.restore_certifi();
+    if !host_before.has_etc_netns() {
+        netns::remove_etc_netns();
+    }
     assert_eq!(
         HostState::capture(),
         host_before,

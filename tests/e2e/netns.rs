@@ -150,9 +150,32 @@ impl Drop for Namespaces {
         for name in self.made.iter().rev() {
             remove(name);
         }
-        // Only if empty: something else may be using it. (Also when an earlier run that
-        // was killed made it.)
-        let _ = std::fs::remove_dir("/etc/netns");
+        remove_etc_netns();
+    }
+}
+
+/// Remove `/etc/netns` if it is empty (something else may be using it; an earlier run
+/// that was killed may have made it). A namespace's directory can stay busy for a moment
+/// after its processes are killed, so this retries for up to two seconds.
+pub fn remove_etc_netns() {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::fs::remove_dir("/etc/netns") {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if Instant::now() > deadline => {
+                let left: Vec<String> = std::fs::read_dir("/etc/netns")
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                eprintln!("e2e cleanup: rmdir /etc/netns: {e}; it holds {left:?}");
+                return;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
 }
 
