@@ -6,7 +6,7 @@
 //! (same length, so WebSocket framing stays valid). The pipeline refuses WebSocket
 //! compression when guarded, so text frames are searched as sent. What this cannot
 //! promise — a credential split across frames, or carried in a protocol's own encoding —
-//! is in the README's threat model.
+//! is in docs/security.md.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

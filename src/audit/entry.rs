@@ -63,6 +63,7 @@ pub struct AuditEntry {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// `id:<id>` or `sha256:<digest prefix>` per secret used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secret_ids: Vec<String>,
     /// The secrets, hazmat-stripped (for the log line only).
     #[serde(skip)]
@@ -134,41 +135,118 @@ impl AuditEntry {
         self.pii.truncate(8);
     }
 
-    /// The audit line: one JSON object (or text line) per request.
+    /// Write the audit line (one JSON object, or one text line, per request) through the
+    /// process's log writer, at `info` (`warn` when refused or failed), as `RUST_LOG`
+    /// allows. The secrets go in as a nested JSON array.
     pub fn log(&self) {
-        macro_rules! event {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "tokenizer::audit",
-                    role = self.role,
-                    source = %self.source,
-                    flysrc = %self.flysrc,
-                    method = %self.method,
-                    host = %self.host,
-                    path = %self.path,
-                    query_keys = %self.query_keys,
-                    connect_host = %self.connect_host,
-                    status = self.status,
-                    decision = self.decision.as_str(),
-                    reason = %self.reason,
-                    secret_ids = %self.secret_ids.join(","),
-                    secrets = %self.secrets,
-                    processors = self.processors,
-                    request_bytes = self.request_bytes,
-                    response_bytes = self.response_bytes,
-                    upstream_ms = self.upstream_ms.unwrap_or_default(),
-                    total_ms = self.total_ms,
-                    reflections = self.reflections,
-                    pii = %self.pii.join(","),
-                )
-            };
+        let warn = !matches!(
+            self.decision,
+            Decision::Allowed | Decision::Passthrough | Decision::PiiRedacted
+        );
+        let enabled = if warn {
+            tracing::enabled!(target: "tokenizer::audit", tracing::Level::WARN)
+        } else {
+            tracing::enabled!(target: "tokenizer::audit", tracing::Level::INFO)
+        };
+        let Some(format) = crate::logging::format() else {
+            return;
+        };
+        if !enabled {
+            return;
         }
-        match self.decision {
-            Decision::Allowed | Decision::Passthrough | Decision::PiiRedacted => event!(info),
-            _ => event!(warn),
+        let level = if warn { "WARN" } else { "INFO" };
+        let line = match format {
+            crate::config::LogFormat::Json => self.json_line(level),
+            crate::config::LogFormat::Text => self.text_line(level),
+        };
+        crate::logging::write_line(&line);
+    }
+
+    /// The secrets of the log line: the JSON array, or a note when it is too long for one
+    /// line (a client can make the stripped secret as large as a header).
+    fn logged_secrets(&self) -> &str {
+        match self.secrets.as_str() {
+            "" => "[]",
+            s if s.len() <= MAX_LOGGED_SECRETS => s,
+            _ => "\"clipped\"",
         }
     }
+
+    fn json_line(&self, level: &'static str) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            level: &'static str,
+            target: &'static str,
+            #[serde(flatten)]
+            entry: &'a AuditEntry,
+            secrets: &'a serde_json::value::RawValue,
+        }
+        let fallback = serde_json::value::RawValue::from_string("[]".to_owned());
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(self.logged_secrets())
+            .or(fallback)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(512 + self.secrets.len());
+        // Serializing plain fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(
+            &mut out,
+            &Line {
+                level,
+                target: "tokenizer::audit",
+                entry: self,
+                secrets: &raw,
+            },
+        );
+        out.push(b'\n');
+        out
+    }
+
+    fn text_line(&self, level: &'static str) -> Vec<u8> {
+        use std::fmt::Write;
+        let mut out = format!("{} {level:>5} tokenizer::audit:", self.timestamp);
+        let mut field = |k: &str, v: &dyn std::fmt::Display| {
+            let _ = write!(out, " {k}={v}");
+        };
+        field("role", &self.role);
+        field("source", &self.source);
+        if !self.flysrc.is_empty() {
+            field("flysrc", &self.flysrc);
+        }
+        field("method", &self.method);
+        field("host", &self.host);
+        field("path", &self.path);
+        if !self.query_keys.is_empty() {
+            field("query_keys", &self.query_keys);
+        }
+        if !self.connect_host.is_empty() {
+            field("connect_host", &self.connect_host);
+        }
+        field("status", &self.status);
+        field("decision", &self.decision.as_str());
+        if !self.reason.is_empty() {
+            field("reason", &format!("{:?}", self.reason));
+        }
+        field("secret_ids", &self.secret_ids.join(","));
+        field("secrets", &self.logged_secrets());
+        field("processors", &self.processors);
+        field("request_bytes", &self.request_bytes);
+        field("response_bytes", &self.response_bytes);
+        if let Some(ms) = self.upstream_ms {
+            field("upstream_ms", &ms);
+        }
+        field("total_ms", &self.total_ms);
+        if self.reflections > 0 {
+            field("reflections", &self.reflections);
+        }
+        if !self.pii.is_empty() {
+            field("pii", &self.pii.join(","));
+        }
+        out.push('\n');
+        out.into_bytes()
+    }
 }
+
+/// The longest secrets array a log line carries.
+const MAX_LOGGED_SECRETS: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub unseal_cache_entries: Gauge,
     pub rate_limit_keys: Gauge,
     pub buffered_body_bytes: Gauge,
+    /// Log lines dropped because the writer's queue was full (see `logging`).
+    log_lines_dropped: Gauge,
     sampler: std::sync::OnceLock<Sampler>,
 }
 
@@ -86,6 +88,7 @@ impl Metrics {
             unseal_cache_entries: Gauge::default(),
             rate_limit_keys: Gauge::default(),
             buffered_body_bytes: Gauge::default(),
+            log_lines_dropped: Gauge::default(),
             sampler: std::sync::OnceLock::new(),
         };
         registry.register(
@@ -174,6 +177,11 @@ impl Metrics {
                 "Request body bytes buffered now (bound: BUFFERED_BODY_BUDGET)",
                 &this.buffered_body_bytes,
             ),
+            (
+                "log_lines_dropped",
+                "Log lines (audit lines included) dropped because the writer fell behind",
+                &this.log_lines_dropped,
+            ),
         ] {
             registry.register(name, help, gauge.clone());
         }
@@ -220,6 +228,8 @@ impl Metrics {
         if let Some(sample) = self.sampler.get() {
             sample(self);
         }
+        self.log_lines_dropped
+            .set(i64::try_from(crate::logging::dropped_lines()).unwrap_or(i64::MAX));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

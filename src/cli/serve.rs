@@ -245,7 +245,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let debug = args.debug.as_deref().is_some_and(config::go_bool);
     let debug_tcp = args.debug_tcp.as_deref().is_some_and(config::go_bool);
     let config = args.into_config()?;
-    crate::logging::init(log_format, debug);
+    let _log = crate::logging::init(log_format, debug);
     if debug_tcp {
         tracing::warn!("DEBUG_TCP is not supported: a byte dump would hold credentials");
     }

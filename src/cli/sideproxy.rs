@@ -156,7 +156,7 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
     }
     let log_format = cmd.args.log_format;
     let config = cmd.args.into_config(&|name| std::env::var(name).ok())?;
-    crate::logging::init(log_format, false);
+    let _log = crate::logging::init(log_format, false);
     let runtime = super::runtime::build()?;
     runtime.block_on(async {
         let bound = Sidecar::bind(config)

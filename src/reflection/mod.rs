@@ -9,7 +9,7 @@
 //! overlapping matches of all guards, so one secret's pattern can never hide part of
 //! another's credential from its guard.
 //!
-//! What the guard cannot promise is in the README's threat model: credentials the
+//! What the guard cannot promise is in docs/security.md: credentials the
 //! upstream stores and serves later in another shape, partial echoes (a truncated
 //! quote), and encodings not listed in [`forms`].
 
