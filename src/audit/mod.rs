@@ -4,6 +4,7 @@
 
 mod entry;
 mod metrics;
+pub mod request_log;
 mod ring;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 pub use entry::{AuditEntry, Decision, MAX_ENTRY_BYTES};
 pub use metrics::Metrics;
+pub use request_log::RequestLog;
 pub use ring::{AuditQuery, AuditRing};
 
 /// Shared by every request of a process.

@@ -18,10 +18,10 @@ mod sigv4_processor;
 mod step;
 #[cfg(test)]
 mod test_keys;
-pub mod token_response;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
+pub use crate::exchange::Exchange;
 pub use client_credentials_processor::ClientCredentialsConfig;
 pub use fmt_dst::FmtDst;
 pub use github_app_processor::GitHubAppConfig;
@@ -34,7 +34,6 @@ pub use oauth2_processor::{OAuth2Config, OAuthToken};
 pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
 pub use step::{JwtStep, JwtUse, Step, StepContext, apply, finish};
-pub use token_response::{Exchange, TokenResponseError, TokenSealer};
 
 use crate::secret::{Params, SecretBytes};
 
@@ -248,5 +247,44 @@ impl Serialize for ProcessorConfig {
             Self::Multi(all) => map.serialize_entry(key, all)?,
         }
         map.end()
+    }
+}
+
+impl ProcessorConfig {
+    /// The token exchange this processor performs, looking inside `multi_processor`
+    /// (Go never seals nested exchanges, which leaks the token; here they are sealed).
+    pub fn exchange(&self) -> Option<Exchange> {
+        match self {
+            Self::Jwt(_) | Self::ClientCredentials(_) => Some(Exchange::OAuth),
+            Self::GitHubApp(_) => Some(Exchange::GitHubApp),
+            Self::Multi(all) => all.iter().find_map(Self::exchange),
+            _ => None,
+        }
+    }
+
+    /// The host a token exchange belongs to (from `token_url`, or its default): an
+    /// exchange secret without host validators may only be sent there, so a client
+    /// cannot hand the client secret or signed assertion to a server of its choosing.
+    pub fn exchange_host(&self) -> Option<String> {
+        let url = match self {
+            Self::Jwt(c) if c.token_url.is_empty() => jwt_processor::DEFAULT_TOKEN_URL,
+            Self::Jwt(c) => &c.token_url,
+            Self::ClientCredentials(c) => &c.token_url,
+            Self::GitHubApp(c) if c.token_url.is_empty() => github_app_processor::DEFAULT_TOKEN_URL,
+            Self::GitHubApp(c) => &c.token_url,
+            Self::Multi(all) => return all.iter().find_map(Self::exchange_host),
+            _ => return None,
+        };
+        url.parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_ascii_lowercase))
+    }
+
+    /// How many token exchanges this processor performs.
+    pub fn exchanges(&self) -> usize {
+        match self {
+            Self::Multi(all) => all.iter().map(Self::exchanges).sum(),
+            other => usize::from(other.exchange().is_some()),
+        }
     }
 }

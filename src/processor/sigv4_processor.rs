@@ -23,11 +23,8 @@
 //! wire-compat §7.3, and botocore's `SigV4Auth` through the running proxy
 //! (`tests/integration/sigv4.rs`).
 
-#[path = "sigv4/canonical.rs"]
 mod canonical;
-#[path = "sigv4/client_auth.rs"]
 mod client_auth;
-#[path = "sigv4/signer.rs"]
 mod signer;
 
 use http::request::Parts;
@@ -262,5 +259,4 @@ fn canonical_uri(path: &str, service: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "sigv4/tests.rs"]
 mod tests;

@@ -15,10 +15,10 @@ use super::Proxy;
 use super::pipeline;
 use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
+use crate::audit::request_log::RequestLog;
 use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
-use crate::request_log::RequestLog;
 use crate::secret::PROXY_TOKENIZER;
 
 /// What every request in a tunnel inherits from its CONNECT.
@@ -99,7 +99,7 @@ async fn serve(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let tunnel = tunnel.clone();
-        crate::listener::boxed_response(request(proxy, peer, tunnel, req))
+        crate::lifecycle::boxed_response(request(proxy, peer, tunnel, req))
     });
     let conn = super::listener::http1_builder(header_timeout)
         .serve_connection(io, service)

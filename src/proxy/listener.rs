@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
-use crate::listener::{Lifecycle, boxed_response, run_connection};
+use crate::lifecycle::{Lifecycle, boxed_response, run_connection};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
 /// `header_timeout` bounds how long request headers may take to arrive (slowloris).

@@ -18,13 +18,13 @@ use tokio::net::TcpListener;
 pub use listener::http1_builder;
 
 use crate::audit::Telemetry;
+use crate::audit::request_log::RequestLog;
 use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body, Budget, IdleTimeout};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
-use crate::listener::Lifecycle;
+use crate::lifecycle::Lifecycle;
 use crate::policy::{Limiter, Revocations, time::now_unix};
-use crate::request_log::RequestLog;
 use crate::secret::{CacheLimits, OpenKeys, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};

@@ -11,13 +11,13 @@ use hyper::upgrade::OnUpgrade;
 use super::Proxy;
 use super::prepare::{Prepared, RequestFacts, SecretSource, prepare};
 use super::target::Target;
+use crate::audit::request_log::RequestLog;
 use crate::auth::{FlySrc, FlySrcError};
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
 use crate::processor::{self, Step, StepContext};
 use crate::reflection::{Guard, GuardSet, GuardedBody};
-use crate::request_log::RequestLog;
 
 /// Run the pipeline for one request and forward it to `target`.
 pub async fn forward(

@@ -20,13 +20,14 @@ use std::time::Instant;
 use http::HeaderMap;
 
 use super::Proxy;
+use crate::audit::request_log::RequestLog;
 use crate::auth::{AuthConfig, AuthInput, Candidates, FlySrc, FlySrcError};
 use crate::error::ProxyError;
+use crate::exchange::TokenSealer;
 use crate::pii::PiiPolicy;
 use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
-use crate::processor::{ProcessorError, Step, TokenSealer};
+use crate::processor::{ProcessorError, Step};
 use crate::reflection::GuardSet;
-use crate::request_log::RequestLog;
 use crate::secret::{Opened, PROXY_TOKENIZER, Params, SealedDigest, TokenizerHeader, Unsealed};
 
 /// Headers that carry secrets, and the host their validators check.

@@ -18,10 +18,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Sidecar, forward, tls};
+use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
 use crate::error::SidecarError;
-use crate::listener::run_connection;
-use crate::request_log::RequestLog;
+use crate::lifecycle::run_connection;
 use crate::upstream::{DialError, dial_tcp};
 
 /// Serve one proxy-client connection.
@@ -37,7 +37,7 @@ pub async fn serve(
         service_fn(move |req| {
             let side = side.clone();
             let stop = stop.clone();
-            crate::listener::boxed_response(request(side, peer, stop, req))
+            crate::lifecycle::boxed_response(request(side, peer, stop, req))
         })
     };
     let conn = crate::proxy::http1_builder(header_timeout)

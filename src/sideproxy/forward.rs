@@ -9,10 +9,10 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use super::Sidecar;
+use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
 use crate::error::SidecarError;
 use crate::headers::{is_upgrade, strip_hop_by_hop};
-use crate::request_log::RequestLog;
 
 const FLY_SRC_OPTIN: HeaderName = HeaderName::from_static("fly-src-optin");
 const PROXY_TOKENIZER: HeaderName = HeaderName::from_static(crate::secret::PROXY_TOKENIZER);

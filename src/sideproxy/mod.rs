@@ -21,7 +21,7 @@ pub use config::SideproxyConfig;
 pub use tokenizer_client::TokenizerError;
 
 use crate::ca::{CaError, CertCache, CertificateAuthority, Provenance};
-use crate::listener::Lifecycle;
+use crate::lifecycle::Lifecycle;
 use crate::upstream::guard::listener_addrs;
 use crate::upstream::{Guard, Resolver};
 use tokenizer_client::TokenizerClient;

@@ -15,9 +15,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::{Sidecar, forward};
+use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
-use crate::listener::{boxed_response, run_connection};
-use crate::request_log::RequestLog;
+use crate::lifecycle::{boxed_response, run_connection};
 
 /// A client must finish its TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
