@@ -228,20 +228,18 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-/// A duration: `30s`, `500ms`, `2m`, or plain seconds.
+/// A duration, the one grammar of every flag that takes one: plain seconds (`30`), or
+/// `humantime`'s (`500ms`, `30s`, `2m`, `1h30m`, `7d`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 30s"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unknown unit (use ms, s or m)")),
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{s:?} is too large"));
     }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 30s, 500ms or 1h30m ({e})"))
 }
 
 /// `UPSTREAM_*` settings shared by serve and sideproxy.

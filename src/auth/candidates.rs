@@ -87,33 +87,10 @@ impl Candidates {
     }
 }
 
-/// Go's `url.QueryUnescape`: `%XX` decoding and `+` → space; `None` on a malformed
-/// escape or non-UTF-8 result. Hand-written because `percent-encoding` and
-/// `form_urlencoded` both accept malformed escapes silently, and Go's rejection decides
-/// whether a second candidate exists.
+/// Go's `url.QueryUnescape`, as text; `None` on a malformed escape or non-UTF-8 result.
 fn query_unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = (*bytes.get(i + 1)? as char).to_digit(16)?;
-                let lo = (*bytes.get(i + 2)? as char).to_digit(16)?;
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(std::mem::take(&mut *out)).ok()
+    let bytes = Zeroizing::new(crate::percent::query_unescape(s)?);
+    String::from_utf8(bytes.to_vec()).ok()
 }
 
 #[cfg(test)]

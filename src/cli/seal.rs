@@ -126,21 +126,8 @@ impl RuleArgs {
 
 /// `90s`, `15m`, `12h`, `30d` (or plain seconds) as seconds.
 fn parse_ttl(text: &str) -> Result<i64, String> {
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?}: want e.g. 15m, 12h or 30d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
-    };
-    Ok(n * mult)
+    let d = crate::config::parse_duration(text)?;
+    i64::try_from(d.as_secs()).map_err(|_| format!("{text:?} is too long"))
 }
 
 pub fn run(args: SealArgs) -> Result<(), Failure> {

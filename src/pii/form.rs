@@ -36,26 +36,6 @@ pub(super) fn redact(body: &[u8], kinds: KindSet, findings: &Findings) -> Option
     out
 }
 
-/// Percent-decode a form name or value: `+` is a space, `%XX` a byte, and a `%` not
-/// followed by two hex digits stays as it is.
 fn decode(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let hex = |j: usize| raw.get(j).and_then(|b| (*b as char).to_digit(16));
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(hi), Some(lo)) => {
-                    // Two hex digits: at most 0xff.
-                    out.push((hi * 16 + lo) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
+    crate::percent::form_decode(raw)
 }

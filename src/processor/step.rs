@@ -25,7 +25,7 @@ use super::replace::{ReplaceBody, Replacer};
 use super::sigv4_processor::SigV4Step;
 use crate::body::{self, Body, Budget, Read, read_bounded};
 use crate::secret::SecretBytes;
-use crate::secret::mac::hmac_sha256;
+use crate::secret::mac::{HmacSha256, hmac_sha256};
 
 /// One resolved action on the request.
 #[derive(Debug)]
@@ -275,14 +275,9 @@ async fn hmac_body(
     body: Body,
     ctx: &StepContext,
 ) -> Result<(Zeroizing<[u8; 32]>, Body), ProcessorError> {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.expose())
-        .expect("HMAC takes any key length");
+    let mut mac = HmacSha256::new(key.expose());
     let buffered = buffer(parts, body, ctx, |chunk| mac.update(chunk)).await?;
-    Ok((
-        Zeroizing::new(mac.finalize().into_bytes().into()),
-        buffered.into_body(),
-    ))
+    Ok((mac.finish(), buffered.into_body()))
 }
 
 /// Run the deferred SigV4 steps on the request as it will be sent.

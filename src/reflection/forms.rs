@@ -21,9 +21,7 @@ pub fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     out.push(Zeroizing::new(hex::encode_upper(value).into_bytes()));
     let url: String = form_urlencoded::byte_serialize(value).collect();
     out.push(Zeroizing::new(url.into_bytes()));
-    out.push(Zeroizing::new(escape(value, |b| {
-        (!(b.is_ascii_alphanumeric() || b"-._~".contains(&b))).then(|| format!("%{b:02X}"))
-    })));
+    out.push(Zeroizing::new(crate::percent::encode(value).into_bytes()));
     if let Ok(text) = std::str::from_utf8(value)
         && let Ok(json) = serde_json::to_string(text)
     {

@@ -7,12 +7,29 @@ use zeroize::Zeroizing;
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = HmacSha256::new(key);
     for part in parts {
         mac.update(part);
     }
-    Zeroizing::new(mac.finalize().into_bytes().into())
+    mac.finish()
+}
+
+/// HMAC-SHA256 over data that arrives in pieces (a request body as it streams).
+pub struct HmacSha256(Hmac<Sha256>);
+
+impl HmacSha256 {
+    pub fn new(key: &[u8]) -> Self {
+        // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+        Self(Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length"))
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.finalize().into_bytes().into())
+    }
 }
 
 #[cfg(test)]

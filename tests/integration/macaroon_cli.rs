@@ -294,7 +294,7 @@ fn bad_caveat_flags_exit_2_with_one_line() {
             &["--not-before", "soon"],
             "neither unix seconds nor RFC 3339",
         ),
-        (&["--ttl", "5"], "--ttl \"5\" is not a duration"),
+        (&["--ttl", "five"], "--ttl \"five\" is not a duration"),
         (&["--not-after", "1"], "already be expired"),
         (
             &["--not-before", "4102444800", "--not-after", "4000000000"],

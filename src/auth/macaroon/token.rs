@@ -13,7 +13,6 @@ use std::fmt;
 
 use crypto_box::aead::OsRng;
 use crypto_box::aead::rand_core::RngCore;
-use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -341,8 +340,5 @@ pub(super) fn open_sealed(key: &[u8; 32], sealed: &[u8]) -> Option<Tail> {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Tail {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(data);
-    Zeroizing::new(mac.finalize().into_bytes().into())
+    crate::secret::mac::hmac_sha256(key, &[data])
 }

@@ -124,15 +124,7 @@ fn trim_all(value: &[u8]) -> Vec<u8> {
 /// `httpbinding.EscapePath(path, false)`). Applied to the already-escaped request path,
 /// this is the "double encoding" every service but S3 expects.
 pub fn escape_path(path: &[u8]) -> String {
-    let mut out = String::with_capacity(path.len());
-    for &b in path {
-        if b == b'/' {
-            out.push('/');
-        } else {
-            push_encoded(&mut out, b);
-        }
-    }
-    out
+    crate::percent::encode_path(path)
 }
 
 /// Parse a raw query the way Go's `url.ParseQuery` does (pairs split on `&`; a pair with a
@@ -157,54 +149,11 @@ pub fn canonical_query(raw: &str) -> String {
         .join("&")
 }
 
-/// Go's `url.QueryUnescape`: `+` is a space; `%` must start two hex digits.
 fn unescape(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = hex_value(*bytes.get(i + 1)?)?;
-                let lo = hex_value(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
+    crate::percent::query_unescape(text)
 }
 
 /// SigV4's `UriEncode`: unreserved bytes as they are, everything else `%XX`.
 fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        push_encoded(&mut out, b);
-    }
-    out
-}
-
-fn push_encoded(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-        out.push(char::from(b));
-    } else {
-        out.push('%');
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
+    crate::percent::encode(bytes)
 }

@@ -1,7 +1,6 @@
 //! The signing half of SigV4: scope, string to sign, derived key, signature and the
 //! `Authorization` header. The secret and every key derived from it are zeroized.
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -69,8 +68,5 @@ fn signing_key(secret_key: &SecretString, scope: &Scope<'_>) -> Zeroizing<[u8; 3
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> Zeroizing<[u8; 32]> {
-    // HMAC accepts keys of any length, so new_from_slice cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(msg);
-    Zeroizing::new(mac.finalize().into_bytes().into())
+    crate::secret::mac::hmac_sha256(key, &[msg])
 }
