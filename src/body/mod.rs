@@ -3,12 +3,14 @@
 
 mod bounded;
 mod idle_timeout;
+mod transform;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
 pub use bounded::{Budget, Buffered, Read, ReadError, read_bounded};
 pub use idle_timeout::{IdleTimeout, Stalled};
+pub use transform::{Transform, TransformBody};
 
 /// Errors carried by bodies: from the client, the upstream, or a body adapter.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

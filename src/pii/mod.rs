@@ -37,7 +37,7 @@ pub use detect::{MAX_MATCH_LEN, Match, REDACTED, find};
 pub use findings::Findings;
 pub use kind::{KindSet, ParseKindError, PiiKind};
 pub use policy::{ParseActionError, PiiAction, PiiPolicy, parse_action};
-pub use redact_body::RedactBody;
+pub use redact_body::{MAX_CARRY, RedactBody, redact_body};
 
 /// A body after inspection, ready to forward.
 pub struct Inspected {
@@ -213,7 +213,7 @@ fn redact_buffered(
 
 fn streamed(body: Body, head: Bytes, kinds: KindSet, findings: Arc<Findings>) -> Inspected {
     Inspected {
-        body: RedactBody::new(body, kinds, findings.clone())
+        body: redact_body(body, kinds, findings.clone())
             .with_head(head)
             .boxed(),
         content_length: None,

@@ -6,16 +6,14 @@
 //! match are released at once, so streamed responses (server-sent events) are not
 //! delayed — and memory is bounded by the longest pattern, never by the body.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use zeroize::Zeroizing;
+
+use crate::body::{Transform, TransformBody};
 
 /// Patterns and their replacements, compiled once, shared by many bodies.
 pub struct Replacer {
@@ -140,35 +138,35 @@ fn failure(p: &[u8]) -> Vec<usize> {
     f
 }
 
-pin_project! {
-    /// A body with every pattern of a [`Replacer`] replaced.
-    pub struct ReplaceBody<B> {
-        #[pin]
-        inner: B,
-        replacer: Arc<Replacer>,
-        carry: BytesMut,
-        trailers: Option<http::HeaderMap>,
-        done: bool,
-        replaced: Arc<AtomicUsize>,
-    }
+/// A body with every pattern of a [`Replacer`] replaced.
+pub type ReplaceBody<B> = TransformBody<B, Replacing>;
+
+/// The streaming state of one replaced body.
+pub struct Replacing {
+    replacer: Arc<Replacer>,
+    carry: BytesMut,
+    replaced: Arc<AtomicUsize>,
 }
 
-impl<B> ReplaceBody<B> {
-    pub fn new(inner: B, replacer: Arc<Replacer>) -> Self {
-        Self::counting(inner, replacer, Arc::default())
-    }
+/// `inner` with every pattern of `replacer` replaced.
+pub fn replace_body<B>(inner: B, replacer: Arc<Replacer>) -> ReplaceBody<B> {
+    counting(inner, replacer, Arc::default())
+}
 
-    /// Like [`ReplaceBody::new`], adding the number of replacements to `replaced`.
-    pub fn counting(inner: B, replacer: Arc<Replacer>, replaced: Arc<AtomicUsize>) -> Self {
-        Self {
-            inner,
+/// Like [`replace_body`], adding the number of replacements to `replaced`.
+pub fn counting<B>(
+    inner: B,
+    replacer: Arc<Replacer>,
+    replaced: Arc<AtomicUsize>,
+) -> ReplaceBody<B> {
+    TransformBody::new(
+        inner,
+        Replacing {
             replacer,
             carry: BytesMut::new(),
-            trailers: None,
-            done: false,
             replaced,
-        }
-    }
+        },
+    )
 }
 
 /// Replace matches in `buf`, keeping back (in `buf`) what a later chunk could extend
@@ -198,65 +196,21 @@ fn drain(replacer: &Replacer, buf: &mut BytesMut, last: bool, replaced: &AtomicU
     Bytes::from(out)
 }
 
-impl<B> Body for ReplaceBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let mut this = self.project();
-        loop {
-            if *this.done {
-                if !this.carry.is_empty() {
-                    let tail = drain(this.replacer, this.carry, true, this.replaced);
-                    return Poll::Ready(Some(Ok(Frame::data(tail))));
-                }
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
-            }
-            match ready!(this.inner.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if this.carry.is_empty() && !this.replacer.is_match(&data) => {
-                        // The common case, without copying: nothing to replace, and
-                        // only a tail that could start a match is held back.
-                        let keep = this.replacer.pending_len(&data);
-                        this.carry.extend_from_slice(&data[data.len() - keep..]);
-                        if keep < data.len() {
-                            return Poll::Ready(Some(Ok(Frame::data(
-                                data.slice(..data.len() - keep),
-                            ))));
-                        }
-                    }
-                    Ok(data) => {
-                        this.carry.extend_from_slice(&data);
-                        let out = drain(this.replacer, this.carry, false, this.replaced);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
-                    Err(frame) => {
-                        // Trailers end the body: flush what is held back first.
-                        *this.trailers = frame.into_trailers().ok();
-                        *this.done = true;
-                    }
-                },
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => *this.done = true,
-            }
+impl Transform for Replacing {
+    fn push(&mut self, data: Bytes) -> Bytes {
+        if self.carry.is_empty() && !self.replacer.is_match(&data) {
+            // The common case, without copying: nothing to replace, and only a tail
+            // that could start a match is held back.
+            let keep = self.replacer.pending_len(&data);
+            self.carry.extend_from_slice(&data[data.len() - keep..]);
+            return data.slice(..data.len() - keep);
         }
+        self.carry.extend_from_slice(&data);
+        drain(&self.replacer, &mut self.carry, false, &self.replaced)
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.done && self.carry.is_empty() && self.trailers.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        // The length changes with the number of matches, so it is unknown (chunked).
-        SizeHint::default()
+    fn finish(&mut self) -> Bytes {
+        drain(&self.replacer, &mut self.carry, true, &self.replaced)
     }
 }
 
@@ -264,6 +218,7 @@ where
 mod tests {
     use super::*;
     use futures_util::stream;
+    use http_body::Frame;
     use http_body_util::{BodyExt, StreamBody};
 
     fn replacer(pairs: &[(&str, &str)]) -> Arc<Replacer> {
@@ -282,7 +237,7 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c.as_bytes()))))
             .collect();
         let count = Arc::new(AtomicUsize::new(0));
-        let body = ReplaceBody::counting(
+        let body = counting(
             StreamBody::new(stream::iter(frames)),
             replacer(pairs),
             count.clone(),

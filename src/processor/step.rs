@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::ProcessorError;
 use super::fmt_dst::{FmtArg, Format};
 use super::jwt_sign::JwtKey;
-use super::replace::{ReplaceBody, Replacer};
+use super::replace::{Replacer, replace_body};
 use super::sigv4_processor::SigV4Step;
 use crate::body::{self, Body, Budget, Read, read_bounded};
 use crate::secret::SecretBytes;
@@ -188,7 +188,7 @@ pub async fn apply(
                     Some(r) => {
                         // The length changes, so the body goes out chunked.
                         parts.headers.remove(header::CONTENT_LENGTH);
-                        body::boxed(ReplaceBody::new(body, r))
+                        body::boxed(replace_body(body, r))
                     }
                     None => body,
                 }

@@ -17,7 +17,7 @@ use crate::body::Body;
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
 use crate::processor::{self, Step, StepContext};
-use crate::reflection::{Guard, GuardSet, GuardedBody};
+use crate::reflection::{Guard, GuardSet};
 
 /// Run the pipeline for one request and forward it to `target`.
 pub async fn forward(
@@ -76,7 +76,7 @@ pub async fn forward(
         // Headers of every response are searched, a 101's included.
         let n = guards.mask_headers(&mut head.headers);
         count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        crate::body::boxed(GuardedBody::new(body, guards, count))
+        crate::body::boxed(guards.body(body, count))
     };
     let mut response = Response::from_parts(head, body);
     // Sealed after the guard: a token response that quotes another secret's credential

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 
 use super::GuardSet;
+use crate::body::Transform;
 
 /// The streaming state of one response (or one upgraded stream).
 pub struct Masker {
@@ -100,6 +102,28 @@ impl Masker {
             .max(straddle.unwrap_or(0));
         let _ = self.carry.split_to(emit);
         Bytes::from(out)
+    }
+}
+
+impl Transform for Masker {
+    fn push(&mut self, data: Bytes) -> Bytes {
+        Masker::push(self, data)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        Masker::finish(self)
+    }
+
+    /// Trailers are masked like headers.
+    fn trailers(&mut self, mut trailers: HeaderMap) -> HeaderMap {
+        let n = self.guards.mask_headers(&mut trailers);
+        self.count.fetch_add(n, Ordering::Relaxed);
+        trailers
+    }
+
+    /// Masks have the length of what they replace.
+    fn keeps_length(&self) -> bool {
+        true
     }
 }
 

@@ -13,7 +13,6 @@
 //! upstream stores and serves later in another shape, partial echoes (a truncated
 //! quote), and encodings not listed in [`forms`].
 
-mod body;
 mod forms;
 mod masker;
 
@@ -24,10 +23,10 @@ use aho_corasick::{Anchored, Input, MatchKind, dfa, nfa};
 use http::HeaderMap;
 use zeroize::Zeroizing;
 
-pub use body::GuardedBody;
 pub use forms::forms;
 pub use masker::Masker;
 
+use crate::body::TransformBody;
 use crate::secret::SecretBytes;
 
 /// Credentials shorter than this are not guarded: masking short strings would mangle
@@ -242,6 +241,16 @@ impl GuardSet {
         let mut out = text.to_vec();
         masker::mask_ranges(&mut out, &found, 0);
         (found.len(), Some(out))
+    }
+
+    /// `body` with every guarded credential masked as it streams (trailers too); `count`
+    /// adds one per masked match.
+    pub fn body<B>(
+        &self,
+        body: B,
+        count: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> TransformBody<B, Masker> {
+        TransformBody::new(body, Masker::new(self.clone(), count))
     }
 
     /// Mask header values in place; returns the number of matches.

@@ -161,7 +161,7 @@ async fn the_body_masks_data_and_trailers() {
         Ok(Frame::trailers(trailers)),
     ];
     let count = Arc::new(AtomicUsize::new(0));
-    let body = GuardedBody::new(StreamBody::new(stream::iter(frames)), guards, count.clone());
+    let body = guards.body(StreamBody::new(stream::iter(frames)), count.clone());
     let collected = body.collect().await.unwrap();
     let trailers = collected.trailers().cloned().unwrap();
     assert_eq!(trailers["grpc-message"], "[REDACTED]*****************");
