@@ -138,6 +138,7 @@ impl RequestLog {
         CountingBody {
             inner: body,
             bytes: self.request_bytes.clone(),
+            log: None,
         }
         .boxed()
     }
@@ -212,9 +213,9 @@ impl RequestLog {
         };
         self.entry.status = response.status().as_u16();
         let (head, body) = response.into_parts();
-        let body = AuditBody {
+        let body = CountingBody {
             inner: body,
-            bytes: 0,
+            bytes: Arc::default(),
             log: Some(self),
         };
         Response::from_parts(head, body.boxed())
@@ -240,11 +241,22 @@ impl RequestLog {
 }
 
 pin_project! {
-    /// Counts request body bytes.
+    /// Counts a body's data bytes; for a response, records the audit entry at the end
+    /// (or when dropped: the client went away).
     struct CountingBody {
         #[pin]
         inner: Body,
         bytes: Arc<AtomicU64>,
+        log: Option<RequestLog>,
+    }
+
+    impl PinnedDrop for CountingBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(log) = this.log.take() {
+                log.finish(this.bytes.load(Ordering::Relaxed));
+            }
+        }
     }
 }
 
@@ -258,61 +270,15 @@ impl http_body::Body for CountingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(f)) = &frame
-            && let Some(d) = f.data_ref()
-        {
-            this.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-pin_project! {
-    /// Counts response body bytes and records the audit entry at the end (or on drop).
-    struct AuditBody {
-        #[pin]
-        inner: Body,
-        bytes: u64,
-        log: Option<RequestLog>,
-    }
-
-    impl PinnedDrop for AuditBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(log) = this.log.take() {
-                log.finish(*this.bytes);
-            }
-        }
-    }
-}
-
-impl http_body::Body for AuditBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
                 if let Some(d) = f.data_ref() {
-                    *this.bytes += d.len() as u64;
+                    this.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
                 }
             }
             Some(Err(_)) | None => {
                 if let Some(log) = this.log.take() {
-                    log.finish(*this.bytes);
+                    log.finish(this.bytes.load(Ordering::Relaxed));
                 }
             }
         }

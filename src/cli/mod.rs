@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, dispatched here. Exit status 0 on
 //! success, 2 for bad input or configuration, 1 when running fails.
 
+mod admin_args;
 mod genkey;
 mod go_flags;
 mod key_args;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use admin_args::AdminArgs;
 pub use key_args::KeyArgs;
 pub use serve::ServeArgs;
 pub use sideproxy::{SideproxyArgs, SideproxyCommand};

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use super::{Failure, KeyArgs};
 use crate::auth::FlySrcVerifier;
-use crate::config::{self, ConfigError, LogFormat, ServeConfig, parse_bool, parse_size};
+use crate::config::{self, ConfigError, ServeConfig, parse_bool, parse_size};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -78,19 +78,8 @@ pub struct ServeArgs {
     /// Largest body a processor may buffer (HMAC); larger bodies get 413.
     #[arg(long, env = "MAX_BUFFERED_BODY", value_parser = parse_size, default_value = "10MiB")]
     pub max_buffered_body: usize,
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-    /// How many recent audit entries to keep in memory for /v1/audit.
-    #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
-    pub audit_ring_size: usize,
-    /// Listen here for /healthz, /readyz, /metrics, /v1/sealkey, /v1/seal, /v1/audit and
-    /// the dashboard.
-    #[arg(long, env = "ADMIN_ADDRESS")]
-    pub admin_address: Option<SocketAddr>,
-    /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub admin: super::AdminArgs,
     /// Scan request bodies for PII: off, redact (replace with [REDACTED]) or block (403).
     #[arg(long, env = "PII_ACTION", value_parser = crate::pii::parse_action, default_value = "off")]
     pub pii_action: crate::pii::PiiAction,
@@ -201,9 +190,9 @@ impl ServeArgs {
             flysrc,
             require_flysrc,
             revoked_secrets_file: self.revoked_secrets_file,
-            audit_ring_size: self.audit_ring_size,
-            admin_address: self.admin_address,
-            admin_token: config::admin_token(self.admin_token)?,
+            audit_ring_size: self.admin.audit_ring_size,
+            admin_address: self.admin.admin_address,
+            admin_token: config::admin_token(self.admin.admin_token)?,
             unseal_cache_bytes: self.unseal_cache_bytes,
             rate_limit_keys: self.rate_limit_keys,
             buffered_body_budget: self.buffered_body_budget,
@@ -241,7 +230,7 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    let log_format = args.log_format;
+    let log_format = args.admin.log_format;
     let debug = args.debug.as_deref().is_some_and(config::go_bool);
     let debug_tcp = args.debug_tcp.as_deref().is_some_and(config::go_bool);
     let config = args.into_config()?;

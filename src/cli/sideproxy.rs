@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::Failure;
 use super::serve::UpstreamArgs;
-use crate::config::{self, ConfigError, LogFormat};
+use crate::config::{self, ConfigError};
 use crate::secret::{SealKey, SecretString};
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
@@ -71,18 +71,8 @@ pub struct SideproxyArgs {
     #[arg(long, env = "TOKENIZER_TIMEOUT", value_parser = config::parse_duration,
           default_value = "600s")]
     pub tokenizer_timeout: Duration,
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-    /// How many recent audit entries to keep in memory for /v1/audit.
-    #[arg(long, env = "AUDIT_RING_SIZE", default_value_t = 1000)]
-    pub audit_ring_size: usize,
-    /// Listen here for /healthz, /readyz, /metrics, /v1/audit and the dashboard.
-    #[arg(long, env = "ADMIN_ADDRESS")]
-    pub admin_address: Option<SocketAddr>,
-    /// Bearer token required by /v1/seal, /v1/audit and /v1/stats.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub admin: super::AdminArgs,
     /// The tokenizer's seal key, so the admin API can seal (/v1/seal, /v1/sealkey).
     #[arg(long, env = "SEAL_KEY")]
     pub seal_key: Option<String>,
@@ -128,9 +118,9 @@ impl SideproxyArgs {
             upstream: self.upstream.config()?,
             tokenizer_timeout: self.tokenizer_timeout,
             drain_timeout: self.shutdown_timeout,
-            audit_ring_size: self.audit_ring_size,
-            admin_address: self.admin_address,
-            admin_token: crate::config::admin_token(self.admin_token)?,
+            audit_ring_size: self.admin.audit_ring_size,
+            admin_address: self.admin.admin_address,
+            admin_token: crate::config::admin_token(self.admin.admin_token)?,
             client_header_timeout: self.client_header_timeout,
             max_connections: self.max_connections,
             strip_client_headers: config::header_names(
@@ -154,7 +144,7 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
     if let Some(Action::Env(args)) = cmd.action {
         return print_env(&args);
     }
-    let log_format = cmd.args.log_format;
+    let log_format = cmd.args.admin.log_format;
     let config = cmd.args.into_config(&|name| std::env::var(name).ok())?;
     let _log = crate::logging::init(log_format, false);
     let runtime = super::runtime::build()?;
