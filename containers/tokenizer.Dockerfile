@@ -1,6 +1,8 @@
-# One small image with the `tokenizer` binary, used for both roles:
-#   tokenizer serve       (the tokenizer app; fly.toml)
-#   tokenizer sideproxy   (the sidecar container; cli-config.json)
+# One small image with the `tokenizer` binary, used for every role:
+#   tokenizer serve         (the tokenizer app; fly.toml)
+#   tokenizer sideproxy     (the sidecar container; cli-config.json)
+#   sideproxy-transparent   (the sidecar in transparent mode, cli-config.transparent.json:
+#                            loads the firewall with nft, then serves unprivileged)
 # Build from the repository root:
 #   docker build -f containers/tokenizer.Dockerfile -t tokenizer .
 
@@ -13,10 +15,11 @@ RUN cargo build --release --locked --bin tokenizer \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates nftables \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/sideproxy
 COPY --from=build /src/target/release/tokenizer /usr/local/bin/tokenizer
+COPY containers/sideproxy/transparent.sh /usr/local/bin/sideproxy-transparent
 # The sidecar keeps its CA here (CA_DIR); a volume keeps it across restarts.
 ENV CA_DIR=/var/lib/sideproxy
 # The defaults Go's image bakes in (its `serve -use-flysrc=true` and the fly-proxy

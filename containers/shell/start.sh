@@ -5,8 +5,13 @@
 #   2. Trust it: the system bundle (curl, git, gh, OpenSSL), certifi (Python), and a
 #      profile that exports SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
 #      GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS for login shells.
-#   3. Point the API hosts at the sidecar in the hosts file.
+#   3. Point the API hosts at the sidecar in the hosts file (hosts-file mode; skipped
+#      when SIDECAR_ADDRESSES is empty or "none", as in transparent mode, where the
+#      firewall sends the real addresses to the sidecar).
 #   4. Run the given command, or idle so `fly ssh console --container shell` can attach.
+#      With AGENT_USER (a user name or UID), the command runs as that user with no
+#      capabilities and no way back to root (no_new_privs): it cannot change the
+#      firewall of transparent mode.
 #
 # Every path and list can be overridden from the environment; the defaults are the
 # container's. Running it twice changes nothing the second time.
@@ -15,7 +20,8 @@ set -eu
 CA_URL=${CA_URL:-https://localhost/ca-cert.pem}
 CA_WAIT_SECONDS=${CA_WAIT_SECONDS:-60}
 API_HOSTS=${API_HOSTS:-"api.openai.com api.anthropic.com api.github.com"}
-SIDECAR_ADDRESSES=${SIDECAR_ADDRESSES:-"127.0.0.1 ::1"}
+SIDECAR_ADDRESSES=${SIDECAR_ADDRESSES-"127.0.0.1 ::1"}
+AGENT_USER=${AGENT_USER:-}
 CA_FILE=${CA_FILE:-/etc/ssl/certs/sideproxy-ca.pem}
 SYSTEM_CA_BUNDLE=${SYSTEM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 HOSTS_FILE=${HOSTS_FILE:-/etc/hosts}
@@ -38,7 +44,8 @@ until curl -fsSk --max-time 5 "$CA_URL" -o "$tmp" 2>/dev/null \
   waited=$((waited + 1))
 done
 mkdir -p "$(dirname "$CA_FILE")"
-cp "$tmp" "$CA_FILE"
+# Readable by every user (mktemp made the download 0600): AGENT_USER trusts it too.
+install -m 0644 "$tmp" "$CA_FILE"
 log "sidecar CA saved to $CA_FILE"
 
 # 2. Trust it. Appending is skipped when the bundle already holds this exact CA.
@@ -64,14 +71,25 @@ export NODE_EXTRA_CA_CERTS=$CA_FILE
 PROFILE
 
 # 3. The API hosts resolve to the sidecar.
-for addr in $SIDECAR_ADDRESSES; do
-  line="$addr $API_HOSTS"
-  grep -qxF "$line" "$HOSTS_FILE" 2>/dev/null || echo "$line" >> "$HOSTS_FILE"
-done
-log "$API_HOSTS -> $SIDECAR_ADDRESSES in $HOSTS_FILE"
+if [ -n "$SIDECAR_ADDRESSES" ] && [ "$SIDECAR_ADDRESSES" != none ]; then
+  for addr in $SIDECAR_ADDRESSES; do
+    line="$addr $API_HOSTS"
+    grep -qxF "$line" "$HOSTS_FILE" 2>/dev/null || echo "$line" >> "$HOSTS_FILE"
+  done
+  log "$API_HOSTS -> $SIDECAR_ADDRESSES in $HOSTS_FILE"
+else
+  log "hosts file left alone (SIDECAR_ADDRESSES is empty)"
+fi
 
 # 4. Hand over.
 if [ "$#" -gt 0 ]; then
+  if [ -n "$AGENT_USER" ] && [ "$(id -u)" = 0 ]; then
+    home=$(getent passwd "$AGENT_USER" | cut -d: -f6 || true)
+    log "running $1 as $AGENT_USER"
+    exec setpriv --reuid="$AGENT_USER" --regid="$AGENT_USER" --clear-groups \
+      --inh-caps=-all --bounding-set=-all --no-new-privs \
+      env HOME="${home:-${HOME:-/}}" "$@"
+  fi
   exec "$@"
 fi
 log "ready"

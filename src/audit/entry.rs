@@ -47,6 +47,9 @@ pub struct AuditEntry {
     pub unix_ms: i64,
     /// `serve` or `sideproxy`.
     pub role: &'static str,
+    /// How the sidecar got the connection, when it matters (`transparent`).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub mode: &'static str,
     pub source: String,
     /// The verified Fly-Src, as `org/app/instance`.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -207,6 +210,9 @@ impl AuditEntry {
             let _ = write!(out, " {k}={v}");
         };
         field("role", &self.role);
+        if !self.mode.is_empty() {
+            field("mode", &self.mode);
+        }
         field("source", &self.source);
         if !self.flysrc.is_empty() {
             field("flysrc", &self.flysrc);
@@ -259,6 +265,7 @@ mod tests {
             timestamp: String::new(),
             unix_ms: 0,
             role: "serve",
+            mode: "",
             source: long.clone(),
             flysrc: long.clone(),
             method: long.clone(),

@@ -104,6 +104,7 @@ impl RequestLog {
                 timestamp: now.format(&Rfc3339).unwrap_or_default(),
                 unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
                 role,
+                mode: "",
                 source: source.to_string(),
                 flysrc: String::new(),
                 method: method.to_string(),
@@ -141,6 +142,40 @@ impl RequestLog {
             log: None,
         }
         .boxed()
+    }
+
+    /// A connection that is no HTTP request the proxy reads (a spliced or refused TLS or
+    /// TCP stream): `kind` (`TLS`, `HTTP`, `TCP`) stands as the method, `host:port` as
+    /// the host.
+    pub fn for_stream(
+        telemetry: &Arc<Telemetry>,
+        role: &'static str,
+        source: SocketAddr,
+        kind: &str,
+        host: &str,
+        port: u16,
+    ) -> Self {
+        let method = http::Method::from_bytes(kind.as_bytes()).unwrap_or(http::Method::GET);
+        let mut log = Self::new(
+            telemetry,
+            role,
+            source,
+            &method,
+            &http::Uri::from_static("/"),
+            &http::HeaderMap::new(),
+        );
+        log.entry.host = if host.is_empty() {
+            format!(":{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        log.entry.path = String::new();
+        log
+    }
+
+    /// How the connection came in (`transparent`).
+    pub fn set_mode(&mut self, mode: &'static str) {
+        self.entry.mode = mode;
     }
 
     pub fn set_connect_host(&mut self, host: &str) {

@@ -114,6 +114,7 @@ mod tests {
             timestamp: String::new(),
             unix_ms: ms,
             role: "serve",
+            mode: "",
             source: "127.0.0.1:1".into(),
             flysrc: String::new(),
             method: "GET".into(),

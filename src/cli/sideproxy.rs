@@ -1,7 +1,7 @@
 //! `tokenizer sideproxy`: run the TLS-forging sidecar; `tokenizer sideproxy env`: print
 //! the variables a sandbox needs to use it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use super::serve::UpstreamArgs;
 use crate::config::{self, ConfigError};
 use crate::secret::{SealKey, SecretString};
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
+use crate::sideproxy::firewall::{self, Firewall};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
 
 #[derive(Parser, Clone, Debug)]
@@ -27,6 +28,30 @@ pub struct SideproxyCommand {
 enum Action {
     /// Print `export` lines for a sandbox: proxy and CA bundle variables.
     Env(EnvArgs),
+    /// Print (or, with --apply, load) the nftables ruleset of transparent mode.
+    Firewall(FirewallArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+struct FirewallArgs {
+    /// Load the ruleset with `nft -f -` instead of printing it (needs CAP_NET_ADMIN).
+    #[arg(long)]
+    apply: bool,
+    /// The sidecar's transparent listener port.
+    #[arg(long, env = "TRANSPARENT_PORT")]
+    transparent_port: u16,
+    /// The sidecar's UID, whose connections are left alone [default: this process's].
+    #[arg(long, env = "SIDECAR_UID")]
+    sidecar_uid: Option<u32>,
+    /// Resolvers DNS may reach (comma list) [default: the nameservers of resolv.conf].
+    #[arg(long, env = "DNS_SERVERS")]
+    dns_servers: Option<String>,
+    /// Destinations every UID may reach directly (comma list of CIDRs or addresses).
+    #[arg(long, env = "ALLOW_CIDRS", default_value = "")]
+    allow_cidrs: String,
+    /// The resolv.conf whose nameservers DNS may reach.
+    #[arg(long, env = "RESOLV_CONF", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -62,7 +87,12 @@ pub struct SideproxyArgs {
     /// Also listen as an HTTP CONNECT proxy here (for HTTPS_PROXY clients).
     #[arg(long, env = "HTTPS_PROXY_ADDRESS")]
     pub https_proxy_address: Option<SocketAddr>,
-    /// Hosts tunnelled without interception in CONNECT mode: host, host:port, *.domain.
+    /// Also listen here (on BIND_ADDRESSES) for connections the sandbox firewall
+    /// redirected (`tokenizer sideproxy firewall`): transparent mode.
+    #[arg(long, env = "TRANSPARENT_PORT")]
+    pub transparent_port: Option<u16>,
+    /// Hosts tunnelled without interception (CONNECT and transparent modes): host,
+    /// host:port, *.domain.
     #[arg(long, env = "PASSTHROUGH")]
     pub passthrough: Option<String>,
     #[command(flatten)]
@@ -114,6 +144,7 @@ impl SideproxyArgs {
             tokenizer_auth: self.tokenizer_auth.map(SecretString::new),
             ca_dir: self.ca_dir,
             https_proxy_address: self.https_proxy_address,
+            transparent_port: self.transparent_port,
             passthrough: Passthrough::parse(self.passthrough.as_deref().unwrap_or(""))?,
             upstream: self.upstream.config()?,
             tokenizer_timeout: self.tokenizer_timeout,
@@ -141,8 +172,10 @@ impl SideproxyArgs {
 }
 
 pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
-    if let Some(Action::Env(args)) = cmd.action {
-        return print_env(&args);
+    match cmd.action {
+        Some(Action::Env(args)) => return print_env(&args),
+        Some(Action::Firewall(args)) => return firewall(args),
+        None => {}
     }
     let log_format = cmd.args.admin.log_format;
     let config = cmd.args.into_config(&|name| std::env::var(name).ok())?;
@@ -170,4 +203,49 @@ fn print_env(args: &EnvArgs) -> Result<(), Failure> {
     }
     print!("{}", env::exports(&args.ca_dir, args.https_proxy_address));
     Ok(())
+}
+
+fn firewall(args: FirewallArgs) -> Result<(), Failure> {
+    let dns_servers = match args.dns_servers.as_deref() {
+        Some(list) => config::comma_list(list)
+            .map(|a| {
+                a.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
+                    name: "DNS_SERVERS",
+                    detail: format!("{a:?} is not an IP address"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let conf = std::fs::read_to_string(&args.resolv_conf).map_err(|e| {
+                Failure::Input(format!(
+                    "{}: {e} (set DNS_SERVERS instead)",
+                    args.resolv_conf.display()
+                ))
+            })?;
+            firewall::resolvers(&conf)
+        }
+    };
+    let rules = Firewall {
+        transparent_port: args.transparent_port,
+        sidecar_uid: args.sidecar_uid.unwrap_or_else(current_uid),
+        dns_servers,
+        allow: config::cidrs("ALLOW_CIDRS", &args.allow_cidrs)?,
+    };
+    if !args.apply {
+        print!("{}", rules.ruleset());
+        return Ok(());
+    }
+    rules.apply().map_err(|e| Failure::Runtime(e.to_string()))?;
+    eprintln!(
+        "tokenizer sideproxy firewall: table inet {} loaded (TCP 80/443 -> :{}, exempt uid {})",
+        firewall::TABLE,
+        rules.transparent_port,
+        rules.sidecar_uid
+    );
+    Ok(())
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
 }

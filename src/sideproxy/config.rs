@@ -22,6 +22,8 @@ pub struct SideproxyConfig {
     pub tokenizer_auth: Option<SecretString>,
     pub ca_dir: PathBuf,
     pub https_proxy_address: Option<SocketAddr>,
+    /// The transparent listener's port (`TRANSPARENT_PORT`), on `BIND_ADDRESSES`.
+    pub transparent_port: Option<u16>,
     pub passthrough: Passthrough,
     pub upstream: UpstreamConfig,
     /// How long the tokenizer may take to send response headers.

@@ -5,9 +5,11 @@
 pub mod config;
 mod connect_proxy;
 pub mod env;
+pub mod firewall;
 mod forward;
 mod tls;
 mod tokenizer_client;
+mod transparent;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +64,7 @@ pub struct Bound {
     side: Arc<Sidecar>,
     tls: Vec<TcpListener>,
     proxy: Option<TcpListener>,
+    transparent: Vec<TcpListener>,
     admin: Option<TcpListener>,
     provenance: Provenance,
 }
@@ -77,6 +80,10 @@ impl Sidecar {
                     .map_err(|source| SetupError::Bind { addr, source })?,
             ),
             None => None,
+        };
+        let transparent = match config.transparent_port {
+            Some(port) => bind_all(&config.bind, port).await?,
+            None => Vec::new(),
         };
         let admin = match config.admin_address {
             Some(addr) => Some(
@@ -114,7 +121,12 @@ impl Sidecar {
         });
 
         let mut own: Vec<SocketAddr> = Vec::new();
-        for l in tls.iter().chain(proxy.as_ref()).chain(admin.as_ref()) {
+        for l in tls
+            .iter()
+            .chain(proxy.as_ref())
+            .chain(&transparent)
+            .chain(admin.as_ref())
+        {
             if let Ok(addr) = l.local_addr() {
                 own.extend(listener_addrs(addr));
             }
@@ -140,6 +152,7 @@ impl Sidecar {
             side,
             tls,
             proxy,
+            transparent,
             admin,
             provenance,
         })
@@ -160,6 +173,14 @@ impl Bound {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// Addresses of the transparent listeners (`TRANSPARENT_PORT`).
+    pub fn transparent_addrs(&self) -> Vec<SocketAddr> {
+        self.transparent
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
     /// Address of the HTTPS_PROXY listener.
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
         self.proxy.as_ref().and_then(|l| l.local_addr().ok())
@@ -176,6 +197,7 @@ impl Bound {
         tracing::info!(
             tls = ?self.tls.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
             https_proxy = ?self.proxy.as_ref().and_then(|l| l.local_addr().ok()),
+            transparent = ?self.transparent.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
             targets = ?side.config.targets.hosts().collect::<Vec<_>>(),
             ca = %side.config.ca_dir.join("ca.pem").display(),
             ca_provenance = ?self.provenance,
@@ -189,6 +211,16 @@ impl Bound {
                 lifecycle
                     .accept(listener, move |stream, peer, stop| {
                         tls::serve(side.clone(), stream, peer, stop, None)
+                    })
+                    .await;
+            });
+        }
+        for listener in self.transparent {
+            let (side, lifecycle) = (side.clone(), lifecycle.clone());
+            accepting.spawn(async move {
+                lifecycle
+                    .accept(listener, move |stream, peer, stop| {
+                        transparent::serve(side.clone(), stream, peer, stop)
                     })
                     .await;
             });

@@ -34,6 +34,33 @@ pub async fn serve<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_as(side, io, peer, stop, pinned, None).await;
+}
+
+/// A connection the firewall redirected (transparent mode), whose ClientHello named
+/// `sni`: served as on the TLS listener, logged with `"mode":"transparent"`.
+pub async fn serve_transparent<IO>(
+    side: Arc<Sidecar>,
+    io: IO,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    sni: String,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_as(side, io, peer, stop, Some(sni), Some("transparent")).await;
+}
+
+async fn serve_as<IO>(
+    side: Arc<Sidecar>,
+    io: IO,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    pinned: Option<String>,
+    mode: Option<&'static str>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, side.acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -57,7 +84,7 @@ pub async fn serve<IO>(
     let service = service_fn(move |req| {
         let side = side.clone();
         let sni = sni.clone();
-        boxed_response(async move { request(&side, peer, &sni, req).await })
+        boxed_response(async move { request(&side, peer, &sni, mode, req).await })
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -73,11 +100,15 @@ async fn request(
     side: &Sidecar,
     peer: SocketAddr,
     sni: &str,
+    mode: Option<&'static str>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
     let mut log = RequestLog::start(&side.telemetry, "sideproxy", peer, &parts);
     log.set_host(sni);
+    if let Some(mode) = mode {
+        log.set_mode(mode);
+    }
     let result = if sni == CA_HOST {
         Ok(ca_certificate(side, &parts))
     } else {

@@ -141,14 +141,19 @@ pub fn fly_toml_env() -> Vec<(String, String)> {
 
 /// A container of cli-config.json by name.
 pub fn container(name: &str) -> Value {
-    let text = std::fs::read_to_string(root().join("cli-config.json")).unwrap();
+    container_in("cli-config.json", name)
+}
+
+/// A container of a machine configuration file (cli-config*.json) by name.
+pub fn container_in(file: &str, name: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["config"]["containers"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("cli-config.json has no container {name}"))
+        .unwrap_or_else(|| panic!("{file} has no container {name}"))
         .clone()
 }
 

@@ -13,6 +13,8 @@ pub struct HostState {
     profile_d: Vec<String>,
     links: Vec<String>,
     routes: String,
+    /// The host's nftables ruleset (empty without nft).
+    firewall: String,
     etc_netns: bool,
 }
 
@@ -64,7 +66,13 @@ impl HostState {
                 routes.push('\n');
             }
         }
+        let firewall = std::process::Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         Self {
+            firewall,
             hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
             ca_bundle: digest("/etc/ssl/certs/ca-certificates.crt"),
             ssl_certs: names("/etc/ssl/certs"),

@@ -30,6 +30,14 @@ pub const TOKENIZER_ADDR: &str = "10.213.0.2";
 pub const TOKENIZER_INET_ADDR: &str = "10.213.1.1";
 /// The fake API servers.
 pub const INTERNET_ADDR: &str = "10.213.1.2";
+/// Another address of the fake internet (on its loopback), routed only in the
+/// transparent test: a resolver no resolv.conf names, a server no hosts file names.
+pub const OTHER_ADDR: &str = "10.213.9.9";
+/// IPv6 addresses of the same links (transparent test only).
+pub const SHELL_ADDR6: &str = "fd00:213::1";
+pub const TOKENIZER_ADDR6: &str = "fd00:213::2";
+pub const TOKENIZER_INET_ADDR6: &str = "fd00:213:1::1";
+pub const INTERNET_ADDR6: &str = "fd00:213:1::2";
 /// The internet link's subnet (the tokenizer's UPSTREAM_ALLOW_CIDRS).
 pub const INTERNET_NET: &str = "10.213.1.0/30";
 
@@ -83,14 +91,15 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// Create and wire the namespaces (see the module documentation).
-    pub fn create() -> Self {
+    /// Create and wire the namespaces (see the module documentation). `tag` tells one
+    /// test's machine from another's: `tkz-{tag}shell-PID`, ….
+    pub fn create(tag: &str) -> Self {
         remove_stale();
         let pid = std::process::id();
         let mut ns = Self {
-            shell: format!("{PREFIX}shell-{pid}"),
-            tokenizer: format!("{PREFIX}tok-{pid}"),
-            internet: format!("{PREFIX}inet-{pid}"),
+            shell: format!("{PREFIX}{tag}shell-{pid}"),
+            tokenizer: format!("{PREFIX}{tag}tok-{pid}"),
+            internet: format!("{PREFIX}{tag}inet-{pid}"),
             made: Vec::new(),
         };
         for name in [ns.shell.clone(), ns.tokenizer.clone(), ns.internet.clone()] {
@@ -117,6 +126,105 @@ impl Namespaces {
             ip(&["-n", name, "link", "set", dev, "up"]);
         }
         ns
+    }
+
+    /// The namespaces' names.
+    pub fn names(&self) -> Vec<String> {
+        vec![
+            self.shell.clone(),
+            self.tokenizer.clone(),
+            self.internet.clone(),
+        ]
+    }
+
+    /// Let the shell reach the fake internet directly, over IPv4 and IPv6, as a machine
+    /// on the real internet can (the transparent test: only the firewall stops it). The
+    /// tokenizer's namespace routes between the two links; the internet also answers on
+    /// [`OTHER_ADDR`], an address of no server the shell is told about.
+    pub fn route_shell_to_internet(&self) {
+        let (shell, tok, inet) = (&self.shell, &self.tokenizer, &self.internet);
+        for (name, dev, addr) in [
+            (shell, "eth0", SHELL_ADDR6),
+            (tok, "to-shell", TOKENIZER_ADDR6),
+            (tok, "to-inet", TOKENIZER_INET_ADDR6),
+            (inet, "eth0", INTERNET_ADDR6),
+        ] {
+            ip(&[
+                "-n",
+                name,
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+        }
+        ip(&[
+            "-n",
+            inet,
+            "addr",
+            "add",
+            &format!("{OTHER_ADDR}/32"),
+            "dev",
+            "lo",
+        ]);
+        ip(&[
+            "-n",
+            shell,
+            "route",
+            "add",
+            "default",
+            "via",
+            TOKENIZER_ADDR,
+        ]);
+        ip(&[
+            "-n",
+            shell,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            TOKENIZER_ADDR6,
+        ]);
+        ip(&[
+            "-n",
+            inet,
+            "route",
+            "add",
+            "default",
+            "via",
+            TOKENIZER_INET_ADDR,
+        ]);
+        ip(&[
+            "-n",
+            inet,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            TOKENIZER_INET_ADDR6,
+        ]);
+        ip(&["-n", tok, "route", "add", OTHER_ADDR, "via", INTERNET_ADDR]);
+        // /proc/sys/net belongs to the namespace of the process that opens it.
+        for key in ["ipv4/ip_forward", "ipv6/conf/all/forwarding"] {
+            let file = format!("/proc/sys/net/{key}");
+            let status = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    tok,
+                    "sh",
+                    "-c",
+                    &format!("echo 1 > {file}"),
+                ])
+                .status()
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(status.success(), "echo 1 > {file} in {tok} failed");
+        }
     }
 
     /// Create `/etc/netns/NAME/` for one of this run's namespaces.

@@ -40,7 +40,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn need(program: &str, package: &str) -> PathBuf {
+pub fn need(program: &str, package: &str) -> PathBuf {
     which(program).unwrap_or_else(|| {
         panic!(
             "the end-to-end test needs `{program}` on PATH (Debian package {package}; \
@@ -75,6 +75,15 @@ impl Tools {
         let python = venv_bin.join("python3");
         let requirements = root().join("tests/e2e/requirements.txt");
         let wanted = std::fs::read_to_string(&requirements).unwrap();
+        // The system's interpreter when there is one: the venv links to its base, which
+        // the transparent test's unprivileged user must be able to run (a pyenv build
+        // under /root is not).
+        let base = if Path::new("/usr/bin/python3").exists() {
+            PathBuf::from("/usr/bin/python3")
+        } else {
+            need("python3", "python3-venv")
+        };
+        let wanted = format!("{}\n{wanted}", base.display());
         let stamp = venv.join("requirements.stamp");
         let certifi_pristine = venv.join("certifi-pristine.pem");
         if !(python.exists()
@@ -83,7 +92,7 @@ impl Tools {
         {
             let _ = std::fs::remove_dir_all(&venv);
             run(
-                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                Command::new(&base).args(["-m", "venv"]).arg(&venv),
                 "python3 -m venv (Python 3 with its venv module)",
             );
             run(
