@@ -82,6 +82,11 @@ pub struct ServeConfig {
     pub buffered_body_budget: usize,
     /// How long a request body may send nothing before it is cut (`CLIENT_BODY_TIMEOUT`).
     pub client_body_timeout: Duration,
+    /// The fleet's Redis (`REDIS_URL`, …); `None`: limits and revocations per instance.
+    pub fleet: Option<crate::fleet::FleetConfig>,
+    /// How long a `max_requests` count is kept after a secret's last use when the secret
+    /// has no `expires_at` (`MAX_REQUESTS_RETENTION`).
+    pub max_requests_retention: Duration,
 }
 
 /// `ADMIN_TOKEN`: unset leaves the admin API open (documented); set, it must not be

@@ -54,7 +54,8 @@ pub enum ProxyError {
     /// PII scanning refused the body, or could not read it.
     #[error("{0}")]
     Pii(crate::pii::PiiError),
-    /// A secret's `rate_limit` is exhausted, or no counter is free for it.
+    /// A secret's `rate_limit` or `max_requests` is spent, no counter is free for it,
+    /// or the fleet's counters are unreachable with `REDIS_FAILURE=closed` (503).
     #[error("{}", rate_limit_message(*.0))]
     RateLimited(Refusal),
     /// A credential the reflection guard cannot take (too long).
@@ -73,6 +74,10 @@ fn rate_limit_message(refusal: Refusal) -> String {
             "rate limited: too many rate-limited secrets in use; retry in {}s",
             retry_secs(wait)
         ),
+        Refusal::Exhausted => "rate limited: this secret's max_requests are used up".to_owned(),
+        Refusal::Unavailable => {
+            "service unavailable: the fleet's limits and revocations cannot be checked".to_owned()
+        }
     }
 }
 
@@ -102,6 +107,7 @@ impl ProxyError {
             | Self::TokenResponse(_)
             | Self::UnreadableResponse => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Self::RateLimited(Refusal::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Pii(crate::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
             Self::Pii(crate::pii::PiiError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -136,9 +142,14 @@ impl ProxyError {
 
     pub fn into_response(self) -> Response<Body> {
         let mut resp = error_response(self.status(), &self.public_message());
-        if let Self::RateLimited(Refusal::Wait(wait) | Refusal::Full(wait)) = self {
+        let retry = match self {
+            Self::RateLimited(Refusal::Wait(wait) | Refusal::Full(wait)) => Some(retry_secs(wait)),
+            Self::RateLimited(Refusal::Unavailable) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(wait)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -198,6 +209,7 @@ impl IntoErrorResponse for ProxyError {
 
     fn decision(&self) -> Decision {
         match self {
+            Self::RateLimited(Refusal::Unavailable) => Decision::Error,
             Self::RateLimited(_) => Decision::RateLimited,
             Self::Pii(crate::pii::PiiError::Blocked(_) | crate::pii::PiiError::TooLarge) => {
                 Decision::PiiBlocked

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exchange;
+pub mod fleet;
 pub mod hardening;
 pub mod headers;
 pub mod lifecycle;

@@ -1,6 +1,6 @@
 //! The admin listener (`ADMIN_ADDRESS`), for `serve` and `sideproxy`: health, metrics,
-//! the seal key, sealing (the stateless counterpart of a token API), the audit tail, and
-//! a live dashboard.
+//! the seal key, sealing (the stateless counterpart of a token API), revocation across
+//! the fleet, the audit tail, and a live dashboard.
 
 mod dashboard;
 mod routes;
@@ -27,6 +27,9 @@ pub struct AdminState {
     pub admin_token: Option<Arc<SecretString>>,
     /// Cancelled when the process starts shutting down: `/readyz` then answers 503.
     pub stopping: CancellationToken,
+    /// The fleet's Redis (`serve` with `REDIS_URL`): `/readyz` reports it and
+    /// `/v1/revoke` writes to it.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// The admin API.
@@ -38,6 +41,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(routes::metrics))
         .route("/v1/sealkey", get(routes::sealkey))
         .route("/v1/seal", post(routes::seal))
+        .route("/v1/revoke", post(routes::revoke))
         .route("/v1/audit", get(routes::audit))
         .route("/v1/stats", get(routes::stats))
         .fallback(routes::not_found)

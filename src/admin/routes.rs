@@ -38,11 +38,30 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `ready`, or 503 while shutting down. With `REDIS_URL`, a second line gives the fleet
+/// view (`redis: up 0.4ms` / `redis: down`); Redis down makes the instance unready only
+/// with `REDIS_FAILURE=closed`, where it would refuse every secret anyway.
 pub async fn readyz(State(state): State<AdminState>) -> Response {
     if state.stopping.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    "ready\n".into_response()
+    let Some(fleet) = &state.fleet else {
+        return "ready\n".into_response();
+    };
+    let health = fleet.health();
+    let redis = if health.is_up() {
+        format!("redis: up {:.1}ms", health.rtt().as_secs_f64() * 1000.0)
+    } else {
+        "redis: down".to_owned()
+    };
+    if !health.is_up() && fleet.failure() == crate::fleet::FailureMode::Closed {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{redis} (REDIS_FAILURE=closed)\n"),
+        )
+            .into_response();
+    }
+    format!("ready\n{redis}\n").into_response()
 }
 
 pub async fn metrics(State(state): State<AdminState>) -> Response {
@@ -114,6 +133,67 @@ pub async fn seal(
         "warnings": warnings,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    id: Option<String>,
+    digest: Option<String>,
+    sealed: Option<String>,
+}
+
+/// `POST /v1/revoke` `{"id": …}`, `{"digest": …}` or `{"sealed": …}`: add to the fleet's
+/// revocations; every instance refuses the secret within a second. Needs `ADMIN_TOKEN`
+/// (an open admin listener must not let anyone revoke) and `REDIS_URL`.
+pub async fn revoke(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.admin_token.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "set ADMIN_TOKEN to enable /v1/revoke",
+        );
+    }
+    if let Some(refusal) = denied(&state, &headers) {
+        return refusal;
+    }
+    let Some(fleet) = &state.fleet else {
+        return error(
+            StatusCode::CONFLICT,
+            "no REDIS_URL: revoke with REVOKED_SECRETS_FILE",
+        );
+    };
+    let body = zeroize::Zeroizing::new(body.to_vec());
+    let request: RevokeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "want {\"id\": …}, {\"digest\": …} or {\"sealed\": …}",
+            );
+        }
+    };
+    let entry = match (request.id, request.digest, request.sealed) {
+        (Some(id), None, None) => id,
+        (None, Some(digest), None) => digest,
+        (None, None, Some(sealed)) => sealed_digest(&sealed),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of id, digest, sealed",
+            );
+        }
+    };
+    let entry = match crate::fleet::revocations::entry(&entry) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match fleet.revoke(&entry).await {
+        Ok(()) => {
+            tracing::info!(entry = %entry, "revoked across the fleet");
+            Json(json!({"revoked": entry})).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 pub async fn audit(

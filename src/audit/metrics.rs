@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use super::entry::AuditEntry;
 
@@ -50,7 +51,21 @@ pub struct Metrics {
     pub buffered_body_bytes: Gauge,
     /// Log lines dropped because the writer's queue was full (see `logging`).
     log_lines_dropped: Gauge,
+    /// The fleet's Redis, with `REDIS_URL`.
+    pub fleet: Option<FleetMetrics>,
     sampler: std::sync::OnceLock<Sampler>,
+}
+
+/// The fleet's Redis as the last scrape saw it.
+pub struct FleetMetrics {
+    /// 1 while Redis answers pings.
+    pub up: Gauge,
+    /// The last ping's round trip.
+    pub rtt_seconds: Gauge<f64, AtomicU64>,
+    /// Failed Redis calls and pings since start.
+    pub errors: Gauge,
+    /// Entries of the fleet's revocation set this instance holds.
+    pub revocations: Gauge,
 }
 
 /// Reads the proxy's table sizes into the gauges before they are encoded.
@@ -62,7 +77,8 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// `fleet`: also export the fleet's Redis health.
+    pub fn new(fleet: bool) -> Self {
         let mut registry = Registry::with_prefix("tokenizer");
         let requests = Family::<RequestLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
@@ -89,6 +105,12 @@ impl Metrics {
             rate_limit_keys: Gauge::default(),
             buffered_body_bytes: Gauge::default(),
             log_lines_dropped: Gauge::default(),
+            fleet: fleet.then(|| FleetMetrics {
+                up: Gauge::default(),
+                rtt_seconds: Gauge::default(),
+                errors: Gauge::default(),
+                revocations: Gauge::default(),
+            }),
             sampler: std::sync::OnceLock::new(),
         };
         registry.register(
@@ -185,6 +207,28 @@ impl Metrics {
         ] {
             registry.register(name, help, gauge.clone());
         }
+        if let Some(f) = &this.fleet {
+            registry.register(
+                "redis_up",
+                "1 while the fleet's Redis answers",
+                f.up.clone(),
+            );
+            registry.register(
+                "redis_rtt_seconds",
+                "Round trip of the last ping to the fleet's Redis",
+                f.rtt_seconds.clone(),
+            );
+            registry.register(
+                "redis_errors",
+                "Failed calls and pings to the fleet's Redis since start",
+                f.errors.clone(),
+            );
+            registry.register(
+                "fleet_revocations",
+                "Entries of the fleet's revocation set held by this instance",
+                f.revocations.clone(),
+            );
+        }
         Self { registry, ..this }
     }
 
@@ -239,6 +283,6 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }

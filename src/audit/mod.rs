@@ -24,10 +24,11 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(ring_size: usize) -> Arc<Self> {
+    /// `fleet`: export the fleet's Redis health too (`REDIS_URL` is set).
+    pub fn new(ring_size: usize, fleet: bool) -> Arc<Self> {
         Arc::new(Self {
             ring: AuditRing::new(ring_size),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(fleet),
             totals: Mutex::default(),
         })
     }

@@ -6,6 +6,7 @@ mod genkey;
 mod go_flags;
 mod key_args;
 mod macaroon;
+mod revoke;
 mod runtime;
 mod seal;
 mod sealkey;
@@ -51,6 +52,8 @@ enum Command {
     Genkey,
     /// Macaroon tokens for `macaroon_auth`: genkey, mint, attenuate, inspect.
     Macaroon(macaroon::MacaroonCommand),
+    /// Revoke a secret across the fleet (REDIS_URL): by id, digest or sealed text.
+    Revoke(revoke::RevokeArgs),
     /// Print the version.
     Version,
 }
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Sealkey(args) => sealkey::run(args),
         Command::Genkey => genkey::run(),
         Command::Macaroon(cmd) => macaroon::run(cmd),
+        Command::Revoke(args) => revoke::run(args),
         Command::Version => version::run(),
     };
     match result {

@@ -90,9 +90,14 @@ struct RuleArgs {
     /// Expires this long from now (`90s`, `15m`, `12h`, `30d`).
     #[arg(long, value_parser = parse_ttl)]
     ttl: Option<i64>,
-    /// Requests per period for this secret, e.g. `60/min`.
+    /// Requests per period for this secret, e.g. `60/min` (across the fleet with
+    /// REDIS_URL, else per tokenizer instance).
     #[arg(long, value_parser = RateLimit::parse)]
     rate_limit: Option<RateLimit>,
+    /// Requests this secret may ever make (across the fleet with REDIS_URL, else per
+    /// tokenizer instance).
+    #[arg(long)]
+    max_requests: Option<u64>,
 }
 
 impl RuleArgs {
@@ -119,6 +124,9 @@ impl RuleArgs {
         }
         if self.rate_limit.is_some() {
             policy.rate_limit = self.rate_limit;
+        }
+        if self.max_requests.is_some() {
+            policy.max_requests = self.max_requests;
         }
         Ok(())
     }

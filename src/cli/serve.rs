@@ -118,6 +118,54 @@ pub struct ServeArgs {
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// How long a max_requests count is kept after a secret's last use, when the secret
+    /// has no expires_at (it is kept until expires_at otherwise).
+    #[arg(long, env = "MAX_REQUESTS_RETENTION", value_parser = config::parse_duration,
+          default_value = "90d")]
+    pub max_requests_retention: Duration,
+}
+
+/// The fleet's Redis, shared with `tokenizer revoke`.
+#[derive(Args, Clone, Debug)]
+pub struct FleetArgs {
+    /// Redis for fleet-wide limits and revocations: redis://[user:password@]host[:port][/db]
+    /// or rediss://… (TLS). Unset: everything stays per instance.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every key and channel the fleet uses in Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "tokenizer:")]
+    pub redis_prefix: String,
+    /// While Redis is unreachable: open (count limits per instance, keep the last
+    /// revocations seen) or closed (refuse requests that carry a secret with 503).
+    #[arg(long, env = "REDIS_FAILURE", value_parser = crate::fleet::FailureMode::parse,
+          default_value = "open")]
+    pub redis_failure: crate::fleet::FailureMode,
+    /// How long one Redis call may take before Redis counts as unreachable.
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = config::parse_duration,
+          default_value = "500ms")]
+    pub redis_timeout: Duration,
+}
+
+impl FleetArgs {
+    /// `None` without `REDIS_URL`.
+    pub fn config(&self) -> Result<Option<crate::fleet::FleetConfig>, ConfigError> {
+        let Some(url) = &self.redis_url else {
+            return Ok(None);
+        };
+        let url = crate::secret::SecretString::new(url.clone());
+        crate::fleet::client(&url).map_err(|e| ConfigError::Invalid {
+            name: "REDIS_URL",
+            detail: e.to_string(),
+        })?;
+        Ok(Some(crate::fleet::FleetConfig {
+            url,
+            prefix: self.redis_prefix.clone(),
+            failure: self.redis_failure,
+            timeout: self.redis_timeout,
+        }))
+    }
 }
 
 /// Upstream settings shared with `sideproxy`.
@@ -225,6 +273,8 @@ impl ServeArgs {
             upstream: self.upstream.config()?,
             max_buffered_body: self.max_buffered_body,
             drain_timeout: self.shutdown_timeout,
+            fleet: self.fleet.config()?,
+            max_requests_retention: self.max_requests_retention,
         })
     }
 }
@@ -257,6 +307,14 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     let drain = config.drain_timeout;
     let own: Vec<SocketAddr> = std::iter::once(local).chain(admin_local).collect();
     let proxy = Proxy::new(config, &own).map_err(|e| Failure::Input(e.to_string()))?;
+    if let Some(fleet) = proxy.fleet()
+        && !fleet.ready(Duration::from_secs(2)).await
+    {
+        tracing::warn!(
+            failure = ?fleet.failure(),
+            "starting without the fleet view: Redis does not answer yet (REDIS_FAILURE applies)"
+        );
+    }
     let signal = shutdown_signal();
     tracing::info!(address = %local, admin = ?admin_local, seal_key = %seal_key.to_hex(), "listening");
 
@@ -270,6 +328,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             seal_key: Some(seal_key),
             admin_token: admin_token.map(Arc::new),
             stopping: stopping.clone(),
+            fleet: proxy.fleet().cloned(),
         };
         let done = done.clone();
         tokio::spawn(admin::serve(listener, state, async move {

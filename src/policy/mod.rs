@@ -1,17 +1,17 @@
 //! Request validators: where, when and how often may a secret be used? Failures are
-//! 400 (429 for rate limits).
+//! 400 (429 for rate limits and used-up `max_requests`).
 
 pub mod go_regexp;
 mod hosts;
+pub mod limits;
 pub mod paths;
-pub mod rate_limit;
 pub mod revocation;
 mod rules;
 pub mod time;
 
 pub use hosts::{HostPattern, HostRules};
+pub use limits::{Limit, Limiter, RateLimit, Refusal};
 pub use paths::{PathError, PathGlob};
-pub use rate_limit::{Limiter, RateLimit, Refusal};
 pub use revocation::Revocations;
 pub use rules::PolicyRules;
 

@@ -1,16 +1,23 @@
-//! `REVOKED_SECRETS_FILE`: secret ids or SHA-256 digests (hex) of sealed secrets, one
-//! per line (`#` starts a comment). The file is checked for changes every second and
-//! re-read without a restart; if it becomes unreadable the last good list stays.
+//! Revoked secrets: ids or SHA-256 digests (hex) of sealed secrets, from two sources
+//! that add up.
+//!
+//! - `REVOKED_SECRETS_FILE`: one per line (`#` starts a comment). The file is checked
+//!   for changes every second and re-read without a restart; if it becomes unreadable
+//!   the last good list stays.
+//! - The fleet's set in Redis (`REDIS_URL`), kept current by [`crate::fleet`]: every
+//!   instance sees a revocation within a second; while Redis is unreachable the last
+//!   set seen stays.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-/// The current revocation list.
+/// The current revocation lists.
 #[derive(Clone, Default)]
 pub struct Revocations {
     list: Arc<RwLock<Arc<HashSet<String>>>>,
+    fleet: Arc<RwLock<Arc<HashSet<String>>>>,
 }
 
 impl Revocations {
@@ -45,17 +52,40 @@ impl Revocations {
         *self.list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
     }
 
+    /// The fleet's whole set, as just read from Redis.
+    pub fn replace_fleet(&self, set: HashSet<String>) {
+        *self.fleet.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    /// One revocation announced by another instance.
+    pub fn add_fleet(&self, entry: String) {
+        let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+        if !fleet.contains(&entry) {
+            let mut set = HashSet::clone(&fleet);
+            set.insert(entry);
+            *fleet = Arc::new(set);
+        }
+    }
+
     /// Is a secret with this `id` and sealed-secret `digest` revoked?
     pub fn is_revoked(&self, id: Option<&str>, digest: impl FnOnce() -> String) -> bool {
         let list = self.list.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if list.is_empty() {
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if list.is_empty() && fleet.is_empty() {
             return false;
         }
-        id.is_some_and(|id| list.contains(id)) || list.contains(&digest())
+        let listed = |entry: &str| list.contains(entry) || fleet.contains(entry);
+        id.is_some_and(listed) || listed(&digest())
     }
 
+    /// Entries of both lists.
     pub fn len(&self) -> usize {
-        self.list.read().map_or(0, |l| l.len())
+        self.list.read().map_or(0, |l| l.len()) + self.fleet_len()
+    }
+
+    /// Entries of the fleet's list.
+    pub fn fleet_len(&self) -> usize {
+        self.fleet.read().map_or(0, |l| l.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,15 +109,17 @@ fn read(path: &Path) -> std::io::Result<HashSet<String>> {
         .lines()
         .map(|l| l.split('#').next().unwrap_or_default().trim())
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            // Digests compare in lowercase hex.
-            if l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()) {
-                l.to_ascii_lowercase()
-            } else {
-                l.to_owned()
-            }
-        })
+        .map(normalize)
         .collect())
+}
+
+/// An entry as it is compared: digests in lowercase hex, ids as they are.
+pub fn normalize(entry: &str) -> String {
+    if entry.len() == 64 && entry.bytes().all(|b| b.is_ascii_hexdigit()) {
+        entry.to_ascii_lowercase()
+    } else {
+        entry.to_owned()
+    }
 }
 
 #[cfg(test)]

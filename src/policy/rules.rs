@@ -1,12 +1,12 @@
 //! Our rule extensions inside the seal (the Go tool ignores these keys, so a secret
 //! relying on them must only be given to this tokenizer): methods, paths, a validity
-//! window, an id for audit and revocation, and a rate limit.
+//! window, an id for audit and revocation, a rate limit and a lifetime cap on uses.
 
 use serde::{Deserialize, Serialize};
 
 use super::PolicyError;
+use super::limits::RateLimit;
 use super::paths::PathGlob;
-use super::rate_limit::RateLimit;
 use super::time::deserialize_timestamp;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,9 +34,15 @@ pub struct PolicyRules {
     /// A name for audit logs, revocation and rate limiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Requests per period, per secret, per tokenizer instance.
+    /// Requests per period, per secret: across the fleet with `REDIS_URL`, else per
+    /// tokenizer instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Requests this secret may ever make: across the fleet with `REDIS_URL`, else per
+    /// instance. The count is kept until `expires_at`, or `MAX_REQUESTS_RETENTION` after
+    /// the last use when the secret does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
     /// PII scanning for requests using this secret, overriding `PII_ACTION`/`PII_KINDS`:
     /// `{"action":"redact"|"block"|"off","kinds":["email",…]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,19 +23,22 @@ use crate::auth::{FlySrc, FlySrcError};
 use crate::body::{self, Body, Budget, IdleTimeout};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
+use crate::fleet::{FailureMode, Fleet};
 use crate::lifecycle::Lifecycle;
-use crate::policy::{Limiter, Revocations, time::now_unix};
+use crate::policy::{Limit, Limiter, Refusal, Revocations, time::now_unix};
 use crate::secret::{CacheLimits, OpenKeys, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};
 
 /// The running proxy: configuration, the shared upstream pool, and the little state a
-/// stateless proxy keeps: the revocation list and rate-limit counters.
+/// stateless proxy keeps: the revocation list and rate-limit counters (or the fleet's,
+/// on Redis).
 pub struct Proxy {
     config: ServeConfig,
     upstream: Upstream,
     revocations: Revocations,
     limiter: Limiter,
+    fleet: Option<Arc<Fleet>>,
     telemetry: Arc<Telemetry>,
     secrets: SecretCache,
     /// Bytes all buffered request bodies may hold together.
@@ -52,6 +55,8 @@ pub enum SetupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 impl Proxy {
@@ -67,7 +72,7 @@ impl Proxy {
         for local in own {
             guard.add_own(listener_addrs(*local));
         }
-        let telemetry = Telemetry::new(config.audit_ring_size);
+        let telemetry = Telemetry::new(config.audit_ring_size, config.fleet.is_some());
         let upstream = Upstream::new(&config.upstream, guard, &telemetry.metrics)?;
         let revocations = match &config.revoked_secrets_file {
             Some(path) => {
@@ -77,6 +82,14 @@ impl Proxy {
                 })?
             }
             None => Revocations::default(),
+        };
+        let fleet = match &config.fleet {
+            Some(fleet) => Some(Fleet::start(
+                fleet,
+                revocations.clone(),
+                config.rate_limit_keys,
+            )?),
+            None => None,
         };
         let secrets = SecretCache::new(
             config.keys.clone(),
@@ -88,6 +101,7 @@ impl Proxy {
         );
         let proxy = Arc::new(Self {
             limiter: Limiter::new(config.rate_limit_keys),
+            fleet,
             budget: Budget::new(config.buffered_body_budget),
             config,
             upstream,
@@ -102,6 +116,14 @@ impl Proxy {
             m.unseal_cache_bytes.set(gauge(p.secrets.bytes()));
             m.unseal_cache_entries.set(gauge(p.secrets.len()));
             m.rate_limit_keys.set(gauge(p.limiter.len()));
+            if let (Some(fleet), Some(fm)) = (&p.fleet, &m.fleet) {
+                let health = fleet.health();
+                fm.up.set(i64::from(health.is_up()));
+                fm.rtt_seconds.set(health.rtt().as_secs_f64());
+                fm.errors
+                    .set(i64::try_from(health.errors()).unwrap_or(i64::MAX));
+                fm.revocations.set(gauge(p.revocations.fleet_len()));
+            }
             m.buffered_body_bytes.set(gauge(
                 p.config
                     .buffered_body_budget
@@ -122,6 +144,33 @@ impl Proxy {
 
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
+    }
+
+    /// The fleet's Redis, with `REDIS_URL`.
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// Take one request from every limit: across the fleet with Redis, else (or while
+    /// Redis is unreachable with `REDIS_FAILURE=open`) in this process.
+    pub async fn take_limits(&self, limits: &[Limit]) -> Result<(), ProxyError> {
+        if limits.is_empty() {
+            return Ok(());
+        }
+        if let Some(fleet) = &self.fleet {
+            match fleet.take(limits).await {
+                Ok(decided) => return decided.map_err(ProxyError::RateLimited),
+                Err(e) => {
+                    tracing::debug!(error = %e, "fleet limits unavailable");
+                    if fleet.failure() == FailureMode::Closed {
+                        return Err(ProxyError::RateLimited(Refusal::Unavailable));
+                    }
+                }
+            }
+        }
+        self.limiter
+            .take(limits, std::time::Instant::now())
+            .map_err(ProxyError::RateLimited)
     }
 
     /// Verify the request's Fly-Src when `USE_FLYSRC` is on. With `REQUIRE_FLYSRC`, a

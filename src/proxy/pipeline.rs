@@ -1,7 +1,8 @@
 //! The request pipeline, for absolute-form, transparent and tunnelled requests alike.
 //! [`forward`] reads as the list of its steps: check framing, prepare the secrets (open,
-//! authorize, check rules, take limits, build processors — see [`super::prepare`]),
-//! scan PII, run the processors, clean the head, sign, send, and guard the response.
+//! authorize, check rules, build processors — see [`super::prepare`]), take their
+//! limits (from the fleet's Redis or this process), scan PII, run the processors, clean
+//! the head, sign, send, and guard the response.
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -36,6 +37,7 @@ pub async fn forward(
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
+    proxy.take_limits(&prepared.limits).await?;
     let body = scan_pii(proxy, &prepared, &mut parts, body, log).await?;
     let mut ctx = StepContext::new(proxy.config().max_buffered_body, proxy.budget().clone());
     let body = processor::apply(&prepared.steps, &mut parts, body, &mut ctx).await?;

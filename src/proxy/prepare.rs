@@ -8,14 +8,15 @@
 //! 4. per secret: [`check_revocation`], [`authorize`] (407), [`check_rules`] (400),
 //!    its rate limit, [`build`] its steps and guard.
 //! 5. [`check_combination`]: what the secrets together may not do.
-//! 6. [`take_limits`], only once every secret has passed.
+//! 6. the limits to take ([`Prepared::limits`]): the pipeline takes them (from the
+//!    fleet's Redis, or this process's counters) only once every secret has passed.
 //!
 //! The first failure stops the request. Every rule holds whatever other secrets the
 //! request carries: anyone can seal a secret and send it beside a real one.
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use http::HeaderMap;
 
@@ -24,8 +25,9 @@ use crate::audit::request_log::RequestLog;
 use crate::auth::{AuthConfig, AuthInput, Candidates, FlySrc, FlySrcError};
 use crate::error::ProxyError;
 use crate::exchange::TokenSealer;
+use crate::fleet::FailureMode;
 use crate::pii::PiiPolicy;
-use crate::policy::{PolicyError, RateLimit, paths, time::now_unix};
+use crate::policy::{Limit, PolicyError, Refusal, paths, time::now_unix};
 use crate::processor::{ProcessorError, Step};
 use crate::reflection::GuardSet;
 use crate::secret::{Opened, PROXY_TOKENIZER, Params, SealedDigest, TokenizerHeader, Unsealed};
@@ -69,6 +71,8 @@ pub struct Prepared {
     pub guards: GuardSet,
     /// The PII policy: `PII_ACTION`/`PII_KINDS`, tightened by each secret's own.
     pub pii: PiiPolicy,
+    /// The secrets' `rate_limit`s and `max_requests`, one per counter.
+    pub limits: Vec<Limit>,
 }
 
 /// One opened secret and where it came from.
@@ -112,21 +116,19 @@ pub fn prepare(
         pii: proxy.config().pii,
         ..Prepared::default()
     };
-    let mut limits: Vec<([u8; 32], RateLimit)> = Vec::new();
     let mut built: Vec<Range<usize>> = Vec::new();
     for s in &opened {
         check_revocation(proxy, s)?;
         authorize(s, &input)?;
         check_rules(s, facts.method, path.as_deref(), now)?;
-        if let (Some(limit), Some(_)) = (s.secret.policy.rate_limit, facts.method) {
-            limits.push((*s.secret.limit_key(), limit));
+        if facts.method.is_some() {
+            add_limit(proxy, s, now, &mut prepared.limits);
         }
         let start = prepared.steps.len();
         build(s, &mut prepared)?;
         built.push(start..prepared.steps.len());
     }
     check_combination(&prepared.steps, &built)?;
-    take_limits(proxy, &limits)?;
     log.set_processors(prepared.secrets);
     prepared.forward_path = path.filter(|p| Some(p.as_str()) != facts.path);
     Ok(prepared)
@@ -224,8 +226,15 @@ fn refuse_reinterpretable(
 }
 
 /// Revoked by id, by the digest of its sealed text, or through the secret it was
-/// derived from.
+/// derived from. With `REDIS_FAILURE=closed`, a secret is refused (503) while the
+/// fleet's revocations cannot be known to be current.
 fn check_revocation(proxy: &Proxy, s: &OpenedSecret<'_>) -> Result<(), ProxyError> {
+    if let Some(fleet) = proxy.fleet()
+        && fleet.failure() == FailureMode::Closed
+        && !fleet.revocations_current()
+    {
+        return Err(ProxyError::RateLimited(Refusal::Unavailable));
+    }
     let policy = &s.secret.policy;
     let revocations = proxy.revocations();
     let revoked = revocations.is_revoked(policy.id.as_deref(), || s.digest.hex())
@@ -320,14 +329,27 @@ fn check_combination(steps: &[Step], built: &[Range<usize>]) -> Result<(), Proxy
     Ok(())
 }
 
-/// Take one request from every limited secret's counter.
-fn take_limits(proxy: &Proxy, limits: &[([u8; 32], RateLimit)]) -> Result<(), ProxyError> {
-    let now = Instant::now();
-    for (key, limit) in limits {
-        proxy
-            .limiter()
-            .check(key, *limit, now)
-            .map_err(ProxyError::RateLimited)?;
+/// The secret's limits, if any: one entry per counter (the same secret twice in a
+/// request counts once).
+fn add_limit(proxy: &Proxy, s: &OpenedSecret<'_>, now: i64, limits: &mut Vec<Limit>) {
+    let policy = &s.secret.policy;
+    if policy.rate_limit.is_none() && policy.max_requests.is_none() {
+        return;
     }
-    Ok(())
+    let key = *s.secret.limit_key();
+    if limits.iter().any(|l| l.key == key) {
+        return;
+    }
+    // A use count is kept until the secret expires (a minute of slack for clocks), or
+    // for the retention after its last use.
+    let keep_uses = match policy.expires_at {
+        Some(at) => Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0) + 60),
+        None => proxy.config().max_requests_retention,
+    };
+    limits.push(Limit {
+        key,
+        rate: policy.rate_limit,
+        max_requests: policy.max_requests,
+        keep_uses,
+    });
 }

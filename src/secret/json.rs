@@ -37,6 +37,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "expires_at",
     "id",
     "rate_limit",
+    "max_requests",
     "pii",
 ];
 

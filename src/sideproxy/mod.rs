@@ -97,7 +97,7 @@ impl Sidecar {
         let targets: Vec<String> = config.targets.hosts().cloned().collect();
         let (ca, provenance) = CertificateAuthority::load_or_generate(&config.ca_dir, &targets)?;
         env::write_bundle(&config.ca_dir, ca.cert_pem()).map_err(SetupError::Bundle)?;
-        let telemetry = crate::audit::Telemetry::new(config.audit_ring_size);
+        let telemetry = crate::audit::Telemetry::new(config.audit_ring_size, false);
         let names = targets.into_iter().chain([tls::CA_HOST.to_owned()]);
         let certs = Arc::new(CertCache::new(ca, names, 4096).with_counters(
             telemetry.metrics.cert_cache_hits.clone(),
@@ -243,6 +243,7 @@ impl Bound {
                 seal_key: side.config.seal_key.clone(),
                 admin_token: side.config.admin_token.clone().map(Arc::new),
                 stopping: lifecycle.stop.clone(),
+                fleet: None,
             };
             let done = done.clone();
             tokio::spawn(crate::admin::serve(listener, state, async move {

@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod cross_impl;
 mod dashboard;
+mod fleet;
 mod fly_src;
 mod go_checklist;
 mod go_dropin;

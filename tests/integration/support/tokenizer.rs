@@ -84,6 +84,7 @@ impl Tokenizer {
                 seal_key: Some(open_key.seal_key()),
                 admin_token: admin_token.map(std::sync::Arc::new),
                 stopping: tokio_util::sync::CancellationToken::new(),
+                fleet: None,
             };
             tokio::spawn(admin::serve(listener, state, std::future::pending()));
         }

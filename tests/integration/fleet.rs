@@ -1,0 +1,630 @@
+//! The fleet on Redis (issue 17): three real `tokenizer serve` processes share one real
+//! `redis-server` (started here, with a password); limits hold across them, a
+//! revocation on one (or by the CLI) reaches all within a second, `REDIS_FAILURE`
+//! decides what happens while Redis is down and both modes recover, and nothing secret
+//! is ever written to Redis.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokenizer::secret::{OpenKey, Secret};
+
+use crate::support::binary::{self, Server};
+use crate::support::ca::TestCa;
+use crate::support::upstream::Upstream;
+use crate::support::{inject, with};
+
+const AUTH: &str = "fleet-caller-password-51f3";
+const ADMIN_TOKEN: &str = "fleet-admin-token-8c2e";
+
+/// A real redis-server on 127.0.0.1 with a password and no persistence; killed when
+/// dropped. [`Redis::restart`] brings it back on the same port.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    password: String,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let password = format!("redis-pw-{}", &OpenKey::generate().to_hex()[..16]);
+        // The port is picked before redis-server binds it: try a few.
+        for _ in 0..5 {
+            let mut redis = Self {
+                child: None,
+                port: free_port(),
+                password: password.clone(),
+                dir: tempfile::tempdir().unwrap(),
+            };
+            if redis.spawn() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any port");
+    }
+
+    /// Start redis-server on `self.port`; whether it answers PING within 10 s.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--requirepass", &self.password])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the fleet tests need redis-server (Debian package redis-server; \
+                     scripts/test installs it): {e}"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.cli(&["PING"]).trim() == "PONG" {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut()
+                && c.try_wait().unwrap().is_some()
+            {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
+    }
+
+    /// `redis-cli ARGS` against this server; its standard output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "--no-auth-warning",
+            ])
+            .args(["-a", &self.password])
+            .args(args)
+            .output()
+            .expect("redis-cli (package redis-tools) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        assert!(
+            self.spawn(),
+            "redis-server did not come back on {}",
+            self.port
+        );
+    }
+
+    /// Every key, its type and everything it holds, as text.
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for key in self.cli(&["--scan"]).lines().filter(|l| !l.is_empty()) {
+            let kind = self.cli(&["TYPE", key]);
+            let value = match kind.trim() {
+                "string" => self.cli(&["GET", key]),
+                "set" => self.cli(&["SMEMBERS", key]),
+                "zset" => self.cli(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
+                "hash" => self.cli(&["HGETALL", key]),
+                "list" => self.cli(&["LRANGE", key, "0", "-1"]),
+                other => format!("<{other}>"),
+            };
+            out.push_str(&format!("{key} ({}) = {value}\n", kind.trim()));
+        }
+        out
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One fake API and a key; instances of `tokenizer serve` made on demand.
+struct Fleet {
+    _ca: TestCa,
+    ca_file: String,
+    upstream: Upstream,
+    open: OpenKey,
+    open_hex: String,
+}
+
+impl Fleet {
+    async fn new() -> Self {
+        let ca = TestCa::new();
+        let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
+        let open = OpenKey::generate();
+        let open_hex = open.to_hex().to_string();
+        Self {
+            ca_file: ca.pem_path.display().to_string(),
+            _ca: ca,
+            upstream,
+            open,
+            open_hex,
+        }
+    }
+
+    /// `tokenizer serve` with this fleet's key and `envs`; an admin listener too.
+    fn instance(&self, envs: &[(&str, &str)]) -> (Server, SocketAddr) {
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let admin_arg = admin.to_string();
+        let server = Server::start(
+            &self.open_hex,
+            &[
+                "--upstream-ca-file",
+                &self.ca_file,
+                "--upstream-allow-cidrs",
+                "127.0.0.0/8",
+                "--log-format",
+                "json",
+                "--admin-address",
+                &admin_arg,
+            ],
+            &[&[("ADMIN_TOKEN", ADMIN_TOKEN)], envs].concat(),
+        );
+        (server, admin)
+    }
+
+    fn seal(&self, secret: &Value) -> String {
+        Secret::from_json(secret.to_string().as_bytes())
+            .unwrap()
+            .seal(&self.open.seal_key())
+    }
+
+    /// The fake API, as clients of the proxy name it (the proxy dials it over TLS).
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/thing", self.upstream.port())
+    }
+}
+
+/// One request through `server` with `sealed`; (status, body, Retry-After).
+async fn call(server: &Server, url: &str, sealed: &str) -> (u16, String, Option<String>) {
+    let resp = server
+        .client()
+        .get(url)
+        .header("proxy-tokenizer", sealed)
+        .header("proxy-authorization", format!("Bearer {AUTH}"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, resp.text().await.unwrap(), retry)
+}
+
+async fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{admin}{path}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn secret(token: &str, extra: Value) -> Value {
+    with(inject(token, AUTH), extra)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_holds_across_three_instances() {
+    let redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    let servers: Vec<Server> = (0..3).map(|_| fleet.instance(&env).0).collect();
+    let sealed = fleet.seal(&secret("tok-rate-fleet", json!({"rate_limit": "10/min"})));
+    let mut admitted = 0;
+    let mut limited = 0;
+    for i in 0..30 {
+        let (status, body, retry) = call(&servers[i % 3], &fleet.url(), &sealed).await;
+        match status {
+            200 => admitted += 1,
+            429 => {
+                limited += 1;
+                let secs: u64 = retry.expect("429 without Retry-After").parse().unwrap();
+                assert!((1..=60).contains(&secs), "Retry-After {secs}: {body}");
+            }
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        (admitted, limited),
+        (10, 20),
+        "three instances sharing Redis admit the limit once"
+    );
+    // The control: without Redis each instance counts alone (10 each).
+    let alone: Vec<Server> = (0..3).map(|_| fleet.instance(&[]).0).collect();
+    let sealed = fleet.seal(&secret("tok-rate-alone", json!({"rate_limit": "10/min"})));
+    let mut admitted = 0;
+    for i in 0..30 {
+        if call(&alone[i % 3], &fleet.url(), &sealed).await.0 == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 30, "per-instance limits without Redis");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_requests_is_a_lifetime_cap_across_instances() {
+    let redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    let servers: Vec<Server> = (0..3).map(|_| fleet.instance(&env).0).collect();
+    let sealed = fleet.seal(&secret(
+        "tok-max",
+        json!({"max_requests": 5, "id": "capped"}),
+    ));
+    let mut statuses = Vec::new();
+    for i in 0..9 {
+        let (status, body, retry) = call(&servers[i % 3], &fleet.url(), &sealed).await;
+        if status == 429 {
+            assert!(body.contains("max_requests"), "{body}");
+            assert_eq!(retry, None, "a used-up cap has nothing to wait for");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429]);
+    // Without Redis the cap is per instance (the README says so).
+    let alone: Vec<Server> = (0..2).map(|_| fleet.instance(&[]).0).collect();
+    let sealed = fleet.seal(&secret("tok-max-alone", json!({"max_requests": 2})));
+    let mut admitted = 0;
+    for i in 0..6 {
+        if call(&alone[i % 2], &fleet.url(), &sealed).await.0 == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_reaches_every_instance_within_a_second() {
+    let redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    let instances: Vec<(Server, SocketAddr)> = (0..3).map(|_| fleet.instance(&env)).collect();
+    let by_id = fleet.seal(&secret("tok-rev-id", json!({"id": "agent-7"})));
+    let by_sealed = fleet.seal(&secret("tok-rev-sealed", json!({})));
+    for (server, _) in &instances {
+        assert_eq!(call(server, &fleet.url(), &by_id).await.0, 200);
+        assert_eq!(call(server, &fleet.url(), &by_sealed).await.0, 200);
+    }
+    let admin = instances[0].1;
+    let http = reqwest::Client::new();
+    // The admin route needs the admin token.
+    let resp = http
+        .post(format!("http://{admin}/v1/revoke"))
+        .json(&json!({"id": "agent-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = http
+        .post(format!("http://{admin}/v1/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"id": "agent-7", "digest": "ab"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "two entries at once are refused");
+
+    let resp = http
+        .post(format!("http://{admin}/v1/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"id": "agent-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let servers: Vec<&Server> = instances.iter().map(|(s, _)| s).collect();
+    let took = until_all_refuse(&servers, &fleet.url(), &by_id).await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // The other secret is untouched.
+    assert_eq!(call(servers[2], &fleet.url(), &by_sealed).await.0, 200);
+
+    // The CLI, by sealed text on standard input.
+    let mut cmd = binary::command();
+    cmd.args(["revoke", "--sealed", "-"]).env("REDIS_URL", &url);
+    let out = binary::run_cmd(cmd, by_sealed.as_bytes()).ok();
+    assert!(out.stdout.starts_with("revoked "), "{}", out.stdout);
+    let took = until_all_refuse(&servers, &fleet.url(), &by_sealed).await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // An instance that starts later loads the set.
+    let (late, _) = fleet.instance(&env);
+    assert!(
+        call(&late, &fleet.url(), &by_id)
+            .await
+            .1
+            .contains("revoked")
+    );
+    let (status, body) = admin_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("tokenizer_redis_up 1"), "{body}");
+    assert!(body.contains("tokenizer_fleet_revocations 2"), "{body}");
+}
+
+/// Poll every server until each refuses `sealed` as revoked; how long that took.
+async fn until_all_refuse(servers: &[&Server], url: &str, sealed: &str) -> Duration {
+    let started = Instant::now();
+    let mut pending: Vec<&Server> = servers.to_vec();
+    while !pending.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} instance(s) still accept a revoked secret after 5s",
+            pending.len()
+        );
+        let mut still = Vec::new();
+        for s in pending {
+            let (status, body, _) = call(s, url, sealed).await;
+            if !(status == 400 && body.contains("revoked")) {
+                assert_eq!(status, 200, "{body}");
+                still.push(s);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_needs_an_admin_token_and_redis() {
+    let fleet = Fleet::new().await;
+    // No REDIS_URL: 409, the file is the way.
+    let (_server, admin) = fleet.instance(&[]);
+    let resp = reqwest::Client::new()
+        .post(format!("http://{admin}/v1/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    // The CLI without REDIS_URL: a clear error, exit 2.
+    let out = binary::run(&["revoke", "--id", "x"]);
+    assert_eq!(out.code(), Some(2));
+    assert!(out.stderr.contains("REDIS_URL"), "{}", out.stderr);
+}
+
+/// Wait until `check` holds (polling every 50 ms, at most `within`).
+async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_failure_open_and_closed_and_recovery() {
+    let mut redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let (open, open_admin) = fleet.instance(&[("REDIS_URL", &url), ("REDIS_FAILURE", "open")]);
+    let (closed, closed_admin) =
+        fleet.instance(&[("REDIS_URL", &url), ("REDIS_FAILURE", "closed")]);
+    let limited = fleet.seal(&secret("tok-fail", json!({"rate_limit": "3/min"})));
+    let plain = fleet.seal(&secret("tok-fail-plain", json!({"id": "plain"})));
+    let revoked = fleet.seal(&secret("tok-fail-revoked", json!({"id": "gone"})));
+    for s in [&open, &closed] {
+        assert_eq!(call(s, &fleet.url(), &plain).await.0, 200);
+    }
+    let out = binary::run_cmd(
+        {
+            let mut c = binary::command();
+            c.args(["revoke", "--id", "gone"]).env("REDIS_URL", &url);
+            c
+        },
+        b"",
+    )
+    .ok();
+    assert!(out.stdout.contains("revoked gone"));
+    let servers = [&open, &closed];
+    until_all_refuse(&servers, &fleet.url(), &revoked).await;
+    // Two of the fleet's three requests, taken before Redis goes.
+    assert_eq!(call(&open, &fleet.url(), &limited).await.0, 200);
+    assert_eq!(call(&closed, &fleet.url(), &limited).await.0, 200);
+
+    redis.kill();
+    eventually(
+        Duration::from_secs(5),
+        "readyz shows redis down",
+        async || {
+            admin_get(open_admin, "/readyz")
+                .await
+                .1
+                .contains("redis: down")
+        },
+    )
+    .await;
+    // open: ready, counting alone (a fresh 3/min), the last revocations still in force.
+    let (status, body) = admin_get(open_admin, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<u16> = statuses(&open, &fleet.url(), &limited, 4).await;
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "open: per-instance counting"
+    );
+    assert!(
+        call(&open, &fleet.url(), &revoked)
+            .await
+            .1
+            .contains("revoked")
+    );
+    assert_eq!(call(&open, &fleet.url(), &plain).await.0, 200);
+    // closed: unready, and every secret refused with 503 + Retry-After.
+    let (status, body) = admin_get(closed_admin, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    for sealed in [&limited, &plain] {
+        let (status, body, retry) = call(&closed, &fleet.url(), sealed).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    let (_, metrics) = admin_get(open_admin, "/metrics").await;
+    assert!(metrics.contains("tokenizer_redis_up 0"), "{metrics}");
+    assert!(open.stderr_text().contains("fleet view (Redis) lost"));
+
+    // Redis returns (empty: it kept nothing): both recover.
+    redis.restart();
+    eventually(
+        Duration::from_secs(10),
+        "closed instance serves again",
+        async || call(&closed, &fleet.url(), &plain).await.0 == 200,
+    )
+    .await;
+    let (status, body) = admin_get(closed_admin, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redis: up"), "{body}");
+    assert!(closed.stderr_text().contains("fleet view (Redis) up"));
+    // The fleet counts again, shared: 3 more across both, then 429.
+    let mut admitted = 0;
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &open } else { &closed };
+        if call(s, &fleet.url(), &limited).await.0 == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3, "fleet counting after recovery");
+}
+
+async fn statuses(server: &Server, url: &str, sealed: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(call(server, url, sealed).await.0);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_secret_is_written_to_redis() {
+    let redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    let (a, admin) = fleet.instance(&env);
+    let (b, _) = fleet.instance(&env);
+    let token = "tok-never-in-redis-3a91f";
+    let sealed = fleet.seal(&secret(
+        token,
+        json!({"rate_limit": "100/min", "max_requests": 50, "id": "visible-id"}),
+    ));
+    let other = fleet.seal(&secret("tok-other-never-7d2", json!({"max_requests": 3})));
+    for s in [&a, &b] {
+        assert_eq!(call(s, &fleet.url(), &sealed).await.0, 200);
+        assert_eq!(call(s, &fleet.url(), &other).await.0, 200);
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("http://{admin}/v1/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"sealed": other}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let dump = redis.dump();
+    // What the fleet wrote: counters, their registry and the revocations.
+    for key in [
+        "tokenizer:counters",
+        "tokenizer:revoked",
+        "tokenizer:rl:",
+        "tokenizer:max:",
+    ] {
+        assert!(dump.contains(key), "no {key} in Redis:\n{dump}");
+    }
+    let sealed_b64 = [sealed.as_str(), other.as_str()];
+    for needle in [
+        token,
+        "tok-other-never-7d2",
+        AUTH,
+        &redis.password,
+        &fleet.open_hex,
+        ADMIN_TOKEN,
+    ]
+    .into_iter()
+    .chain(sealed_b64)
+    {
+        assert!(!dump.contains(needle), "Redis holds a secret: {needle}");
+    }
+    // Not even in part: no 16-character piece of a sealed secret.
+    for s in sealed_b64 {
+        for i in (0..s.len().saturating_sub(16)).step_by(8) {
+            assert!(
+                !dump.contains(&s[i..i + 16]),
+                "Redis holds part of a sealed secret"
+            );
+        }
+    }
+    for s in [&a, &b] {
+        let log = s.stderr_text();
+        assert!(
+            !log.contains(&redis.password),
+            "the Redis password was logged"
+        );
+    }
+}
+
+#[test]
+fn a_bad_redis_url_is_refused_at_start() {
+    for (url, want) in [
+        ("http://127.0.0.1:6379", "redis://"),
+        ("redis://[bad", "not a valid Redis URL"),
+    ] {
+        let out = binary::run(&[
+            "serve",
+            "--open-key",
+            &OpenKey::generate().to_hex(),
+            "--redis-url",
+            url,
+        ]);
+        assert_eq!(out.code(), Some(2), "{url}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{url}: {}", out.stderr);
+    }
+    let out = binary::run(&[
+        "serve",
+        "--open-key",
+        &OpenKey::generate().to_hex(),
+        "--redis-url",
+        "redis://:hunter2-pw@127.0.0.1:1",
+        "--redis-failure",
+        "sometimes",
+    ]);
+    assert_eq!(out.code(), Some(2));
+    assert!(!out.stderr.contains("hunter2-pw"), "{}", out.stderr);
+}
