@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokenizer::secret::{OpenKey, Secret, b64};
+use tokenizer::secret::{OpenKey, b64};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,7 +20,7 @@ use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
 use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{Env, Reply, bearer, inject, seal_for, with};
 
 /// The credential the inject secrets hold.
 const TOKEN: &str = "adv-token-9f2c41e7";
@@ -173,46 +173,44 @@ async fn plaintext_server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<
 
 /// A proxy (loopback exempt from the guard, plus `extra` flags) and one TLS upstream on
 /// 127.0.0.1 that is also `api.test`, `other.test` and `api80.test` (pinned to it).
-struct Env {
-    upstream: Upstream,
-    tk: Tokenizer,
-}
-
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream =
-        Upstream::start(&ca, &["127.0.0.1", "api.test", "other.test", "api80.test"]).await;
-    let p = upstream.port();
-    let pins = format!("api.test=127.0.0.1:{p},other.test=127.0.0.1:{p},api80.test=127.0.0.1:{p}");
-    let mut flags = vec!["--upstream-resolve", pins.as_str()];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Env { upstream, tk }
+    Env::builder()
+        .names(&["127.0.0.1", "api.test", "other.test", "api80.test"])
+        .flags(extra)
+        .start()
+        .await
 }
 
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host())
-    }
-
+/// What the tests here ask of an [`Env`].
+trait Adversary {
     /// Inject `TOKEN` for bearer `AUTH`, anywhere.
-    fn good(&self) -> String {
-        self.tk.seal(&inject(TOKEN, AUTH))
-    }
+    fn good(&self) -> String;
 
     /// Inject `TOKEN` only for `hosts`.
+    fn for_hosts(&self, hosts: &[&str]) -> String;
+
+    /// The requests the upstream has been handed that contain `needle`.
+    fn seen_with(&self, needle: &str) -> Vec<String>;
+
+    /// GET `target` through the proxy with `sealed` and `AUTH`.
+    async fn authed(&self, target: &str, sealed: &str) -> Reply;
+
+    /// A good request still gets the credential.
+    async fn still_serves(&self);
+}
+
+impl Adversary for Env {
+    fn good(&self) -> String {
+        self.seal(&inject(TOKEN, AUTH))
+    }
+
     fn for_hosts(&self, hosts: &[&str]) -> String {
-        self.tk.seal(&with(
+        self.seal(&with(
             inject(TOKEN, AUTH),
             json!({ "allowed_hosts": hosts }),
         ))
     }
 
-    /// The requests the upstream has been handed that contain `needle`.
     fn seen_with(&self, needle: &str) -> Vec<String> {
         self.upstream
             .seen()
@@ -221,7 +219,12 @@ impl Env {
             .collect()
     }
 
-    /// A good request still gets the credential.
+    async fn authed(&self, target: &str, sealed: &str) -> Reply {
+        let auth = format!("Bearer {AUTH}");
+        self.get(target, &[sealed], &[("proxy-authorization", &auth)])
+            .await
+    }
+
     async fn still_serves(&self) {
         let mut conn = RawConn::open(self.tk.addr).await;
         let good = self.good();
@@ -250,17 +253,8 @@ impl Env {
 
 /// A proxy whose guard exempts nothing, and a TLS upstream on 127.0.0.1 that counts
 /// connections: a spelling of loopback that slipped past the guard would reach it.
-async fn guarded(extra: &[&str]) -> (Upstream, Tokenizer) {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "localhost"]).await;
-    let mut args = vec![
-        "--upstream-ca-file".to_owned(),
-        ca.pem_path.display().to_string(),
-        "--reflection-guard=false".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let tk = Tokenizer::start_raw(args).await;
-    (upstream, tk)
+async fn guarded(extra: &[&str]) -> Env {
+    Env::builder().guard(true).flags(extra).start().await
 }
 
 /// GET `url` through `tk` with a good secret, sent as written (a client library would
@@ -302,7 +296,8 @@ fn assert_not_dialled(url: &str, status: u16, body: &str) {
 
 #[tokio::test]
 async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
-    let (upstream, tk) = guarded(&[]).await;
+    let g = guarded(&[]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     let port = upstream.port();
     for host in [
         "2130706433",
@@ -323,13 +318,13 @@ async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
         "LocalHost",
     ] {
         let url = format!("http://{host}:{port}/");
-        let (status, body) = get_via(&tk, &url).await;
+        let (status, body) = get_via(tk, &url).await;
         assert_not_dialled(&url, status, &body);
     }
     // The spellings that are valid host names still meet the guard, not a resolver
     // failure: the guard ran on what they resolve to.
     for host in ["0.0.0.0", "LOCALHOST"] {
-        let (status, body) = get_via(&tk, &format!("http://{host}:{port}/")).await;
+        let (status, body) = get_via(tk, &format!("http://{host}:{port}/")).await;
         assert_refused(host, status, &body, 400, "destination not allowed");
     }
     assert_eq!(
@@ -341,7 +336,8 @@ async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
 
 #[tokio::test]
 async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
-    let (upstream, tk) = guarded(&[]).await;
+    let g = guarded(&[]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     let port = upstream.port();
     let guard_refuses = [
         "[::1]",
@@ -365,7 +361,7 @@ async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
         "[fd00::1]",
     ];
     for host in guard_refuses {
-        let (status, body) = get_via(&tk, &format!("http://{host}:{port}/")).await;
+        let (status, body) = get_via(tk, &format!("http://{host}:{port}/")).await;
         assert_refused(host, status, &body, 400, "destination not allowed");
     }
     // Zone ids: percent-encoded (RFC 6874) or raw, on link-local and loopback.
@@ -377,7 +373,7 @@ async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
         "[::ffff:127.0.0.1%25lo]",
     ] {
         let url = format!("http://{host}:{port}/");
-        let (status, body) = get_via(&tk, &url).await;
+        let (status, body) = get_via(tk, &url).await;
         if status == 400 && body.is_empty() {
             // hyper refused the request target itself.
             continue;
@@ -446,7 +442,8 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
     // Without the loopback exemption, private destinations are refused on every port,
     // at once: the guard runs before any connect (10.255.255.1 would hang until the
     // connect timeout).
-    let (upstream, tk) = guarded(&["--upstream-connect-timeout", "5s"]).await;
+    let g = guarded(&["--upstream-connect-timeout", "5s"]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     for host in [
         "10.255.255.1",
         "192.168.0.1",
@@ -457,7 +454,7 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
         for port in [22, 25, 81, 3306, 6379, 8080, 9443, 65535, upstream.port()] {
             let url = format!("http://{host}:{port}/");
             let started = Instant::now();
-            let (status, body) = get_via(&tk, &url).await;
+            let (status, body) = get_via(tk, &url).await;
             assert_refused(&url, status, &body, 400, "destination not allowed");
             assert!(
                 started.elapsed() < Duration::from_secs(1),
@@ -921,7 +918,7 @@ async fn malformed_chunked_bodies_fail_the_request_and_close() {
 #[tokio::test]
 async fn early_refusals_never_parse_the_unread_body_as_a_request() {
     let e = env(&["--max-buffered-body", "1KiB"]).await;
-    let hmac = e.tk.seal(&json!({
+    let hmac = e.seal(&json!({
         "inject_hmac_processor": {"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"},
         "bearer_auth": bearer(AUTH),
     }));
@@ -1002,9 +999,8 @@ async fn control_characters_never_become_header_bytes() {
     let e = env(&[]).await;
     let good = e.good();
     let hmac = json!({"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"});
-    let sealed = |secret: Value| {
-        e.tk.seal_raw(&with(secret, json!({"bearer_auth": bearer(AUTH)})).to_string())
-    };
+    let sealed =
+        |secret: Value| e.seal_raw(&with(secret, json!({"bearer_auth": bearer(AUTH)})).to_string());
     let params = |p: Value| format!("{good}; {p}");
     let hmac_secret = sealed(json!({ "inject_hmac_processor": hmac }));
     let mut cases: Vec<(String, String)> = Vec::new();
@@ -1094,19 +1090,10 @@ async fn control_characters_never_become_header_bytes() {
 
     // Control characters where they are data, not header bytes, are fine: the HMAC
     // message is hashed, and the header carries hex.
-    let resp =
-        e.tk.client()
-            .get(e.url("/msg"))
-            .header(
-                "proxy-tokenizer",
-                format!("{hmac_secret}; {}", json!({"msg": "a\r\nX-Evil: 1\0"})),
-            )
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 200);
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    let with_msg = format!("{hmac_secret}; {}", json!({"msg": "a\r\nX-Evil: 1\0"}));
+    let got = e.authed("/msg", &with_msg).await;
+    assert_eq!(got.status, 200);
+    let echo = Echo::parse(&got.body);
     let auth = echo.header("authorization").unwrap();
     let hex = auth.strip_prefix("Bearer ").unwrap();
     assert!(
@@ -1240,11 +1227,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
     let ca = TestCa::new();
     let evil = Upstream::start(&ca, &["evil.tst"]).await;
     let tok = Upstream::start(&ca, &["tok.test"]).await;
-    let pins = format!(
-        "evil.tst=127.0.0.1:{},tok.test=127.0.0.1:{}",
-        evil.port(),
-        tok.port()
-    );
+    let pins = format!("{},{}", evil.pin(&["evil.tst"]), tok.pin(&["tok.test"]));
     let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pins]).await;
     let sealed = tk.seal(&json!({
         "client_credentials_processor": {
@@ -1422,21 +1405,12 @@ async fn slowloris_is_closed_and_others_are_served_meanwhile() {
         })
         .collect();
     // Meanwhile, other clients.
-    let client = e.tk.client();
     let good = e.good();
     let mut served = 0;
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
         let started = Instant::now();
-        let resp = client
-            .get(e.url("/meanwhile"))
-            .header("proxy-tokenizer", &good)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.bytes().await.unwrap();
+        assert_eq!(e.authed("/meanwhile", &good).await.status, 200);
         assert!(
             started.elapsed() < Duration::from_millis(800),
             "{:?}",
@@ -1598,51 +1572,28 @@ async fn oversized_targets_and_upstream_header_floods_are_refused() {
     assert!(t.closed);
     assert!(e.upstream.seen().is_empty());
 
-    let resp =
-        e.tk.client()
-            .get(e.url("/fault/many-headers?n=200"))
-            .header("proxy-tokenizer", &good)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-    let status = resp.status().as_u16();
-    assert_refused(
-        "many headers",
-        status,
-        &resp.text().await.unwrap(),
-        502,
-        "bad gateway",
-    );
+    let got = e.authed("/fault/many-headers?n=200", &good).await;
+    assert_refused("many headers", got.status, &got.body, 502, "bad gateway");
     e.still_serves().await;
 }
 
 // === upstream faults, with the real binary ===
 
 /// `tokenizer serve` as a child with short upstream timeouts, trusting `ca`.
-fn binary_server(ca: &TestCa, key: &OpenKey, extra: &[&str]) -> Server {
-    let key_hex = key.to_hex().to_string();
-    let ca_file = ca.pem_path.display().to_string();
-    let mut args = vec![
-        "--upstream-ca-file",
-        ca_file.as_str(),
-        "--upstream-allow-cidrs",
-        "127.0.0.0/8",
-        "--upstream-connect-timeout",
-        "2s",
-        "--upstream-response-timeout",
-        "1s",
-        "--upstream-read-timeout",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&key_hex, &args, &[("RUST_LOG", "debug")])
-}
-
-fn seal_for(key: &OpenKey, secret: &Value) -> String {
-    Secret::from_json(secret.to_string().as_bytes())
-        .unwrap()
-        .seal(&key.seal_key())
+fn binary_server(ca: &TestCa, key: &OpenKey) -> Server {
+    Server::start_trusting(
+        ca,
+        &key.to_hex(),
+        &[
+            "--upstream-connect-timeout",
+            "2s",
+            "--upstream-response-timeout",
+            "1s",
+            "--upstream-read-timeout",
+            "1s",
+        ],
+        &[("RUST_LOG", "debug")],
+    )
 }
 
 /// One request, its head, and the body bytes that arrived until the proxy closed or the
@@ -1717,7 +1668,7 @@ async fn upstream_failures_are_502_and_slow_heads_504() {
         Upstream::start_with(stranger.server_config(&["127.0.0.1"], &[b"http/1.1"])).await;
     let (plain, plain_got) = plaintext_server().await;
     let key = OpenKey::generate();
-    let server = binary_server(&ca, &key, &[]);
+    let server = binary_server(&ca, &key);
     let sealed = seal_for(&key, &inject(TOKEN, AUTH));
     let mut bodies = Vec::new();
     for (name, url, status) in [
@@ -1795,7 +1746,7 @@ async fn upstream_bodies_are_cut_only_when_they_stall() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
     let key = OpenKey::generate();
-    let server = binary_server(&ca, &key, &[]);
+    let server = binary_server(&ca, &key);
     let sealed = seal_for(&key, &inject(TOKEN, AUTH));
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", upstream.port());
 

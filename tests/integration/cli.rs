@@ -428,19 +428,7 @@ fn serve_help_does_not_show_the_open_key() {
 async fn serve_proxies_and_stops_cleanly_on_sigterm() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let ca_file = ca.pem_path.display().to_string();
-    let server = Server::start(
-        OPEN,
-        &[
-            "--log-format",
-            "json",
-            "--upstream-ca-file",
-            &ca_file,
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-        ],
-        &[],
-    );
+    let server = Server::start_trusting(&ca, OPEN, &["--log-format", "json"], &[]);
 
     let sealed = seal_json(&inject("tok-cli-serve-1", "auth-cli-serve-1").to_string());
     let addr = server.addr;

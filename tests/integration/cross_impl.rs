@@ -12,11 +12,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{binary, python};
-use crate::support::{inject, with};
+use crate::support::{Env, binary, inject, python, with};
 
 /// The Go repository's key pair (cmd/curl/.envrc).
 const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
@@ -64,41 +60,34 @@ fn pynacl_open(open_key_hex: &str, sealed: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_pynacl_sealed_secret_is_accepted_by_the_proxy() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let tk = Tokenizer::start(&ca, &[]).await;
-    let host = format!("127.0.0.1:{}", upstream.port());
+    let e = Env::start().await;
+    let host = e.host();
     let secret = with(
         inject("tok-pynacl-1", "auth-pynacl-1"),
         json!({"allowed_hosts": [host]}),
     );
-    let sealed = pynacl_seal(&tk.seal_key.to_hex(), secret.to_string().as_bytes());
-    let resp = tk
-        .client()
-        .get(format!("http://{host}/from-python"))
-        .header("proxy-tokenizer", &sealed)
-        .header("proxy-authorization", "Bearer auth-pynacl-1")
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let echo = Echo::parse(&text);
+    let sealed = pynacl_seal(&e.tk.seal_key.to_hex(), secret.to_string().as_bytes());
+    let got = e
+        .get(
+            "/from-python",
+            &[&sealed],
+            &[("proxy-authorization", "Bearer auth-pynacl-1")],
+        )
+        .await;
+    let echo = got.echo();
     assert_eq!(echo.header_all("authorization"), ["Bearer tok-pynacl-1"]);
     assert!(echo.header("proxy-tokenizer").is_none());
     assert_eq!(echo.uri(), "/from-python");
 
     // The same box with the wrong caller token is still refused.
-    let resp = tk
-        .client()
-        .get(format!("http://{host}/from-python"))
-        .header("proxy-tokenizer", &sealed)
-        .header("proxy-authorization", "Bearer wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 407);
+    let got = e
+        .get(
+            "/from-python",
+            &[&sealed],
+            &[("proxy-authorization", "Bearer wrong")],
+        )
+        .await;
+    assert_eq!(got.status, 407);
 }
 
 #[test]

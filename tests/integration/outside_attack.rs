@@ -9,17 +9,15 @@ use std::time::{Duration, Instant};
 
 use ::tokenizer::auth::MacaroonAuth;
 use ::tokenizer::auth::macaroon::Caveat;
-use ::tokenizer::secret::{OpenKey, OpenKeys, Secret, b64};
+use ::tokenizer::secret::{OpenKey, Secret, b64};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::binary;
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::upstream::Echo;
+use crate::support::{Env, Reply, bearer, seal_for, with};
 
 /// The real credential the operator sealed.
 const REAL: &str = "sk-live-REAL-4f9a8b7c6d5e4f3a2b1c";
@@ -28,27 +26,13 @@ const AUTH: &str = "caller-pw-9d1e";
 
 /// A proxy with the reflection guard on (the default) and an admin listener, and one TLS
 /// upstream that is `127.0.0.1:PORT`, `api.test` and `other.test`.
-struct Env {
-    ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-}
-
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "api.test", "other.test"]).await;
-    let p = upstream.port();
-    let pins = format!("api.test=127.0.0.1:{p},other.test=127.0.0.1:{p}");
-    let mut flags = vec![
-        "--upstream-resolve",
-        pins.as_str(),
-        "--reflection-guard=true",
-        "--admin-address",
-        "127.0.0.1:0",
-    ];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Env { ca, upstream, tk }
+    Env::builder()
+        .names(&["127.0.0.1", "api.test", "other.test"])
+        .flags(&["--reflection-guard=true", "--admin-address", "127.0.0.1:0"])
+        .flags(extra)
+        .start()
+        .await
 }
 
 /// The operator's secret: `REAL` into `Authorization`, for callers holding `AUTH`.
@@ -64,42 +48,48 @@ fn caller(processor: Value, extra: Value) -> Value {
     with(with(processor, json!({"no_auth": {}})), extra)
 }
 
-/// A response as the client got it.
-struct Got {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
-    fn open_keys(&self) -> OpenKeys {
-        OpenKeys::new(self.tk.open_key.clone(), vec![])
-    }
-
-    /// `method url` through the proxy with each of `secrets` (sealed here) and `AUTH`.
-    async fn send(
+/// Requests as the attacker sends them: always with `AUTH`.
+trait Attack {
+    /// `method url` through the proxy with each of `secrets` (sealed here).
+    async fn call(
         &self,
         method: &str,
         url: &str,
         secrets: &[&Value],
         extra: &[(&str, &str)],
-    ) -> Got {
-        self.send_body(method, url, secrets, extra, "").await
+    ) -> Reply {
+        self.call_body(method, url, secrets, extra, "").await
     }
 
-    async fn send_body(
+    async fn call_body(
         &self,
         method: &str,
         url: &str,
         secrets: &[&Value],
         extra: &[(&str, &str)],
         body: &str,
-    ) -> Got {
-        let sealed: Vec<String> = secrets.iter().map(|s| self.tk.seal(s)).collect();
+    ) -> Reply;
+
+    async fn send_sealed(
+        &self,
+        method: &str,
+        url: &str,
+        sealed: &[&str],
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Reply;
+}
+
+impl Attack for Env {
+    async fn call_body(
+        &self,
+        method: &str,
+        url: &str,
+        secrets: &[&Value],
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let sealed: Vec<String> = secrets.iter().map(|s| self.seal(s)).collect();
         let refs: Vec<&str> = sealed.iter().map(String::as_str).collect();
         self.send_sealed(method, url, &refs, extra, body).await
     }
@@ -111,31 +101,12 @@ impl Env {
         sealed: &[&str],
         extra: &[(&str, &str)],
         body: &str,
-    ) -> Got {
-        let mut req = self
-            .tk
-            .client()
-            .request(method.parse().unwrap(), url)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .body(body.to_owned());
-        for s in sealed {
-            req = req.header("proxy-tokenizer", *s);
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let resp = tokio::time::timeout(Duration::from_secs(20), req.send())
+    ) -> Reply {
+        let auth = format!("Bearer {AUTH}");
+        let mut headers = vec![("proxy-authorization", auth.as_str())];
+        headers.extend_from_slice(extra);
+        self.send(method, url, sealed, &headers, body.to_owned())
             .await
-            .expect("answered in time")
-            .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = String::from_utf8_lossy(&resp.bytes().await.unwrap()).into_owned();
-        Got {
-            status,
-            headers,
-            body,
-        }
     }
 }
 
@@ -168,7 +139,7 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
     let s = real(json!({}));
     for encoding in ["gzip", "br", "zstd", "deflate", "gzip, deflate, br, zstd"] {
         let got = e
-            .send(
+            .call(
                 "GET",
                 "http://api.test/echo-gzip",
                 &[&s],
@@ -188,21 +159,14 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
     }
     // An upstream that compresses anyway: the guard could not read it, so it is refused.
     let got = e
-        .send("GET", "http://api.test/force-gzip", &[&s], &[])
+        .call("GET", "http://api.test/force-gzip", &[&s], &[])
         .await;
     assert_eq!(got.status, 502, "{}", got.body);
     assert!(got.body.contains("reflection guard"), "{}", got.body);
     // Without a guard there is nothing to protect: compression passes through.
-    let pin = format!(
-        "--upstream-resolve=api.test=127.0.0.1:{}",
-        e.upstream.port()
-    );
-    let plain = Env {
-        tk: Tokenizer::start(&e.ca, &[&pin]).await,
-        ..e
-    };
+    let plain = Env::builder().names(&["api.test"]).start().await;
     let got = plain
-        .send("GET", "http://api.test/force-gzip", &[&s], &[])
+        .call("GET", "http://api.test/force-gzip", &[&s], &[])
         .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.headers["content-encoding"], "gzip");
@@ -213,14 +177,14 @@ async fn a_range_request_cannot_slice_a_credential_out_of_an_echo() {
     let e = env(&[]).await;
     let s = real(json!({}));
     let whole = e
-        .send("GET", "http://api.test/echo-range", &[&s], &[])
+        .call("GET", "http://api.test/echo-range", &[&s], &[])
         .await;
     let at = whole.body.find("[REDACTED]").expect("masked echo");
     // Ask for the credential in two slices: each would be too short to match.
     for (a, b) in [(at, at + 10), (at + 11, at + 40)] {
         let range = format!("bytes={a}-{b}");
         let got = e
-            .send(
+            .call(
                 "GET",
                 "http://api.test/echo-range",
                 &[&s],
@@ -248,7 +212,7 @@ async fn finding_2_a_token_from_an_exchange_is_no_broader_than_its_secret() {
         "rate_limit": "3/min",
     });
     let got = e
-        .send(
+        .call(
             "POST",
             &format!("http://{}/token/cc", e.host()),
             &[&parent],
@@ -282,7 +246,7 @@ async fn finding_2_a_token_from_an_exchange_is_no_broader_than_its_secret() {
         assert_eq!(got.status, expected, "{}", got.body);
     }
     // What was sealed says so.
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     assert!(opened.hosts.allowed_host_pattern.is_some());
     assert_eq!(
         opened.policy.allowed_methods,
@@ -305,7 +269,7 @@ async fn an_exchange_cannot_seal_another_secrets_credential() {
         json!({"allowed_hosts": [host.clone(), "other.test"]}),
     );
     let got = e
-        .send(
+        .call(
             "POST",
             &format!("http://{host}/token/echo-auth"),
             &[&real, &exchange],
@@ -314,7 +278,7 @@ async fn an_exchange_cannot_seal_another_secrets_credential() {
         .await;
     assert_eq!(got.status, 200, "{}", got.body);
     let v: Value = serde_json::from_str(&got.body).unwrap();
-    let opened = Secret::open(&e.open_keys(), v["sealed_token"].as_str().unwrap()).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), v["sealed_token"].as_str().unwrap()).unwrap();
     let json = opened.to_json();
     assert_no_credential("sealed token", &json, REAL);
     assert!(json.contains("[REDACTED]"), "{}", json.as_str());
@@ -337,7 +301,7 @@ async fn finding_3_macaroon_path_caveats_judge_the_forwarded_path() {
         json!({"inject_processor": {"token": "caller-token-123", "dst": "x-other"}}),
         json!({"allowed_paths": ["/**"]}),
     );
-    let sealed = [e.tk.seal(&secret), e.tk.seal(&anything)];
+    let sealed = [e.seal(&secret), e.seal(&anything)];
     for path in [
         "/v1/models/../../admin",
         "/v1/models/%2e%2e/%2e%2e/admin",
@@ -387,7 +351,7 @@ async fn a_processors_path_is_judged_by_every_rule() {
         json!({"allowed_hosts": ["api.test"]}),
     );
     let got = e
-        .send("GET", "http://api.test/v1/models", &[&real, &mover], &[])
+        .call("GET", "http://api.test/v1/models", &[&real, &mover], &[])
         .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("/admin/2"), "{}", got.body);
@@ -407,7 +371,7 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
     );
     for order in [[&real, &rewriter], [&rewriter, &real]] {
         let got = e
-            .send_body(
+            .call_body(
                 "POST",
                 "http://api.test/echo",
                 &order,
@@ -428,7 +392,7 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
         json!({}),
     );
     let got = e
-        .send_body(
+        .call_body(
             "POST",
             "http://api.test/echo",
             &[&real, &signer],
@@ -453,7 +417,7 @@ async fn finding_5_client_grown_tables_stay_bounded() {
             json!({"inject_processor": {"token": format!("caller-token-{i:04}"), "dst": "x-c"}}),
             json!({"rate_limit": "1/day", "id": format!("{long_id}{i}")}),
         );
-        let sealed = e.tk.seal(&s);
+        let sealed = e.seal(&s);
         if i == 0 {
             first = sealed.clone();
         }
@@ -488,18 +452,12 @@ async fn finding_5_client_grown_tables_stay_bounded() {
             json!({"inject_processor": {"token": format!("{i:04}{}", "t".repeat(1000))}}),
             json!({}),
         );
-        e.send("GET", "http://api.test/", &[&s], &[]).await;
+        e.call("GET", "http://api.test/", &[&s], &[]).await;
         assert!(e.tk.metric("tokenizer_unseal_cache_bytes").await <= 4.0 * 1024.0 * 1024.0);
     }
     assert!(e.tk.metric("tokenizer_unseal_cache_entries").await < 60.0);
     // The audit ring keeps clipped entries.
-    let admin = e.tk.admin_addr.unwrap();
-    let audit: Value = reqwest::get(format!("http://{admin}/v1/audit?limit=1000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, audit) = e.admin().get_json("/v1/audit?limit=1000").await;
     let entries = audit["entries"].as_array().expect("entries");
     assert!(!entries.is_empty());
     for entry in entries {
@@ -527,14 +485,14 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
     let normals = [&normal_secret];
     let start = Instant::now();
     let (a, b, normal) = tokio::join!(
-        e.send("GET", "http://api.test/", &longs, &[]),
-        e.send("GET", "http://api.test/", &longs, &[]),
+        e.call("GET", "http://api.test/", &longs, &[]),
+        e.call("GET", "http://api.test/", &longs, &[]),
         async {
             // Sent while the long ones are handled.
             tokio::time::sleep(Duration::from_millis(20)).await;
             let t = Instant::now();
             (
-                e.send("GET", "http://api.test/", &normals, &[]).await,
+                e.call("GET", "http://api.test/", &normals, &[]).await,
                 t.elapsed(),
             )
         },
@@ -562,7 +520,7 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
         json!({"inject_processor": {"token": token.clone()}}),
         json!({}),
     );
-    let got = e.send("GET", "http://api.test/", &[&max], &[]).await;
+    let got = e.call("GET", "http://api.test/", &[&max], &[]).await;
     assert_eq!(got.status, 200);
     assert!(!got.body.contains(&token[..4000]));
     // A long placeholder param is refused before it costs anything.
@@ -572,7 +530,7 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
     );
     let sealed = format!(
         "{}; {}",
-        e.tk.seal(&body),
+        e.seal(&body),
         json!({"placeholder": "p".repeat(20_000)})
     );
     let got = e
@@ -599,7 +557,7 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
             "dst": "x-sig"}}),
         json!({}),
     );
-    let sealed = e.tk.seal(&signer);
+    let sealed = e.seal(&signer);
     let len = 2 * 1024 * 1024;
     // The first sends all but the last byte and stalls; the second asks to send as
     // much (and waits for `100 Continue` before sending it).
@@ -642,7 +600,7 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
     // Everything buffered was released, and a normal signed request works.
     assert_eq!(e.tk.metric("tokenizer_buffered_body_bytes").await, 0.0);
     let got = e
-        .send_body("POST", "http://api.test/", &[&signer], &[], "hello")
+        .call_body("POST", "http://api.test/", &[&signer], &[], "hello")
         .await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
@@ -661,7 +619,7 @@ async fn finding_8_signed_assertions_are_guarded() {
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
     // An error page that quotes the exchange request: the assertion (valid an hour).
     let got = e
-        .send("POST", &format!("http://{host}/echo-error"), &[&jwt], &[])
+        .call("POST", &format!("http://{host}/echo-error"), &[&jwt], &[])
         .await;
     assert_eq!(got.status, 400);
     let echo = Echo::parse(&got.body);
@@ -678,7 +636,7 @@ async fn finding_8_signed_assertions_are_guarded() {
         "token_url": format!("https://{host}/echo-error/{{installation_id}}")},
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
     let got = e
-        .send("POST", &format!("http://{host}/"), &[&app], &[])
+        .call("POST", &format!("http://{host}/"), &[&app], &[])
         .await;
     assert_eq!(got.status, 400, "{}", got.body);
     let echo = Echo::parse(&got.body);
@@ -688,7 +646,7 @@ async fn finding_8_signed_assertions_are_guarded() {
     // Signatures the proxy sends (HMAC of the body or of `msg`) come back masked too.
     let hmac = json!({"inject_hmac_processor": {"key": b64::encode(b"operator-hmac-key"),
         "hash": "sha256", "dst": "x-sig"}, "bearer_auth": bearer(AUTH)});
-    let sealed = e.tk.seal(&hmac);
+    let sealed = e.seal(&hmac);
     let with_msg = format!("{sealed}; {}", json!({"msg": "hello", "fmt": "%X"}));
     for s in [&sealed, &with_msg] {
         let got = e
@@ -708,7 +666,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
     let into_protocol = with(real(json!({})), json!({}));
     let sealed = format!(
         "{}; {}",
-        e.tk.seal(&into_protocol),
+        e.seal(&into_protocol),
         json!({"dst": "Sec-WebSocket-Protocol", "fmt": "%s"})
     );
     let got = e
@@ -724,7 +682,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Extensions: permessage-deflate\r\n\
          Proxy-Tokenizer: {}\r\nProxy-Authorization: Bearer {AUTH}\r\n\r\n",
-        e.tk.seal(&real(json!({})))
+        e.seal(&real(json!({})))
     );
     conn.send(request.as_bytes()).await;
     let head = conn.read_response(true).await;
@@ -753,7 +711,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
 async fn finding_10_rules_hold_against_upstream_reinterpretation() {
     let e = env(&[]).await;
     let s = real(json!({"allowed_paths": ["/v1/**"], "allowed_methods": ["GET", "POST"]}));
-    let sealed = e.tk.seal(&s);
+    let sealed = e.seal(&s);
     for (method, path, headers) in [
         ("GET", "/v1/..;/admin", vec![]),
         ("GET", "/v1/%2e%2e;x/admin", vec![]),
@@ -782,7 +740,7 @@ async fn finding_10_rules_hold_against_upstream_reinterpretation() {
         );
     }
     assert!(e.upstream.seen().is_empty(), "{:?}", e.upstream.seen());
-    let got = e.send("GET", "http://api.test/v1/x;v=2", &[&s], &[]).await;
+    let got = e.call("GET", "http://api.test/v1/x;v=2", &[&s], &[]).await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
 
@@ -792,7 +750,7 @@ async fn finding_10_rules_hold_against_upstream_reinterpretation() {
 async fn a_format_with_a_multibyte_character_is_a_clear_400() {
     let e = env(&[]).await;
     for fmt in ["%é", "Bearer %€", "%\u{1f600}s"] {
-        let sealed = format!("{}; {}", e.tk.seal(&real(json!({}))), json!({"fmt": fmt}));
+        let sealed = format!("{}; {}", e.seal(&real(json!({}))), json!({"fmt": fmt}));
         let got = e
             .send_sealed("GET", "http://api.test/", &[&sealed], &[], "")
             .await;
@@ -804,9 +762,7 @@ async fn a_format_with_a_multibyte_character_is_a_clear_400() {
 #[test]
 fn an_empty_admin_token_refuses_to_start() {
     let key = OpenKey::generate();
-    let sealed = Secret::from_json(real(json!({})).to_string().as_bytes())
-        .unwrap()
-        .seal(&key.seal_key());
+    let sealed = seal_for(&key, &real(json!({})));
     let dir = tempfile::tempdir().unwrap();
     for sub in ["serve", "sideproxy"] {
         let mut cmd = binary::command();
@@ -858,13 +814,13 @@ async fn a_second_secret_cannot_hide_part_of_a_credential_from_the_guard() {
         "dst": "x-second"}, "bearer_auth": bearer(AUTH)});
     let real = real(json!({}));
     for order in [[&noise, &real, &other], [&real, &other, &noise]] {
-        let got = e.send("GET", "http://api.test/", &order, &[]).await;
+        let got = e.call("GET", "http://api.test/", &order, &[]).await;
         assert_eq!(got.status, 200);
         assert_no_credential("echo", &got.body, REAL);
         assert_no_credential("echo", &got.body, "sk-second-7e6d5c4b3a2910fe");
     }
     let got = e
-        .send("GET", "http://api.test/reflect", &[&real], &[])
+        .call("GET", "http://api.test/reflect", &[&real], &[])
         .await;
     let all = format!("{}{}", headers_text(&got.headers), got.body);
     assert_no_credential("reflect", &all, REAL);

@@ -5,59 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::support::ca::TestCa;
-use crate::support::sidecar::SideProxy;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::Env;
+use crate::support::sidecar::{REAL_KEY, SideProxy};
+use crate::support::upstream::Echo;
 
 /// Upstream (test CA) for `api.test` and `pass.test`, a tokenizer pinned to it, and a
 /// sidecar whose only target is `api.test`.
 struct Chain {
-    ca: TestCa,
-    upstream: Upstream,
-    _tk: Tokenizer,
+    env: Env,
     side: SideProxy,
 }
 
 async fn chain(extra: &[&str]) -> Chain {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test", "pass.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let sealed = tk.seal(&with(
-        json!({"inject_processor": {"token": "real-key"}, "bearer_auth": bearer("proxy-pw")}),
-        json!({"allowed_hosts": ["api.test"]}),
-    ));
-    let proxy = tk.proxy_url();
-    let pass_pin = format!("pass.test=127.0.0.1:{}", upstream.port());
-    let mut flags = vec![
-        "--targets",
-        "api.test=API_SEALED",
-        "--proxy",
-        &proxy,
-        "--tokenizer-auth",
-        "proxy-pw",
-        "--https-proxy-address",
-        "127.0.0.1:0",
-        "--passthrough",
-        "pass.test",
-        "--upstream-resolve",
-        &pass_pin,
-        "--upstream-allow-cidrs",
-        "127.0.0.0/8",
-    ];
-    flags.extend_from_slice(extra);
-    let side = SideProxy::start(&flags, &[("API_SEALED", &sealed)]).await;
-    Chain {
-        ca,
-        upstream,
-        _tk: tk,
-        side,
-    }
+    let env = Env::builder()
+        .names(&["api.test", "pass.test"])
+        .start()
+        .await;
+    let side = SideProxy::in_front_of(&env, extra).await;
+    Chain { env, side }
 }
 
 async fn curl(args: &[&str]) -> (bool, String, String) {
@@ -75,7 +42,10 @@ async fn curl(args: &[&str]) -> (bool, String, String) {
 }
 
 fn assert_injected(echo: &Echo) {
-    assert_eq!(echo.header_all("authorization"), ["Bearer real-key"]);
+    assert_eq!(
+        echo.header_all("authorization"),
+        [format!("Bearer {REAL_KEY}")]
+    );
     for name in echo.header_names() {
         assert!(!name.starts_with("proxy-"), "{name} leaked upstream");
     }
@@ -208,7 +178,7 @@ async fn connections_to_the_tokenizer_are_reused() {
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap();
     }
-    assert_eq!(c.upstream.connection_count(), 1);
+    assert_eq!(c.env.upstream.connection_count(), 1);
 }
 
 #[tokio::test]
@@ -230,7 +200,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"data: one\n\n");
-    c.upstream.release.notify_one();
+    c.env.upstream.release.notify_one();
     assert_eq!(&resp.bytes().await.unwrap()[..], b"data: two\n\n");
 }
 
@@ -332,7 +302,7 @@ async fn passthrough_is_spliced_without_interception() {
     let c = chain(&[]).await;
     let proxy = c.side.proxy_url();
     // The client must trust the upstream's own CA: the sidecar does not touch TLS.
-    let upstream_ca = c.ca.pem_path.display().to_string();
+    let upstream_ca = c.env.ca.pem_file();
     let (ok, out, err) = curl(&[
         "-x",
         &proxy,
@@ -462,7 +432,6 @@ async fn name_constraints_hold_even_with_the_ca_key() {
 
 #[tokio::test]
 async fn a_tokenizer_that_is_down_is_a_502() {
-    let ca = TestCa::new();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -480,7 +449,6 @@ async fn a_tokenizer_that_is_down_is_a_502() {
         .unwrap();
     assert_eq!(resp.status(), 502);
     assert!(resp.text().await.unwrap().contains("tokenizer unreachable"));
-    let _ = ca;
 }
 
 #[tokio::test]

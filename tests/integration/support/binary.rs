@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::ca::TestCa;
+
 /// Path of the binary cargo built for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tokenizer");
 
@@ -155,6 +157,25 @@ impl Server {
     /// child's environment.
     pub fn start(open_key: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         Self::start_pinned(open_key, args, envs, false)
+    }
+
+    /// [`Server::start`], trusting `ca` upstream with loopback exempt from the
+    /// destination guard (where the test upstreams live).
+    pub fn start_trusting(
+        ca: &TestCa,
+        open_key: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let ca_file = ca.pem_file();
+        let mut all = vec![
+            "--upstream-ca-file",
+            &ca_file,
+            "--upstream-allow-cidrs",
+            "127.0.0.0/8",
+        ];
+        all.extend_from_slice(args);
+        Self::start(open_key, &all, envs)
     }
 
     /// Like [`Server::start`]; with `one_cpu`, the child may run on CPU 0 only (as under

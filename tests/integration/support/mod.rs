@@ -1,15 +1,21 @@
 //! Real servers and clients for the integration tests.
 
+pub mod admin;
 pub mod binary;
 pub mod ca;
+pub mod env;
+pub mod poll;
 pub mod python;
 pub mod raw;
 pub mod sidecar;
 pub mod tokenizer;
 pub mod upstream;
 
+pub use env::{Env, Reply};
+pub use poll::poll_until;
+
 use ::tokenizer::auth::BearerAuth;
-use ::tokenizer::secret::b64;
+use ::tokenizer::secret::{OpenKey, Secret, b64};
 use serde_json::{Value, json};
 
 /// Once per process: the rustls provider reqwest uses, and a panic hook that records
@@ -60,6 +66,13 @@ pub fn bearer(token: &str) -> Value {
 /// An inject secret bound to bearer `auth`.
 pub fn inject(token: &str, auth: &str) -> Value {
     json!({"inject_processor": {"token": token}, "bearer_auth": bearer(auth)})
+}
+
+/// Seal a secret given as JSON with `key`'s seal key.
+pub fn seal_for(key: &OpenKey, secret: &Value) -> String {
+    Secret::from_json(secret.to_string().as_bytes())
+        .expect("valid secret")
+        .seal(&key.seal_key())
 }
 
 /// Merge extra top-level keys into a secret.

@@ -138,6 +138,16 @@ impl RawConn {
     }
 }
 
+/// A `CONNECT authority` request with `headers`.
+pub fn connect_request(authority: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.into_bytes()
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

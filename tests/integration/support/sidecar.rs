@@ -7,7 +7,16 @@ use std::path::PathBuf;
 use ::tokenizer::cli::SideproxyArgs;
 use ::tokenizer::sideproxy::Sidecar;
 use clap::Parser;
+use serde_json::json;
 use tokio::sync::oneshot;
+
+use super::env::Env;
+use super::{inject, with};
+
+/// The credential [`SideProxy::in_front_of`] has injected for `api.test`.
+pub const REAL_KEY: &str = "real-key";
+/// The caller password that credential's secret is bound to, which the sidecar sends.
+pub const SIDECAR_AUTH: &str = "proxy-pw";
 
 /// Parses `sideproxy` flags the way the CLI does.
 #[derive(Parser)]
@@ -87,6 +96,37 @@ impl SideProxy {
             _dir: dir,
             _stop: stop,
         }
+    }
+
+    /// A sidecar in front of `env`'s proxy: its only target is `api.test`, with a secret
+    /// that injects [`REAL_KEY`] there for callers holding [`SIDECAR_AUTH`] (which the
+    /// sidecar sends); an HTTPS_PROXY listener; `pass.test` spliced through, untouched,
+    /// to `env`'s upstream. `extra` are more flags.
+    pub async fn in_front_of(env: &Env, extra: &[&str]) -> Self {
+        let sealed = env.seal(&with(
+            inject(REAL_KEY, SIDECAR_AUTH),
+            json!({"allowed_hosts": ["api.test"]}),
+        ));
+        let proxy = env.tk.proxy_url();
+        let pass = env.upstream.pin(&["pass.test"]);
+        let mut flags = vec![
+            "--targets",
+            "api.test=API_SEALED",
+            "--proxy",
+            &proxy,
+            "--tokenizer-auth",
+            SIDECAR_AUTH,
+            "--https-proxy-address",
+            "127.0.0.1:0",
+            "--passthrough",
+            "pass.test",
+            "--upstream-resolve",
+            &pass,
+            "--upstream-allow-cidrs",
+            "127.0.0.0/8",
+        ];
+        flags.extend_from_slice(extra);
+        Self::start(&flags, &[("API_SEALED", &sealed)]).await
     }
 
     pub fn ca_path(&self) -> PathBuf {

@@ -105,6 +105,15 @@ impl Upstream {
         self.addr.port()
     }
 
+    /// An `--upstream-resolve` value that sends each of `names` here.
+    pub fn pin(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("{n}={}", self.addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
