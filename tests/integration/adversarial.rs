@@ -20,7 +20,7 @@ use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
 use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{Env, Reply, bearer, inject, seal_for, with};
+use crate::support::{DeadPort, Env, Reply, bearer, inject, seal_for, with};
 
 /// The credential the inject secrets hold.
 const TOKEN: &str = "adv-token-9f2c41e7";
@@ -138,12 +138,6 @@ fn only_response(t: &Transcript) -> (u16, String) {
         .map_or("", |(_, b)| b)
         .to_owned();
     (status, body)
-}
-
-/// A port on 127.0.0.1 where nothing listens.
-async fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// A plain-text TCP server that records the first bytes of every connection, answers
@@ -1670,13 +1664,10 @@ async fn upstream_failures_are_502_and_slow_heads_504() {
     let key = OpenKey::generate();
     let server = binary_server(&ca, &key);
     let sealed = seal_for(&key, &inject(TOKEN, AUTH));
+    let dead = DeadPort::new();
     let mut bodies = Vec::new();
     for (name, url, status) in [
-        (
-            "refused",
-            format!("http://127.0.0.1:{}/", dead_port().await),
-            502,
-        ),
+        ("refused", dead.url("/"), 502),
         ("not TLS", format!("http://{plain}/"), 502),
         (
             "untrusted certificate",
@@ -1803,13 +1794,9 @@ fn the_server_is_not_dumpable_and_has_no_core_limit() {
     use std::os::unix::process::CommandExt;
 
     let key = OpenKey::generate();
-    let port = binary::free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut cmd = binary::command();
     cmd.arg("serve")
-        .arg("--listen-address")
-        .arg(addr.to_string())
-        .arg("--open-key")
+        .args(["--listen-address", "127.0.0.1:0", "--open-key"])
         .arg(&*key.to_hex());
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -1818,7 +1805,7 @@ fn the_server_is_not_dumpable_and_has_no_core_limit() {
     if root {
         cmd.uid(65534).gid(65534);
     }
-    let server = Server::launch(cmd, addr).unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::launch(cmd).unwrap_or_else(|e| panic!("{e}"));
     let pid = server.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::raw::RawConn;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{Env, bearer, inject, with};
+use crate::support::{DeadPort, Env, bearer, inject, with};
 
 /// The credential every test secret injects.
 const TOKEN: &str = "supersecret";
@@ -152,12 +152,6 @@ async fn raw_until_close(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String)
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text.split(' ').nth(1)?.parse().ok()?;
     Some((status, text))
-}
-
-/// A port on 127.0.0.1 where nothing listens.
-async fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Relay every connection `listener` (on 127.0.0.2) accepts to `to`: lets a proxy whose
@@ -687,7 +681,8 @@ async fn https_and_port_443_are_400() {
 async fn unreachable_upstream_is_502() {
     let e = env().await;
     let good = e.good();
-    let url = format!("http://127.0.0.1:{}/", dead_port().await);
+    let dead = DeadPort::new();
+    let url = dead.url("/");
     let (status, body) = e.get_url(&url, &[&good]).await;
     assert_refused(status, &body, 502, "bad gateway", &[&good]);
     e.still_serves().await;

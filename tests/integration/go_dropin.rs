@@ -63,24 +63,22 @@ fn go_image_command_line_starts_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("fly-src.pub");
     std::fs::write(&key, format!("{}\n", "11".repeat(32))).unwrap();
-    let port = binary::free_port();
     let mut cmd = binary::command();
     cmd.args([
         "serve",
         "-use-flysrc=true",
         "-listen-address",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "-open-key",
         OPEN_KEY,
         "-open-proxy",
         "false",
     ])
     .env("FLYSRC_PUBLIC_KEY_FILE", &key);
-    let server = Server::launch(cmd, ([127, 0, 0, 1], port).into()).expect("starts");
+    let server = Server::launch(cmd).expect("starts");
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
     // `-debug true` and `-debug-tcp` (Go's string flags) are accepted too.
-    let port = binary::free_port();
     let mut cmd = binary::command();
     cmd.args([
         "serve",
@@ -88,11 +86,11 @@ fn go_image_command_line_starts_the_proxy() {
         "true",
         "-debug-tcp=1",
         "-listen-address",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "-open-key",
         OPEN_KEY,
     ]);
-    let server = Server::launch(cmd, ([127, 0, 0, 1], port).into()).expect("starts");
+    let server = Server::launch(cmd).expect("starts");
     let stopped = server.stop();
     assert!(
         stopped.stderr.contains("DEBUG_TCP is not supported"),

@@ -5,15 +5,15 @@
 //! then everything it wrote to stderr is searched for every plaintext credential, its
 //! base64 and hex forms, and the caller passwords' digests.
 
-use ::tokenizer::secret::{OpenKey, Secret, b64};
+use ::tokenizer::secret::{OpenKey, b64};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::support::binary::{Server, free_port};
+use crate::support::binary::Server;
 use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{DeadPort, bearer, inject, seal_for, with};
 
 const INJECT_TOKEN: &str = "tok-SECRET-inject-1";
 const BEARER_PW: &str = "pw-SECRET-bearer-1";
@@ -87,19 +87,7 @@ impl Env {
         let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
         let open = OpenKey::generate();
         let open_hex = open.to_hex().to_string();
-        let ca_file = ca.pem_path.display().to_string();
-        let server = Server::start(
-            &open_hex,
-            &[
-                "--log-format",
-                log_format,
-                "--upstream-ca-file",
-                &ca_file,
-                "--upstream-allow-cidrs",
-                "127.0.0.0/8",
-            ],
-            envs,
-        );
+        let server = Server::start_trusting(&ca, &open_hex, &["--log-format", log_format], envs);
         Self {
             _ca: ca,
             upstream,
@@ -110,9 +98,7 @@ impl Env {
     }
 
     fn seal(&self, secret: &Value) -> String {
-        Secret::from_json(secret.to_string().as_bytes())
-            .expect("valid secret")
-            .seal(&self.open.seal_key())
+        seal_for(&self.open, secret)
     }
 
     fn host(&self) -> String {
@@ -221,9 +207,9 @@ impl Env {
         made.push(m);
 
         // 6. an upstream that is not there
-        let dead = free_port();
+        let dead = DeadPort::new();
         let resp = client
-            .get(format!("http://127.0.0.1:{dead}/unreachable"))
+            .get(dead.url("/unreachable"))
             .header(
                 "proxy-tokenizer",
                 self.seal(&inject(UNREACHABLE_TOKEN, BEARER_PW)),
@@ -420,9 +406,7 @@ async fn flyio_macaroon_auth_fails_closed_and_logs_why() {
         "inject_processor": {"token": INJECT_TOKEN},
         "flyio_macaroon_auth": {"access": {"action": "r", "orgid": 1234}},
     });
-    let sealed = Secret::from_json(secret.to_string().as_bytes())
-        .unwrap()
-        .seal(&open.seal_key());
+    let sealed = seal_for(&open, &secret);
     let resp = server
         .client()
         .get("http://api.test/")

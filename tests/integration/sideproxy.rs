@@ -7,9 +7,9 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use crate::support::Env;
 use crate::support::sidecar::{REAL_KEY, SideProxy};
 use crate::support::upstream::Echo;
+use crate::support::{DeadPort, Env};
 
 /// Upstream (test CA) for `api.test` and `pass.test`, a tokenizer pinned to it, and a
 /// sidecar whose only target is `api.test`.
@@ -432,9 +432,8 @@ async fn name_constraints_hold_even_with_the_ca_key() {
 
 #[tokio::test]
 async fn a_tokenizer_that_is_down_is_a_502() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let closed = DeadPort::new();
+    let proxy = closed.url("");
     let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
     let side = SideProxy::start(
         &["--targets", "api.test=S", "--proxy", &proxy],

@@ -9,31 +9,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ::tokenizer::secret::{OpenKey, Secret};
+use ::tokenizer::secret::OpenKey;
 use serde_json::{Value, json};
 
-use crate::support::binary::{self, Server, Stopped, free_port};
+use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::{inject, seal_for, with};
 
 /// The caller password the sealed secrets are bound to (`TOKENIZER_AUTH`).
 const PROXY_PW: &str = "proxy-pw";
 /// The credential the tokenizer injects.
 const REAL_KEY: &str = "real-key";
 
-/// Variables `sideproxy` (and curl) read that [`binary::command`] leaves alone; removed so
-/// the caller's environment cannot change a test.
+/// Variables curl (and the sidecar's clients) read; removed, as [`binary::command`]
+/// removes the tokenizer's own, so the caller's environment cannot change a test.
 const SIDE_VARS: &[&str] = &[
-    "TARGETS",
-    "PROXY",
-    "PORT",
-    "BIND_ADDRESSES",
-    "TOKENIZER_AUTH",
-    "CA_DIR",
-    "HTTPS_PROXY_ADDRESS",
-    "PASSTHROUGH",
-    "TOKENIZER_TIMEOUT",
     "HTTPS_PROXY",
     "https_proxy",
     "HTTP_PROXY",
@@ -60,13 +51,10 @@ fn sideproxy(args: &[&str], envs: &[(&str, &str)]) -> Command {
 
 /// An inject secret (`REAL_KEY`, bound to `PROXY_PW`) allowed for `host`, sealed for `key`.
 fn sealed_for(key: &OpenKey, host: &str) -> String {
-    let secret = with(
-        json!({"inject_processor": {"token": REAL_KEY}, "bearer_auth": bearer(PROXY_PW)}),
-        json!({"allowed_hosts": [host]}),
-    );
-    Secret::from_json(secret.to_string().as_bytes())
-        .expect("valid secret")
-        .seal(&key.seal_key())
+    seal_for(
+        key,
+        &with(inject(REAL_KEY, PROXY_PW), json!({"allowed_hosts": [host]})),
+    )
 }
 
 // === start-up errors ===
@@ -351,9 +339,9 @@ struct Side {
 }
 
 impl Side {
-    /// Start on free loopback ports with `CA_DIR=ca_dir`, `PROXY=proxy` and `envs` (TARGETS
-    /// and the variables it names), waiting until it has logged `sideproxy listening` and
-    /// both listeners accept.
+    /// Start on kernel-picked loopback ports with `CA_DIR=ca_dir`, `PROXY=proxy` and `envs`
+    /// (TARGETS and the variables it names), waiting until it has logged `sideproxy
+    /// listening` and both listeners accept.
     fn start(ca_dir: &Path, proxy: &str, envs: &[(&str, &str)]) -> Self {
         Self::try_start(ca_dir, proxy, envs)
             .unwrap_or_else(|e| panic!("tokenizer sideproxy did not start: {e}"))
@@ -362,56 +350,34 @@ impl Side {
     /// [`Side::start`]; when the process exits instead, what it wrote to stderr.
     fn try_start(ca_dir: &Path, proxy: &str, envs: &[(&str, &str)]) -> Result<Self, String> {
         let ca_dir_text = ca_dir.display().to_string();
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let proxy_port = free_port();
-            if port == proxy_port {
-                continue;
-            }
-            let (port_text, proxy_addr) = (port.to_string(), format!("127.0.0.1:{proxy_port}"));
-            let mut all = vec![
-                ("PORT", port_text.as_str()),
-                ("BIND_ADDRESSES", "127.0.0.1"),
-                ("CA_DIR", &ca_dir_text),
-                ("PROXY", proxy),
-                ("TOKENIZER_AUTH", PROXY_PW),
-                ("HTTPS_PROXY_ADDRESS", &proxy_addr),
-                ("LOG_FORMAT", "json"),
-            ];
-            all.extend_from_slice(envs);
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            match Server::launch(sideproxy(&[], &all), addr) {
-                Ok(server) => {
-                    let proxy: SocketAddr = proxy_addr.parse().unwrap();
-                    let deadline = Instant::now() + Duration::from_secs(5);
-                    while TcpStream::connect_timeout(&proxy, Duration::from_millis(200)).is_err() {
-                        assert!(
-                            Instant::now() < deadline,
-                            "HTTPS_PROXY listener {proxy} does not accept:\n{}",
-                            server.stderr_text()
-                        );
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    assert!(
-                        server.stderr_text().contains("sideproxy listening"),
-                        "{}",
-                        server.stderr_text()
-                    );
-                    return Ok(Self {
-                        server,
-                        port,
-                        proxy,
-                        ca_dir: ca_dir.to_owned(),
-                    });
-                }
-                Err(stderr) => last = stderr,
-            }
-            if !last.contains("cannot listen") {
-                break;
-            }
-        }
-        Err(last)
+        let mut all = vec![
+            ("PORT", "0"),
+            ("BIND_ADDRESSES", "127.0.0.1"),
+            ("CA_DIR", &ca_dir_text),
+            ("PROXY", proxy),
+            ("TOKENIZER_AUTH", PROXY_PW),
+            ("HTTPS_PROXY_ADDRESS", "127.0.0.1:0"),
+            ("LOG_FORMAT", "json"),
+        ];
+        all.extend_from_slice(envs);
+        let server = Server::launch(sideproxy(&[], &all))?;
+        assert!(
+            server.stderr_text().contains("sideproxy listening"),
+            "{}",
+            server.stderr_text()
+        );
+        let proxy = server.https_proxy.expect("an HTTPS_PROXY listener");
+        assert!(
+            TcpStream::connect_timeout(&proxy, Duration::from_secs(5)).is_ok(),
+            "HTTPS_PROXY listener {proxy} does not accept:\n{}",
+            server.stderr_text()
+        );
+        Ok(Self {
+            port: server.addr.port(),
+            server,
+            proxy,
+            ca_dir: ca_dir.to_owned(),
+        })
     }
 
     fn ca_path(&self) -> PathBuf {
@@ -467,20 +433,11 @@ async fn chain() -> Chain {
     let sealed = sealed_for(&key, "api.test");
     let dir = tempfile::tempdir().unwrap();
     let (serve, side) = tokio::task::block_in_place(|| {
-        let ca_file = ca.pem_path.display().to_string();
-        let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-        let serve = Server::start(
+        let pin = upstream.pin(&["api.test"]);
+        let serve = Server::start_trusting(
+            &ca,
             &key.to_hex(),
-            &[
-                "--log-format",
-                "json",
-                "--upstream-ca-file",
-                &ca_file,
-                "--upstream-allow-cidrs",
-                "127.0.0.0/8",
-                "--upstream-resolve",
-                &pin,
-            ],
+            &["--log-format", "json", "--upstream-resolve", &pin],
             &[],
         );
         let side = Side::start(

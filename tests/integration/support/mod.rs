@@ -83,3 +83,27 @@ pub fn with(mut secret: Value, extra: Value) -> Value {
     }
     secret
 }
+
+/// A port on 127.0.0.1 where nothing listens: a socket bound to it, never listening, so
+/// connections are refused and no one else can take the port while this is held.
+pub struct DeadPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl DeadPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
