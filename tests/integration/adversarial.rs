@@ -20,7 +20,7 @@ use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
 use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{DeadPort, Env, Reply, bearer, inject, seal_for, with};
+use crate::support::{DeadPort, Env, Reply, bearer, inject, poll_until, seal_for, with};
 
 /// The credential the inject secrets hold.
 const TOKEN: &str = "adv-token-9f2c41e7";
@@ -1526,18 +1526,14 @@ async fn the_connection_after_max_connections_is_closed_at_once() {
     assert!(e.seen_with("/sixth").is_empty());
     drop(five.pop());
     // The permit comes back when the proxy notices the close.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let t = exchange(e.tk.addr, request("/after").as_bytes()).await;
-        if t.statuses() == [200] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection served after one left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(Duration::from_secs(3), || async {
+        exchange(e.tk.addr, request("/after").as_bytes())
+            .await
+            .statuses()
+            == [200]
+    })
+    .await
+    .expect("no connection served after one left");
 }
 
 /// A request target over hyper's URI limit (64 KiB) is refused before the pipeline; an

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::binary;
 use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
-use crate::support::{Env, Reply, bearer, seal_for, with};
+use crate::support::{Env, Reply, bearer, poll_until, seal_for, wait_until, with};
 
 /// The real credential the operator sealed.
 const REAL: &str = "sk-live-REAL-4f9a8b7c6d5e4f3a2b1c";
@@ -588,7 +588,12 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
         )
     };
     let (stalled, refused) = tokio::join!(stall(sealed.clone(), true), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the first body holds its share of the budget (charged from its length).
+        poll_until(Duration::from_secs(10), || async {
+            e.tk.metric("tokenizer_buffered_body_bytes").await >= len as f64
+        })
+        .await
+        .expect("the first body was never charged to the budget");
         stall(sealed.clone(), false).await
     });
     // The budget holds the first body: the second is refused at once.
@@ -776,18 +781,11 @@ fn an_empty_admin_token_refuses_to_start() {
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_until(Duration::from_secs(10), || child.try_wait().unwrap());
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let mut stderr = String::new();
         let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
         assert_eq!(

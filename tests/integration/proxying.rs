@@ -245,7 +245,7 @@ async fn responses_stream_before_the_upstream_finishes() {
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"first\n");
-    p.upstream.release.notify_one();
+    p.upstream.release(1);
     let rest = resp.bytes().await.unwrap();
     assert_eq!(&rest[..], b"second\n");
 }

@@ -178,15 +178,6 @@ impl Stream {
     }
 }
 
-/// Let every held `/stream` response send its second part. `notify_one` keeps a permit
-/// when the stream task is not waiting yet, so repeat it once per stream.
-async fn release(upstream: &Upstream, streams: usize) {
-    for _ in 0..streams {
-        upstream.release.notify_one();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 /// A TLS upstream for `api.test` and a `tokenizer serve` child pinned to it.
 struct Serve {
     _ca: TestCa,
@@ -337,7 +328,7 @@ async fn drains_a_stream_in_flight(one_cpu: bool) {
     assert!(server.exited().is_none(), "exited with a stream in flight");
 
     let released = Instant::now();
-    release(&s.upstream, 1).await;
+    s.upstream.release(1);
     let body = stream.finish().await;
     assert_eq!(body.as_deref(), Ok(STREAM_BODY), "the in-flight stream");
 
@@ -516,7 +507,7 @@ async fn sideproxy_drains_streams_in_flight_then_exits_0() {
     assert!(server.exited().is_none(), "exited with streams in flight");
 
     let released = Instant::now();
-    release(&serve.upstream, 2).await;
+    serve.upstream.release(2);
     let (a, b) = tokio::join!(first.finish(), second.finish());
     assert_eq!(a.as_deref(), Ok(STREAM_BODY), "the HTTP/2 stream");
     assert_eq!(b.as_deref(), Ok(STREAM_BODY), "the HTTP/1.1 stream");
@@ -564,6 +555,6 @@ async fn sideproxy_exits_0_at_the_deadline_with_a_stream_still_going() {
     assert_ne!(body.as_deref(), Ok(STREAM_BODY), "the stream completed");
     // The tokenizer behind it still has the upstream stream open (its client went away);
     // let it end so the tokenizer stops promptly.
-    release(&serve.upstream, 1).await;
+    serve.upstream.release(1);
     stop_serve(serve);
 }

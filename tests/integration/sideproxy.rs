@@ -200,7 +200,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"data: one\n\n");
-    c.env.upstream.release.notify_one();
+    c.env.upstream.release(1);
     assert_eq!(&resp.bytes().await.unwrap()[..], b"data: two\n\n");
 }
 

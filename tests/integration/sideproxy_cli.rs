@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{inject, seal_for, with};
+use crate::support::{inject, seal_for, wait_until, with};
 
 /// The caller password the sealed secrets are bound to (`TOKENIZER_AUTH`).
 const PROXY_PW: &str = "proxy-pw";
@@ -71,20 +71,13 @@ fn run_quick(mut cmd: Command) -> Quick {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let started = Instant::now();
     let mut child = cmd.spawn().expect("start tokenizer");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("still running after 5 s ({cmd:?}); stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_until(Duration::from_secs(5), || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("still running after 5 s ({cmd:?}); stderr:\n{err}");
     };
     let (mut stdout, mut stderr) = (String::new(), String::new());
     child

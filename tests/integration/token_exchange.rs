@@ -4,6 +4,7 @@
 //! multi_processor too; and every response shape that must fail closed.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use ::tokenizer::processor::ProcessorConfig;
 use ::tokenizer::secret::{Secret, b64};
@@ -17,7 +18,7 @@ use crate::support::binary::Server;
 use crate::support::ca::TestCa;
 use crate::support::raw::{RawConn, RawResponse, connect_request};
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{Env, Reply, bearer, inject, seal_for, with};
+use crate::support::{Env, Reply, bearer, inject, poll_until, seal_for, with};
 
 const GOOGLE: &str = "ya29.test-access-token-from-google";
 const CC_TOKEN: &str = "hs-access-token-xyz";
@@ -361,8 +362,13 @@ async fn expired_sealed_tokens_are_refused() {
     assert_eq!(expires_in, 1);
     let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     assert!(opened.policy.expires_at.unwrap() <= now() + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let got = e.call("GET", &e.url("/"), &token, Some(AUTH)).await;
+    // Expiry has a one-second grain: ask until the token is refused.
+    let got = poll_until(Duration::from_secs(10), || async {
+        let got = e.call("GET", &e.url("/"), &token, Some(AUTH)).await;
+        (got.status != 200).then_some(got)
+    })
+    .await
+    .expect("the token is still accepted 10 s after it expired");
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("secret expired"), "{}", got.body);
     got.assert_no_plaintext();

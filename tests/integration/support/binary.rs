@@ -370,19 +370,13 @@ impl Server {
             .expect("run kill");
         assert!(kill.success(), "kill -TERM failed: {kill}");
         let sent = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if sent.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "tokenizer serve still running {timeout:?} after SIGTERM; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = wait_until(timeout, || child.try_wait().unwrap()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tokenizer serve still running {timeout:?} after SIGTERM; stderr:\n{}",
+                self.stderr_text()
+            );
         };
         let took = sent.elapsed();
         if let Some(r) = self.reader.take() {

@@ -12,7 +12,7 @@ pub mod tokenizer;
 pub mod upstream;
 
 pub use env::{Env, Reply};
-pub use poll::poll_until;
+pub use poll::{poll_until, wait_until};
 
 use ::tokenizer::auth::BearerAuth;
 use ::tokenizer::secret::{OpenKey, Secret, b64};
