@@ -189,6 +189,9 @@ trait Adversary {
     /// GET `target` through the proxy with `sealed` and `AUTH`.
     async fn authed(&self, target: &str, sealed: &str) -> Reply;
 
+    /// A tunnel to `api.test:80`, opened with `sealed` and `AUTH`.
+    async fn api_tunnel(&self, sealed: &str) -> RawConn;
+
     /// A good request still gets the credential.
     async fn still_serves(&self);
 }
@@ -217,6 +220,13 @@ impl Adversary for Env {
         let auth = format!("Bearer {AUTH}");
         self.get(target, &[sealed], &[("proxy-authorization", &auth)])
             .await
+    }
+
+    async fn api_tunnel(&self, sealed: &str) -> RawConn {
+        let auth = format!("Bearer {AUTH}");
+        self.tunnel("api.test:80", &[sealed], &[("proxy-authorization", &auth)])
+            .await
+            .expect("a tunnel")
     }
 
     async fn still_serves(&self) {
@@ -1249,11 +1259,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
         assert_no_plaintext(uri, &resp.text());
     }
     // In a tunnel to evil.tst, an inner Host with userinfo naming the token host.
-    let mut tunnel = RawConn::open(tk.addr).await;
-    tunnel
-        .send(b"CONNECT evil.tst:80 HTTP/1.1\r\nHost: evil.tst:80\r\n\r\n")
-        .await;
-    assert_eq!(tunnel.read_response(true).await.status, 200);
+    let mut tunnel = RawConn::tunnel(tk.addr, "evil.tst:80", &[]).await.unwrap();
     for host in ["tok.test@evil.tst", "tok.test@evil.tst:80"] {
         tunnel.send(post("/token/cc", host).as_bytes()).await;
         let resp = tunnel.read_response(false).await;
@@ -1283,16 +1289,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
 async fn tunnel_requests_stay_on_the_connect_host() {
     let e = env(&[]).await;
     let sealed = e.for_hosts(&["api.test:80"]);
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n{}\r\n",
-            auth_lines(&sealed)
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = e.api_tunnel(&sealed).await;
     // Allowed: the URI names the tunnel host, whatever the Host header says; case and
     // an explicit :80 do not matter.
     for (line, host) in [
@@ -1466,17 +1463,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
         t.took
     );
 
-    let mut tunnel = RawConn::open(e.tk.addr).await;
-    tunnel
-        .send(
-            format!(
-                "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n{}\r\n",
-                auth_lines(&good)
-            )
-            .as_bytes(),
-        )
-        .await;
-    assert_eq!(tunnel.read_response(true).await.status, 200);
+    let mut tunnel = e.api_tunnel(&good).await;
     tunnel
         .send(b"GET /tunnel-idle HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;

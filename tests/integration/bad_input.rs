@@ -58,6 +58,12 @@ trait Checks {
 
     /// Nothing refused so far reached the upstream.
     fn upstream_untouched(&self);
+
+    /// Nothing refused reached the upstream, and a valid request still goes through.
+    async fn unharmed(&self) {
+        self.upstream_untouched();
+        self.still_serves().await;
+    }
 }
 
 impl Checks for Env {
@@ -97,9 +103,14 @@ impl Checks for Env {
 /// `status`, one short line containing `needle`, and no secret material: neither the
 /// test credentials nor any of the `sent` values.
 fn assert_refused(got: u16, body: &str, status: u16, needle: &str, sent: &[&str]) {
-    assert_eq!(got, status, "body: {body:?}");
+    assert_refused_for("", got, body, status, needle, sent);
+}
+
+/// [`assert_refused`], naming `what` was refused in a failure.
+fn assert_refused_for(what: &str, got: u16, body: &str, status: u16, needle: &str, sent: &[&str]) {
+    assert_eq!(got, status, "{what}: {body:?}");
     assert_one_clean_line(body, sent);
-    assert!(body.contains(needle), "want {needle:?} in {body:?}");
+    assert!(body.contains(needle), "{what}: want {needle:?} in {body:?}");
 }
 
 fn assert_one_clean_line(body: &str, sent: &[&str]) {
@@ -198,8 +209,7 @@ async fn malformed_tokenizer_headers_are_400() {
     conn.send(&req).await;
     let resp = conn.read_response(false).await;
     assert_refused(resp.status, &resp.text(), 400, "bad tokenizer header", &[]);
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -219,8 +229,7 @@ async fn undecodable_secrets_are_400() {
         e.refused(&[value], 400, "bad Proxy-Tokenizer encoding")
             .await;
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -237,8 +246,7 @@ async fn undecryptable_secrets_are_400() {
         e.refused(&[value], 400, "failed Proxy-Tokenizer decryption")
             .await;
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 /// One bad secret among good ones spoils the whole request.
@@ -250,8 +258,7 @@ async fn one_bad_line_among_good_ones_is_400() {
         .await;
     e.refused(&["!!!", &good], 400, "bad Proxy-Tokenizer encoding")
         .await;
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === the secret JSON ===
@@ -289,12 +296,9 @@ async fn bad_secret_json_is_400() {
     for json in &cases {
         let sealed = e.seal_raw(json);
         let (status, body) = e.get_with(&[&sealed]).await;
-        assert_eq!(status, 400, "{json}: {body:?}");
-        assert_one_clean_line(&body, &[&sealed]);
-        assert!(body.contains("bad secret json"), "{json}: {body:?}");
+        assert_refused_for(json, status, &body, 400, "bad secret json", &[&sealed]);
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === processors that cannot be built ===
@@ -377,8 +381,7 @@ async fn processor_build_errors_are_400() {
         let (status, body) = e.get_with(&[value]).await;
         assert_refused(status, &body, 400, needle, &[value]);
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -404,8 +407,7 @@ async fn no_secret_is_400_without_open_proxy() {
     let e = env().await;
     let (status, body) = e.get_with(&[]).await;
     assert_refused(status, &body, 400, "missing Proxy-Tokenizer", &[]);
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -443,8 +445,7 @@ async fn secret_for_another_host_is_400() {
     for sealed in [&nowhere, &elsewhere, &without_port, &pattern] {
         e.refused(&[sealed], 400, "secret not valid for").await;
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === bodies too large to buffer ===
@@ -567,8 +568,7 @@ async fn oversized_request_headers_are_refused() {
             assert!(!text.contains(TOKEN));
         }
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === destinations the guard refuses ===
@@ -605,9 +605,14 @@ async fn denied_destinations_are_400() {
         "http://api.test/".to_owned(),
     ] {
         let (status, body) = e.get_url(&url, &[&good]).await;
-        assert_eq!(status, 400, "{url}: {body:?}");
-        assert_one_clean_line(&body, &[&good]);
-        assert!(body.contains("destination not allowed"), "{url}: {body:?}");
+        assert_refused_for(
+            &url,
+            status,
+            &body,
+            400,
+            "destination not allowed",
+            &[&good],
+        );
         // The client learns the rule, not the resolved address.
         assert!(!body.contains("127.0.0.1"), "{url}: {body:?}");
     }
@@ -632,12 +637,16 @@ async fn requests_to_the_tokenizer_itself_are_400() {
         format!("http://localhost:{own}/"),
     ] {
         let (status, body) = e.get_url(&url, &[&good]).await;
-        assert_eq!(status, 400, "{url}: {body:?}");
-        assert_one_clean_line(&body, &[&good]);
-        assert!(body.contains("destination not allowed"), "{url}: {body:?}");
+        assert_refused_for(
+            &url,
+            status,
+            &body,
+            400,
+            "destination not allowed",
+            &[&good],
+        );
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === what the client addressed ===
@@ -671,8 +680,7 @@ async fn https_and_port_443_are_400() {
             assert!(resp.text().contains("proxied request must be HTTP"));
         }
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === upstream failures ===
@@ -724,8 +732,7 @@ async fn origin_form_without_tokenizer_hostnames_is_400() {
         "I'm not that kind of server",
         &[&good],
     );
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -794,28 +801,21 @@ async fn bad_secrets_on_and_in_a_connect_tunnel_are_400() {
         .seal_key()
         .seal_base64(inject(TOKEN, AUTH).to_string().as_bytes());
     let bad_json = e.seal_raw(r#"{"inject_processor":{"token":31337},"no_auth":{}}"#);
-    let connect = |secret: &str| {
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {secret}\r\n\
-             Proxy-Authorization: Bearer {AUTH}\r\n\r\n"
-        )
-    };
+    let auth = format!("Bearer {AUTH}");
     for (secret, needle) in [
         ("!!!", "bad Proxy-Tokenizer encoding"),
         (wrong_key.as_str(), "failed Proxy-Tokenizer decryption"),
         (bad_json.as_str(), "bad secret json"),
     ] {
-        let mut conn = RawConn::open(e.tk.addr).await;
-        conn.send(connect(secret).as_bytes()).await;
-        let resp = conn.read_response(false).await;
+        let resp = e
+            .tunnel("api.test:80", &[secret], &[("proxy-authorization", &auth)])
+            .await
+            .unwrap_err();
         assert_refused(resp.status, &resp.text(), 400, needle, &[secret]);
     }
 
     // A tunnel without CONNECT-level secrets; each inner request brings its own.
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(b"CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = e.tunnel("api.test:80", &[], &[]).await.unwrap();
     let inner = |secret: &str| {
         format!(
             "GET / HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {secret}\r\n\
@@ -871,6 +871,5 @@ async fn malformed_requests_get_400_and_the_server_stays_up() {
             String::from_utf8_lossy(bytes)
         );
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }

@@ -215,16 +215,11 @@ async fn a_connect_carries_its_fly_src_into_the_tunnel() {
     let e = env(&[]).await;
     let sealed = e.env.seal(&secret(&["foo"]));
     let (src, sig) = fly_src(&e.key, "foo", now());
-    let mut conn = RawConn::open(e.env.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\
-             Fly-Src: {src}\r\nFly-Src-Signature: {sig}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let fly = [
+        ("fly-src", src.as_str()),
+        ("fly-src-signature", sig.as_str()),
+    ];
+    let mut conn = e.env.tunnel("api.test:80", &[&sealed], &fly).await.unwrap();
     conn.send(b"GET /in-tunnel HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;
     let resp = conn.read_response(false).await;
@@ -235,15 +230,8 @@ async fn a_connect_carries_its_fly_src_into_the_tunnel() {
     );
 
     // A CONNECT without a valid Fly-Src is refused before the tunnel opens.
-    let mut conn = RawConn::open(e.env.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 407);
+    let refused = e.env.tunnel("api.test:80", &[&sealed], &[]).await;
+    assert_eq!(refused.unwrap_err().status, 407);
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::support::Env;
 use crate::support::binary::run;
-use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
 
 const KEY: [u8; 32] = [9u8; 32];
@@ -195,17 +194,15 @@ async fn caveats_are_checked_on_each_request_in_a_tunnel() {
         Caveat::RequestMethod(strings(&["GET"])),
         Caveat::RequestHost(strings(&["api.test:80"])),
     ]);
-    let mut conn = RawConn::open(e.env.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {}\r\n\
-             Proxy-Authorization: {token}\r\n\r\n",
-            e.sealed
+    let mut conn = e
+        .env
+        .tunnel(
+            "api.test:80",
+            &[&e.sealed],
+            &[("proxy-authorization", &token)],
         )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+        .await
+        .unwrap();
     conn.send(b"GET /inside HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;
     let resp = conn.read_response(false).await;

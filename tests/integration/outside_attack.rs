@@ -48,66 +48,46 @@ fn caller(processor: Value, extra: Value) -> Value {
     with(with(processor, json!({"no_auth": {}})), extra)
 }
 
-/// Requests as the attacker sends them: always with `AUTH`.
-trait Attack {
-    /// `method url` through the proxy with each of `secrets` (sealed here).
-    async fn call(
-        &self,
-        method: &str,
-        url: &str,
-        secrets: &[&Value],
-        extra: &[(&str, &str)],
-    ) -> Reply {
-        self.call_body(method, url, secrets, extra, "").await
-    }
-
-    async fn call_body(
-        &self,
-        method: &str,
-        url: &str,
-        secrets: &[&Value],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Reply;
-
-    async fn send_sealed(
-        &self,
-        method: &str,
-        url: &str,
-        sealed: &[&str],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Reply;
+/// A secret as a test holds it: JSON to seal, or a sealed value (with params, say).
+trait Sealable {
+    fn sealed(&self, e: &Env) -> String;
 }
 
-impl Attack for Env {
-    async fn call_body(
-        &self,
-        method: &str,
-        url: &str,
-        secrets: &[&Value],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Reply {
-        let sealed: Vec<String> = secrets.iter().map(|s| self.seal(s)).collect();
-        let refs: Vec<&str> = sealed.iter().map(String::as_str).collect();
-        self.send_sealed(method, url, &refs, extra, body).await
+impl Sealable for Value {
+    fn sealed(&self, e: &Env) -> String {
+        e.seal(self)
     }
+}
 
-    async fn send_sealed(
-        &self,
-        method: &str,
-        url: &str,
-        sealed: &[&str],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Reply {
-        let auth = format!("Bearer {AUTH}");
-        let mut headers = vec![("proxy-authorization", auth.as_str())];
-        headers.extend_from_slice(extra);
-        self.send(method, url, sealed, &headers, body.to_owned())
-            .await
+impl Sealable for str {
+    fn sealed(&self, _: &Env) -> String {
+        self.to_owned()
     }
+}
+
+impl Sealable for String {
+    fn sealed(&self, _: &Env) -> String {
+        self.clone()
+    }
+}
+
+/// `method url` through the proxy with each of `secrets`, `AUTH`, `extra` headers and
+/// `body`, as the attacker sends it.
+async fn call<S: Sealable + ?Sized>(
+    e: &Env,
+    method: &str,
+    url: &str,
+    secrets: &[&S],
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let sealed: Vec<String> = secrets.iter().map(|s| s.sealed(e)).collect();
+    let sealed: Vec<&str> = sealed.iter().map(String::as_str).collect();
+    let auth = format!("Bearer {AUTH}");
+    let mut headers = vec![("proxy-authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    e.send(method, url, &sealed, &headers, body.to_owned())
+        .await
 }
 
 /// `text` carries `credential` in none of the forms a client could decode.
@@ -138,14 +118,15 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
     let e = env(&[]).await;
     let s = real(json!({}));
     for encoding in ["gzip", "br", "zstd", "deflate", "gzip, deflate, br, zstd"] {
-        let got = e
-            .call(
-                "GET",
-                "http://api.test/echo-gzip",
-                &[&s],
-                &[("accept-encoding", encoding)],
-            )
-            .await;
+        let got = call(
+            &e,
+            "GET",
+            "http://api.test/echo-gzip",
+            &[&s],
+            &[("accept-encoding", encoding)],
+            "",
+        )
+        .await;
         assert_eq!(got.status, 200, "{encoding}: {}", got.body);
         assert!(got.headers.get("content-encoding").is_none(), "{encoding}");
         assert!(got.body.contains("[REDACTED]"), "{encoding}: {}", got.body);
@@ -158,16 +139,12 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
         );
     }
     // An upstream that compresses anyway: the guard could not read it, so it is refused.
-    let got = e
-        .call("GET", "http://api.test/force-gzip", &[&s], &[])
-        .await;
+    let got = call(&e, "GET", "http://api.test/force-gzip", &[&s], &[], "").await;
     assert_eq!(got.status, 502, "{}", got.body);
     assert!(got.body.contains("reflection guard"), "{}", got.body);
     // Without a guard there is nothing to protect: compression passes through.
     let plain = Env::builder().names(&["api.test"]).start().await;
-    let got = plain
-        .call("GET", "http://api.test/force-gzip", &[&s], &[])
-        .await;
+    let got = call(&plain, "GET", "http://api.test/force-gzip", &[&s], &[], "").await;
     assert_eq!(got.status, 200);
     assert_eq!(got.headers["content-encoding"], "gzip");
 }
@@ -176,21 +153,20 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
 async fn a_range_request_cannot_slice_a_credential_out_of_an_echo() {
     let e = env(&[]).await;
     let s = real(json!({}));
-    let whole = e
-        .call("GET", "http://api.test/echo-range", &[&s], &[])
-        .await;
+    let whole = call(&e, "GET", "http://api.test/echo-range", &[&s], &[], "").await;
     let at = whole.body.find("[REDACTED]").expect("masked echo");
     // Ask for the credential in two slices: each would be too short to match.
     for (a, b) in [(at, at + 10), (at + 11, at + 40)] {
         let range = format!("bytes={a}-{b}");
-        let got = e
-            .call(
-                "GET",
-                "http://api.test/echo-range",
-                &[&s],
-                &[("range", &range)],
-            )
-            .await;
+        let got = call(
+            &e,
+            "GET",
+            "http://api.test/echo-range",
+            &[&s],
+            &[("range", &range)],
+            "",
+        )
+        .await;
         assert_eq!(got.status, 200, "the range was not forwarded");
         assert_no_credential(&range, &got.body, REAL);
     }
@@ -211,21 +187,22 @@ async fn finding_2_a_token_from_an_exchange_is_no_broader_than_its_secret() {
         "allowed_paths": ["/token/cc", "/v1/**"],
         "rate_limit": "3/min",
     });
-    let got = e
-        .call(
-            "POST",
-            &format!("http://{}/token/cc", e.host()),
-            &[&parent],
-            &[],
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{}/token/cc", e.host()),
+        &[&parent],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
     let v: Value = serde_json::from_str(&got.body).unwrap();
     let token = v["sealed_token"].as_str().unwrap().to_owned();
     let send = |method: &'static str, url: String| {
         let token = token.clone();
         let e = &e;
-        async move { e.send_sealed(method, &url, &[&token], &[], "").await }
+        async move { call(e, method, &url, &[&token], &[], "").await }
     };
     // Another host: refused (it was injected there on e0c932c).
     let got = send("GET", "http://other.test/v1/x".to_owned()).await;
@@ -268,14 +245,15 @@ async fn an_exchange_cannot_seal_another_secrets_credential() {
             "token_url": format!("https://{host}/token/echo-auth")}}),
         json!({"allowed_hosts": [host.clone(), "other.test"]}),
     );
-    let got = e
-        .call(
-            "POST",
-            &format!("http://{host}/token/echo-auth"),
-            &[&real, &exchange],
-            &[],
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{host}/token/echo-auth"),
+        &[&real, &exchange],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
     let v: Value = serde_json::from_str(&got.body).unwrap();
     let opened = Secret::open(&e.tk.open_keys(), v["sealed_token"].as_str().unwrap()).unwrap();
@@ -350,9 +328,15 @@ async fn a_processors_path_is_judged_by_every_rule() {
             "token_url": "https://api.test/admin/{installation_id}"}}),
         json!({"allowed_hosts": ["api.test"]}),
     );
-    let got = e
-        .call("GET", "http://api.test/v1/models", &[&real, &mover], &[])
-        .await;
+    let got = call(
+        &e,
+        "GET",
+        "http://api.test/v1/models",
+        &[&real, &mover],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("/admin/2"), "{}", got.body);
     assert!(!e.upstream.seen().iter().any(|s| s.contains("admin")));
@@ -370,15 +354,15 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
         json!({}),
     );
     for order in [[&real, &rewriter], [&rewriter, &real]] {
-        let got = e
-            .call_body(
-                "POST",
-                "http://api.test/echo",
-                &order,
-                &[],
-                r#"{"key":"{{T}}"}"#,
-            )
-            .await;
+        let got = call(
+            &e,
+            "POST",
+            "http://api.test/echo",
+            &order,
+            &[],
+            r#"{"key":"{{T}}"}"#,
+        )
+        .await;
         assert_eq!(got.status, 200, "{}", got.body);
         assert!(!got.body.contains("sk-!live"), "{}", got.body);
         assert_no_credential("body echo", &got.body, REAL);
@@ -391,15 +375,15 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
             "hash": "sha256", "dst": "x-sig"}}),
         json!({}),
     );
-    let got = e
-        .call_body(
-            "POST",
-            "http://api.test/echo",
-            &[&real, &signer],
-            &[],
-            "{{T}}",
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        "http://api.test/echo",
+        &[&real, &signer],
+        &[],
+        "{{T}}",
+    )
+    .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("cannot be combined"), "{}", got.body);
 }
@@ -421,9 +405,7 @@ async fn finding_5_client_grown_tables_stay_bounded() {
         if i == 0 {
             first = sealed.clone();
         }
-        let got = e
-            .send_sealed("GET", "http://api.test/", &[&sealed], &[], "")
-            .await;
+        let got = call(&e, "GET", "http://api.test/", &[&sealed], &[], "").await;
         match got.status {
             200 => {}
             429 => {
@@ -441,9 +423,7 @@ async fn finding_5_client_grown_tables_stay_bounded() {
     assert_eq!(refused, 10);
     assert!(e.tk.metric("tokenizer_rate_limit_keys").await <= 20.0);
     // A counted secret was not evicted to make room: its day is still spent.
-    let got = e
-        .send_sealed("GET", "http://api.test/", &[&first], &[], "")
-        .await;
+    let got = call(&e, "GET", "http://api.test/", &[&first], &[], "").await;
     assert_eq!(got.status, 429);
     assert!(!got.body.contains("too many"), "{}", got.body);
     // Large secrets do not grow the unseal cache past its bytes.
@@ -452,7 +432,7 @@ async fn finding_5_client_grown_tables_stay_bounded() {
             json!({"inject_processor": {"token": format!("{i:04}{}", "t".repeat(1000))}}),
             json!({}),
         );
-        e.call("GET", "http://api.test/", &[&s], &[]).await;
+        call(&e, "GET", "http://api.test/", &[&s], &[], "").await;
         assert!(e.tk.metric("tokenizer_unseal_cache_bytes").await <= 4.0 * 1024.0 * 1024.0);
     }
     assert!(e.tk.metric("tokenizer_unseal_cache_entries").await < 60.0);
@@ -485,14 +465,14 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
     let normals = [&normal_secret];
     let start = Instant::now();
     let (a, b, normal) = tokio::join!(
-        e.call("GET", "http://api.test/", &longs, &[]),
-        e.call("GET", "http://api.test/", &longs, &[]),
+        call(&e, "GET", "http://api.test/", &longs, &[], ""),
+        call(&e, "GET", "http://api.test/", &longs, &[], ""),
         async {
             // Sent while the long ones are handled.
             tokio::time::sleep(Duration::from_millis(20)).await;
             let t = Instant::now();
             (
-                e.call("GET", "http://api.test/", &normals, &[]).await,
+                call(&e, "GET", "http://api.test/", &normals, &[], "").await,
                 t.elapsed(),
             )
         },
@@ -520,7 +500,7 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
         json!({"inject_processor": {"token": token.clone()}}),
         json!({}),
     );
-    let got = e.call("GET", "http://api.test/", &[&max], &[]).await;
+    let got = call(&e, "GET", "http://api.test/", &[&max], &[], "").await;
     assert_eq!(got.status, 200);
     assert!(!got.body.contains(&token[..4000]));
     // A long placeholder param is refused before it costs anything.
@@ -533,9 +513,7 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
         e.seal(&body),
         json!({"placeholder": "p".repeat(20_000)})
     );
-    let got = e
-        .send_sealed("POST", "http://api.test/", &[&sealed], &[], "x")
-        .await;
+    let got = call(&e, "POST", "http://api.test/", &[&sealed], &[], "x").await;
     assert_eq!(got.status, 400, "{}", got.body);
 }
 
@@ -604,9 +582,7 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
     assert!(stalled.1 < Duration::from_secs(4), "{:?}", stalled.1);
     // Everything buffered was released, and a normal signed request works.
     assert_eq!(e.tk.metric("tokenizer_buffered_body_bytes").await, 0.0);
-    let got = e
-        .call_body("POST", "http://api.test/", &[&signer], &[], "hello")
-        .await;
+    let got = call(&e, "POST", "http://api.test/", &[&signer], &[], "hello").await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
 
@@ -623,9 +599,15 @@ async fn finding_8_signed_assertions_are_guarded() {
         "email": "svc@example.test", "token_url": format!("https://{host}/token")},
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
     // An error page that quotes the exchange request: the assertion (valid an hour).
-    let got = e
-        .call("POST", &format!("http://{host}/echo-error"), &[&jwt], &[])
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{host}/echo-error"),
+        &[&jwt],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 400);
     let echo = Echo::parse(&got.body);
     assert!(echo.body().starts_with("assertion="), "{}", echo.body());
@@ -640,9 +622,7 @@ async fn finding_8_signed_assertions_are_guarded() {
         "app_id": "1", "installation_id": "2",
         "token_url": format!("https://{host}/echo-error/{{installation_id}}")},
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
-    let got = e
-        .call("POST", &format!("http://{host}/"), &[&app], &[])
-        .await;
+    let got = call(&e, "POST", &format!("http://{host}/"), &[&app], &[], "").await;
     assert_eq!(got.status, 400, "{}", got.body);
     let echo = Echo::parse(&got.body);
     let auth = echo.header("authorization").unwrap();
@@ -654,9 +634,7 @@ async fn finding_8_signed_assertions_are_guarded() {
     let sealed = e.seal(&hmac);
     let with_msg = format!("{sealed}; {}", json!({"msg": "hello", "fmt": "%X"}));
     for s in [&sealed, &with_msg] {
-        let got = e
-            .send_sealed("POST", "http://api.test/", &[s], &[], "payload")
-            .await;
+        let got = call(&e, "POST", "http://api.test/", &[s], &[], "payload").await;
         let sig = Echo::parse(&got.body).header("x-sig").unwrap();
         assert!(sig.contains("[REDACTED]"), "{sig}");
     }
@@ -674,9 +652,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
         e.seal(&into_protocol),
         json!({"dst": "Sec-WebSocket-Protocol", "fmt": "%s"})
     );
-    let got = e
-        .send_sealed("GET", "http://api.test/ws", &[&sealed], &[], "")
-        .await;
+    let got = call(&e, "GET", "http://api.test/ws", &[&sealed], &[], "").await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("bad dst"), "{}", got.body);
 
@@ -745,7 +721,7 @@ async fn finding_10_rules_hold_against_upstream_reinterpretation() {
         );
     }
     assert!(e.upstream.seen().is_empty(), "{:?}", e.upstream.seen());
-    let got = e.call("GET", "http://api.test/v1/x;v=2", &[&s], &[]).await;
+    let got = call(&e, "GET", "http://api.test/v1/x;v=2", &[&s], &[], "").await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
 
@@ -756,9 +732,7 @@ async fn a_format_with_a_multibyte_character_is_a_clear_400() {
     let e = env(&[]).await;
     for fmt in ["%é", "Bearer %€", "%\u{1f600}s"] {
         let sealed = format!("{}; {}", e.seal(&real(json!({}))), json!({"fmt": fmt}));
-        let got = e
-            .send_sealed("GET", "http://api.test/", &[&sealed], &[], "")
-            .await;
+        let got = call(&e, "GET", "http://api.test/", &[&sealed], &[], "").await;
         assert_eq!(got.status, 400, "{fmt}: {}", got.body);
         assert!(got.body.contains("bad fmt"), "{}", got.body);
     }
@@ -812,14 +786,12 @@ async fn a_second_secret_cannot_hide_part_of_a_credential_from_the_guard() {
         "dst": "x-second"}, "bearer_auth": bearer(AUTH)});
     let real = real(json!({}));
     for order in [[&noise, &real, &other], [&real, &other, &noise]] {
-        let got = e.call("GET", "http://api.test/", &order, &[]).await;
+        let got = call(&e, "GET", "http://api.test/", &order, &[], "").await;
         assert_eq!(got.status, 200);
         assert_no_credential("echo", &got.body, REAL);
         assert_no_credential("echo", &got.body, "sk-second-7e6d5c4b3a2910fe");
     }
-    let got = e
-        .call("GET", "http://api.test/reflect", &[&real], &[])
-        .await;
+    let got = call(&e, "GET", "http://api.test/reflect", &[&real], &[], "").await;
     let all = format!("{}{}", headers_text(&got.headers), got.body);
     assert_no_credential("reflect", &all, REAL);
     assert!(all.contains("x-echo-auth: Bearer [REDACTED]"), "{all}");

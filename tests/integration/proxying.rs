@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::raw::{RawConn, connect_request};
+use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
 use crate::support::{Env, bearer, inject, with};
 
@@ -26,16 +26,7 @@ const AUTH: (&str, &str) = ("proxy-authorization", "Bearer trustno1");
 async fn connect_tunnel_injects_into_each_request() {
     let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p.tunnel("api.test:80", &[&sealed], &[AUTH]).await.unwrap();
     for path in ["/one", "/two"] {
         conn.send(format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n").as_bytes())
             .await;
@@ -52,16 +43,7 @@ async fn connect_tunnel_injects_into_each_request() {
 async fn connect_tunnel_pins_the_inner_host() {
     let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p.tunnel("api.test:80", &[&sealed], &[AUTH]).await.unwrap();
     // Request 1 to the CONNECT host is fine; request 2 names another host.
     conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
     assert_eq!(conn.read_response(false).await.status, 200);
@@ -83,16 +65,10 @@ async fn connect_validators_see_the_connect_authority() {
         inject("supersecret", "trustno1"),
         json!({"allowed_hosts": ["api.test:80"]}),
     ));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &for_connect),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p
+        .tunnel("api.test:80", &[&for_connect], &[AUTH])
+        .await
+        .unwrap();
     conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
     assert_eq!(conn.read_response(false).await.status, 200);
 
@@ -101,37 +77,20 @@ async fn connect_validators_see_the_connect_authority() {
         inject("supersecret", "trustno1"),
         json!({"allowed_hosts": ["other.test:80"]}),
     ));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &elsewhere),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
+    let refused = p.tunnel("api.test:80", &[&elsewhere], &[AUTH]).await;
+    assert_eq!(refused.unwrap_err().status, 400);
 }
 
 #[tokio::test]
 async fn connect_refuses_bad_auth_and_other_ports() {
     let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer wrong"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 407);
+    let wrong = ("proxy-authorization", "Bearer wrong");
+    let refused = p.tunnel("api.test:80", &[&sealed], &[wrong]).await;
+    assert_eq!(refused.unwrap_err().status, 407);
     for authority in ["api.test:443", "api.test:8443"] {
-        let mut conn = RawConn::open(p.tk.addr).await;
-        conn.send(&connect_request(authority, &[("Proxy-Tokenizer", &sealed)]))
-            .await;
-        assert_eq!(conn.read_response(false).await.status, 400, "{authority}");
+        let refused = p.tunnel(authority, &[&sealed], &[]).await;
+        assert_eq!(refused.unwrap_err().status, 400, "{authority}");
     }
     assert_eq!(p.upstream.connection_count(), 0);
 }

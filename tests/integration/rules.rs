@@ -240,36 +240,25 @@ async fn connect_level_rules_apply_to_each_tunnelled_request() {
         &e,
         json!({"allowed_methods": ["GET"], "allowed_paths": ["/ok/**"], "rate_limit": "3/min"}),
     );
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\
-             Proxy-Authorization: Bearer trustno1\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(
-        conn.read_response(true).await.status,
-        200,
-        "CONNECT itself is not a GET"
-    );
-    conn.send(b"GET /ok/1 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"POST /ok/1 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 0\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
-    conn.send(b"GET /other HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
-    conn.send(b"GET /ok/2 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"GET /ok/3 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"GET /ok/4 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 429);
+    let mut conn = e
+        .tunnel("api.test:80", &[&sealed], &[AUTH])
+        .await
+        .expect("CONNECT itself is not a GET");
+    for (request, status) in [
+        ("GET /ok/1", 200),
+        ("POST /ok/1", 400),
+        ("GET /other", 400),
+        ("GET /ok/2", 200),
+        ("GET /ok/3", 200),
+        ("GET /ok/4", 429),
+    ] {
+        let length = if request.starts_with("POST") {
+            "Content-Length: 0\r\n"
+        } else {
+            ""
+        };
+        conn.send(format!("{request} HTTP/1.1\r\nHost: api.test\r\n{length}\r\n").as_bytes())
+            .await;
+        assert_eq!(conn.read_response(false).await.status, status, "{request}");
+    }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::support::binary::Server;
 use crate::support::ca::TestCa;
-use crate::support::raw::{RawConn, RawResponse, connect_request};
+use crate::support::raw::{RawConn, RawResponse};
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{Env, Reply, bearer, inject, poll_until, seal_for, with};
 
@@ -570,17 +570,14 @@ async fn github_enterprise_template() {
 
 /// A tunnel to `oauth.test:80` opened with `sealed` and the right auth.
 async fn tunnel(e: &Env, sealed: &str) -> RawConn {
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(&connect_request(
+    let auth = format!("Bearer {AUTH}");
+    e.tunnel(
         "oauth.test:80",
-        &[
-            ("Proxy-Tokenizer", sealed),
-            ("Proxy-Authorization", &format!("Bearer {AUTH}")),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
-    conn
+        &[sealed],
+        &[("proxy-authorization", &auth)],
+    )
+    .await
+    .expect("a tunnel")
 }
 
 async fn tunnel_request(conn: &mut RawConn, method: &str, path: &str) -> RawResponse {

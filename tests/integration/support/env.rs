@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::admin::Admin;
 use super::ca::TestCa;
-use super::raw::RawResponse;
+use super::raw::{RawConn, RawResponse};
 use super::tokenizer::{self, Tokenizer};
 use super::upstream::{Echo, Upstream};
 
@@ -113,6 +113,19 @@ impl Env {
             req = req.header(*k, *v);
         }
         Reply::read(req).await
+    }
+
+    /// `CONNECT authority` through the proxy with one `Proxy-Tokenizer` line per `sealed`
+    /// value and `headers`: the tunnel, or the answer that refused it.
+    pub async fn tunnel(
+        &self,
+        authority: &str,
+        sealed: &[&str],
+        headers: &[(&str, &str)],
+    ) -> Result<RawConn, RawResponse> {
+        let mut all: Vec<(&str, &str)> = sealed.iter().map(|s| ("proxy-tokenizer", *s)).collect();
+        all.extend_from_slice(headers);
+        RawConn::tunnel(self.tk.addr, authority, &all).await
     }
 
     /// [`Env::send`] a GET without a body.
