@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::admin::Admin;
 use crate::support::sidecar::SideProxy;
 use crate::support::upstream::Echo;
-use crate::support::{Env, Reply, inject, with};
+use crate::support::{Env, Reply, curl, inject, with};
 
 const TOKEN: &str = "sk-live-0123456789abcdefXYZ";
 
@@ -285,22 +285,18 @@ async fn the_sidecar_has_an_admin_listener_too() {
         .start()
         .await;
     let side = SideProxy::in_front_of(&e, &["--admin-address", "127.0.0.1:0"]).await;
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/x", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let resp = side.get("/x").await;
     assert_eq!(resp.status(), 200);
     resp.bytes().await.unwrap();
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "-x", &side.proxy_url(), "--cacert"])
-        .arg(&e.ca.pem_path)
-        .arg("https://pass.test/p")
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
+    let (ok, _, err) = curl(&[
+        "-x",
+        &side.proxy_url(),
+        "--cacert",
+        &e.ca.pem_file(),
+        "https://pass.test/p",
+    ])
+    .await;
+    assert!(ok, "{err}");
     let admin = Admin::new(side.admin_addr.unwrap());
     let entries = admin.audit("", 2).await;
     assert!(

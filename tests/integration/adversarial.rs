@@ -189,6 +189,9 @@ trait Adversary {
     /// GET `target` through the proxy with `sealed` and `AUTH`.
     async fn authed(&self, target: &str, sealed: &str) -> Reply;
 
+    /// A raw absolute-form GET of `path` with `sealed`, `AUTH` and `extra` header lines.
+    fn raw_get(&self, path: &str, sealed: &str, extra: &str) -> String;
+
     /// A tunnel to `api.test:80`, opened with `sealed` and `AUTH`.
     async fn api_tunnel(&self, sealed: &str) -> RawConn;
 
@@ -222,6 +225,15 @@ impl Adversary for Env {
             .await
     }
 
+    fn raw_get(&self, path: &str, sealed: &str, extra: &str) -> String {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{}{extra}\r\n",
+            self.url(path),
+            self.host(),
+            auth_lines(sealed)
+        )
+    }
+
     async fn api_tunnel(&self, sealed: &str) -> RawConn {
         let auth = format!("Bearer {AUTH}");
         self.tunnel("api.test:80", &[sealed], &[("proxy-authorization", &auth)])
@@ -232,16 +244,8 @@ impl Adversary for Env {
     async fn still_serves(&self) {
         let mut conn = RawConn::open(self.tk.addr).await;
         let good = self.good();
-        conn.send(
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-                self.url("/still-serves"),
-                self.host(),
-                auth_lines(&good)
-            )
-            .as_bytes(),
-        )
-        .await;
+        conn.send(self.raw_get("/still-serves", &good, "").as_bytes())
+            .await;
         let resp = conn.read_response(false).await;
         assert_eq!(resp.status, 200, "{}", resp.text());
         let echo = Echo::parse(&resp.text());
@@ -395,16 +399,7 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
     let good = e.good();
     // A TLS upstream on an arbitrary port: reached, over TLS, with the credential.
     let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url("/port"),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    conn.send(e.raw_get("/port", &good, "").as_bytes()).await;
     let resp = conn.read_response(false).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let echo = Echo::parse(&resp.text());
@@ -537,12 +532,7 @@ async fn the_tokenizer_and_its_admin_listener_are_never_dialled() {
 /// A pipelined request that must never reach the upstream unless the proxy and the
 /// client agree it is a request of its own.
 fn smuggled(e: &Env, tag: &str) -> String {
-    format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-        e.url(&format!("/fault/echo-framing?{tag}")),
-        e.host(),
-        auth_lines(&e.good())
-    )
+    e.raw_get(&format!("/fault/echo-framing?{tag}"), &e.good(), "")
 }
 
 /// The head of a POST to the framing echo, up to the framing headers in `framing`.
@@ -968,15 +958,7 @@ async fn early_refusals_never_parse_the_unread_body_as_a_request() {
         let good = e.good();
         let _ = conn
             .stream
-            .write_all(
-                format!(
-                    "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-                    e.url("/after"),
-                    e.host(),
-                    auth_lines(&good)
-                )
-                .as_bytes(),
-            )
+            .write_all(e.raw_get("/after", &good, "").as_bytes())
             .await;
         let rest = read_until_close(&mut conn.stream, Duration::from_secs(1)).await;
         if !rest.bytes.is_empty() {
@@ -1071,13 +1053,8 @@ async fn control_characters_never_become_header_bytes() {
     for (name, value) in &cases {
         let t = exchange(
             e.tk.addr,
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\n{}Connection: close\r\n\r\n",
-                e.url("/inject"),
-                e.host(),
-                auth_lines(value)
-            )
-            .as_bytes(),
+            e.raw_get("/inject", value, "Connection: close\r\n")
+                .as_bytes(),
         )
         .await;
         let (status, body) = only_response(&t);
@@ -1356,13 +1333,8 @@ async fn tunnel_requests_stay_on_the_connect_host() {
 async fn slowloris_is_closed_and_others_are_served_meanwhile() {
     let e = env(&["--client-header-timeout", "1s"]).await;
     let addr = e.tk.addr;
-    let head = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n{}X-Pad: {}\r\n\r\n",
-        e.url("/slow"),
-        e.host(),
-        auth_lines(&e.good()),
-        "p".repeat(64)
-    );
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(64));
+    let head = e.raw_get("/slow", &e.good(), &pad);
     let slow: Vec<_> = (0..3)
         .map(|_| {
             let head = head.clone();
@@ -1445,16 +1417,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
     );
 
     let mut kept = RawConn::open(e.tk.addr).await;
-    kept.send(
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url("/idle"),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    kept.send(e.raw_get("/idle", &good, "").as_bytes()).await;
     assert_eq!(kept.read_response(false).await.status, 200);
     let t = read_until_close(&mut kept.stream, Duration::from_secs(5)).await;
     assert!(
@@ -1483,14 +1446,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
 async fn the_connection_after_max_connections_is_closed_at_once() {
     let e = env(&["--max-connections", "5"]).await;
     let good = e.good();
-    let request = |path: &str| {
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url(path),
-            e.host(),
-            auth_lines(&good)
-        )
-    };
+    let request = |path: &str| e.raw_get(path, &good, "");
     let mut five = Vec::new();
     for i in 0..5 {
         let mut conn = RawConn::open(e.tk.addr).await;
@@ -1530,17 +1486,7 @@ async fn oversized_targets_and_upstream_header_floods_are_refused() {
     let e = env(&[]).await;
     let good = e.good();
     let long = format!("/{}", "a".repeat(70_000));
-    let t = exchange(
-        e.tk.addr,
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url(&long),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    let t = exchange(e.tk.addr, e.raw_get(&long, &good, "").as_bytes()).await;
     let statuses = t.statuses();
     assert!(
         statuses.len() == 1 && (400..500).contains(&statuses[0]),

@@ -57,6 +57,11 @@ fn fly_src(key: &SigningKey, org: &str, ts: i64) -> (String, String) {
     (src, sig)
 }
 
+/// The `Fly-Src` and `Fly-Src-Signature` headers.
+fn signed<'a>(src: &'a str, sig: &'a str) -> [(&'static str, &'a str); 2] {
+    [("fly-src", src), ("fly-src-signature", sig)]
+}
+
 fn secret(orgs: &[&str]) -> Value {
     with(
         json!({"inject_processor": {"token": "supersecret"}}),
@@ -76,9 +81,7 @@ async fn a_valid_signed_fly_src_authorizes_and_is_forwarded() {
     let e = env(&[]).await;
     let sealed = e.env.seal(&secret(&["foo"]));
     let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200, "{body}");
     let echo = Echo::parse(&body);
     assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
@@ -92,9 +95,7 @@ async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
     let sealed = e.env.seal(&secret(&["foo"]));
     let t = now();
     let (src, sig) = fly_src(&e.key, "WRONG!", t);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(
         (status, body.trim()),
         (
@@ -105,16 +106,12 @@ async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
 
     let forger = SigningKey::from_bytes(&[1u8; 32]);
     let (src, sig) = fly_src(&forger, "foo", t);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("bad fly-src signature"), "{body}");
 
     let (src, sig) = fly_src(&e.key, "foo", t - 31);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("too old"), "{body}");
 
@@ -125,12 +122,7 @@ async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
     // A signed header for another org cannot be edited into ours.
     let (src, sig) = fly_src(&e.key, "bar", t);
     let edited = src.replace("org=bar", "org=foo");
-    let (status, _) = e
-        .get(
-            &sealed,
-            &[("fly-src", &edited), ("fly-src-signature", &sig)],
-        )
-        .await;
+    let (status, _) = e.get(&sealed, &signed(&edited, &sig)).await;
     assert_eq!(status, 407);
     assert_eq!(e.env.upstream.connection_count(), 0);
 }
@@ -141,11 +133,7 @@ async fn without_use_flysrc_fly_src_auth_fails_closed() {
     let key = SigningKey::from_bytes(&[42u8; 32]);
     let (src, sig) = fly_src(&key, "foo", now());
     let got = e
-        .get(
-            "/",
-            &[&e.seal(&secret(&["foo"]))],
-            &[("fly-src", &src), ("fly-src-signature", &sig)],
-        )
+        .get("/", &[&e.seal(&secret(&["foo"]))], &signed(&src, &sig))
         .await;
     assert_eq!(got.status, 407);
     assert!(got.body.contains("no flysrc parser"));
@@ -156,9 +144,7 @@ async fn fly_src_must_come_from_the_proxy_networks() {
     let e = env(&["--flysrc-proxy-nets", "172.16.0.0/16"]).await;
     let sealed = e.env.seal(&secret(&["foo"]));
     let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("not from fly-proxy"), "{body}");
 }
@@ -281,16 +267,11 @@ async fn the_verified_fly_src_is_recorded_in_the_audit_entry() {
     let e = env(&["--admin-address", "127.0.0.1:0"]).await;
     let sealed = e.env.seal(&secret(&["foo"]));
     let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, _) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, _) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200);
     // Refused requests carry the caller too.
     let (status, _) = e
-        .get(
-            &e.env.seal(&secret(&["bar"])),
-            &[("fly-src", &src), ("fly-src-signature", &sig)],
-        )
+        .get(&e.env.seal(&secret(&["bar"])), &signed(&src, &sig))
         .await;
     assert_eq!(status, 407);
     let entries = e.env.admin().audit("", 2).await;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
-use crate::support::{Env, bearer, inject, with};
+use crate::support::{Env, bearer, curl, inject, with};
 
 /// A proxy (plus `extra` flags) and an upstream that is `api.test` (pinned) and
 /// `127.0.0.1`.
@@ -99,20 +99,18 @@ async fn connect_refuses_bad_auth_and_other_ports() {
 async fn curl_through_a_connect_tunnel() {
     let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--proxytunnel", "--proxy", &p.tk.proxy_url()])
-        .args(["--proxy-header", &format!("Proxy-Tokenizer: {sealed}")])
-        .args(["--proxy-header", "Proxy-Authorization: Bearer trustno1"])
-        .arg("http://api.test/via-curl")
-        .output()
-        .await
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, err) = curl(&[
+        "--proxytunnel",
+        "--proxy",
+        &p.tk.proxy_url(),
+        "--proxy-header",
+        &format!("Proxy-Tokenizer: {sealed}"),
+        "--proxy-header",
+        "Proxy-Authorization: Bearer trustno1",
+        "http://api.test/via-curl",
+    ])
+    .await;
+    assert!(ok, "{err}");
     let echo = Echo::parse(&text);
     assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
     assert_eq!(echo.uri(), "/via-curl");

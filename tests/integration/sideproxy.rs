@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 
 use crate::support::sidecar::{REAL_KEY, SideProxy};
 use crate::support::upstream::Echo;
-use crate::support::{DeadPort, Env};
+use crate::support::{DeadPort, Env, curl};
 
 /// Upstream (test CA) for `api.test` and `pass.test`, a tokenizer pinned to it, and a
 /// sidecar whose only target is `api.test`.
@@ -25,20 +25,6 @@ async fn chain(extra: &[&str]) -> Chain {
         .await;
     let side = SideProxy::in_front_of(&env, extra).await;
     Chain { env, side }
-}
-
-async fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn assert_injected(echo: &Echo) {
@@ -107,7 +93,7 @@ async fn curl_with_connect_to_and_http2() {
 async fn client_credentials_are_stripped_unless_configured_otherwise() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     let echo = Echo::parse(
         &client
             .get(&url)
@@ -131,7 +117,7 @@ async fn client_credentials_are_stripped_unless_configured_otherwise() {
     // With the list emptied, client headers pass through (the injected one still wins).
     let c = chain(&["--strip-client-headers", ""]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     let body = client
         .get(&url)
         .header("x-api-key", "dummy")
@@ -151,7 +137,7 @@ async fn client_credentials_are_stripped_unless_configured_otherwise() {
 async fn reqwest_over_http2_posts_bodies() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/v1/chat", c.side.addr.port());
+    let url = c.side.url("api.test", "/v1/chat");
     let resp = client
         .post(&url)
         .header("authorization", "Bearer dummy")
@@ -172,7 +158,7 @@ async fn reqwest_over_http2_posts_bodies() {
 async fn connections_to_the_tokenizer_are_reused() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     for _ in 0..3 {
         let resp = client.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -186,7 +172,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
     let mut resp = client
-        .get(format!("https://api.test:{}/sse", c.side.addr.port()))
+        .get(c.side.url("api.test", "/sse"))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -339,18 +325,12 @@ async fn unknown_hosts_are_refused() {
     assert!(out.ends_with("403"), "{out}");
     // On the TLS listener, an SNI that is not a target gets no certificate at all.
     let resolve = format!("other.test:{}:127.0.0.1", c.side.addr.port());
-    let url = format!("https://other.test:{}/", c.side.addr.port());
+    let url = c.side.url("other.test", "/");
     let (ok, _, err) = curl(&["--resolve", &resolve, "-k", &url]).await;
     assert!(!ok);
     assert!(!err.is_empty());
     // Still serving.
-    let client = c.side.client_for(&["api.test"]);
-    let resp = client
-        .get(format!("https://api.test:{}/", c.side.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(c.side.get("/").await.status(), 200);
 }
 
 #[tokio::test]
@@ -358,7 +338,7 @@ async fn localhost_serves_the_ca() {
     let c = chain(&[]).await;
     let resolve = format!("localhost:{}:127.0.0.1", c.side.addr.port());
     let ca = c.side.ca_path().display().to_string();
-    let url = format!("https://localhost:{}/ca-cert.pem", c.side.addr.port());
+    let url = c.side.url("localhost", "/ca-cert.pem");
     let (ok, out, err) = curl(&["--resolve", &resolve, "--cacert", &ca, &url]).await;
     assert!(ok, "{err}");
     assert_eq!(out, c.side.ca_pem);
@@ -430,22 +410,20 @@ async fn name_constraints_hold_even_with_the_ca_key() {
     );
 }
 
+/// A sidecar for `api.test` (with a secret no tokenizer opens) in front of `proxy`.
+async fn before(proxy: &str, extra: &[&str]) -> SideProxy {
+    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
+    let mut flags = vec!["--targets", "api.test=S", "--proxy", proxy];
+    flags.extend_from_slice(extra);
+    SideProxy::start(&flags, &[("S", &sealed)]).await
+}
+
 #[tokio::test]
 async fn a_tokenizer_that_is_down_is_a_502() {
     let closed = DeadPort::new();
     let proxy = closed.url("");
-    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
-    let side = SideProxy::start(
-        &["--targets", "api.test=S", "--proxy", &proxy],
-        &[("S", &sealed)],
-    )
-    .await;
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let side = before(&proxy, &[]).await;
+    let resp = side.get("/").await;
     assert_eq!(resp.status(), 502);
     assert!(resp.text().await.unwrap().contains("tokenizer unreachable"));
 }
@@ -460,25 +438,8 @@ async fn a_tokenizer_that_never_answers_is_a_504() {
             held.push(s);
         }
     });
-    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
-    let side = SideProxy::start(
-        &[
-            "--targets",
-            "api.test=S",
-            "--proxy",
-            &proxy,
-            "--tokenizer-timeout",
-            "1s",
-        ],
-        &[("S", &sealed)],
-    )
-    .await;
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let side = before(&proxy, &["--tokenizer-timeout", "1s"]).await;
+    let resp = side.get("/").await;
     assert_eq!(resp.status(), 504);
 }
 
@@ -496,12 +457,5 @@ async fn garbage_instead_of_a_client_hello_is_dropped() {
         .expect("closed promptly")
         .unwrap_or(0);
     assert!(!String::from_utf8_lossy(&buf[..n]).contains("200"));
-    let resp = c
-        .side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", c.side.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(c.side.get("/").await.status(), 200);
 }

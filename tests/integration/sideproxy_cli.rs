@@ -15,34 +15,17 @@ use serde_json::{Value, json};
 use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{inject, seal_for, wait_until, with};
+use crate::support::{CURL_VARS, curl, inject, seal_for, wait_until, with};
 
 /// The caller password the sealed secrets are bound to (`TOKENIZER_AUTH`).
 const PROXY_PW: &str = "proxy-pw";
 /// The credential the tokenizer injects.
 const REAL_KEY: &str = "real-key";
 
-/// Variables curl (and the sidecar's clients) read; removed, as [`binary::command`]
-/// removes the tokenizer's own, so the caller's environment cannot change a test.
-const SIDE_VARS: &[&str] = &[
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "CURL_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_HOME",
-];
-
 /// `tokenizer sideproxy ARGS` with a clean environment plus `envs`.
 fn sideproxy(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = binary::command();
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         cmd.env_remove(var);
     }
     cmd.arg("sideproxy").args(args).envs(envs.iter().copied());
@@ -476,25 +459,6 @@ fn assert_no_secrets(sealed: &str, side: &str, serve: &str) {
     }
 }
 
-/// `curl -sS ARGS` with no proxy or CA variables from the caller's environment.
-async fn curl(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new("curl");
-    for var in SIDE_VARS {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// curl to `https://api.test:PORT/PATH` (hosts-file mode) must see the real credential.
 async fn curl_hosts_mode(side: &Side, path: &str) {
     let resolve = format!("api.test:{}:127.0.0.1", side.port);
@@ -658,7 +622,7 @@ async fn env_lines_let_an_unmodified_curl_through() {
         "{text}\nexec curl -sS --max-time 10 -H 'Authorization: Bearer dummy' https://api.test/z"
     );
     let mut sh = tokio::process::Command::new("sh");
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         sh.env_remove(var);
     }
     let run = sh.arg("-c").arg(&script).output().await.expect("sh runs");
@@ -814,7 +778,7 @@ fn a_ca_key_that_does_not_match_ca_pem_is_not_used() {
     let url = format!("https://localhost:{}/ca-cert.pem", side.port);
     let ca = side.ca_path().display().to_string();
     let mut curl = Command::new("curl");
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         curl.env_remove(var);
     }
     let out = curl

@@ -84,6 +84,43 @@ pub fn with(mut secret: Value, extra: Value) -> Value {
     secret
 }
 
+/// Variables curl reads (proxies, CA bundles, its rc file): cleared, as
+/// [`binary::command`] clears the tokenizer's own, so the caller's environment cannot
+/// change a test.
+pub const CURL_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_HOME",
+];
+
+/// `curl -sS --max-time 20 ARGS` without [`CURL_VARS`]: success, stdout, stderr.
+pub async fn curl(args: &[&str]) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new("curl");
+    for var in CURL_VARS {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A port on 127.0.0.1 where nothing listens: a socket bound to it, never listening, so
 /// connections are refused and no one else can take the port while this is held.
 pub struct DeadPort {

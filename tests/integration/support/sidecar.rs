@@ -137,6 +137,20 @@ impl SideProxy {
         format!("http://{}", self.proxy_addr.expect("HTTPS_PROXY listener"))
     }
 
+    /// `https://HOST:PORT/PATH` on the TLS listener.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.addr.port())
+    }
+
+    /// GET `https://api.test:PORT/PATH` from the sidecar, as a client that trusts its CA.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client_for(&["api.test"])
+            .get(self.url("api.test", path))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A reqwest client that trusts the sidecar's CA and sends `host` to it.
     pub fn client_for(&self, hosts: &[&str]) -> reqwest::Client {
         let cert = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
