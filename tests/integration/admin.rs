@@ -12,12 +12,8 @@ const TOKEN: &str = "sk-live-0123456789abcdefXYZ";
 
 /// A proxy with an admin listener (plus `extra` flags) in front of `api.test`.
 async fn env(extra: &[&str]) -> Env {
-    Env::builder()
-        .names(&["api.test"])
-        .flags(&["--admin-address", "127.0.0.1:0"])
-        .flags(extra)
-        .start()
-        .await
+    let builder = Env::builder().names(&["api.test"]).admin();
+    builder.flags(extra).start().await
 }
 
 /// GET `path` on api.test with one secret and a Proxy-Authorization.

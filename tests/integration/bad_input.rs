@@ -53,6 +53,13 @@ trait Checks {
         assert_refused(got, &body, status, needle, secrets);
     }
 
+    /// Each of `values`, alone, is refused with `status` and a body containing `needle`.
+    async fn each_refused(&self, values: &[&str], status: u16, needle: &str) {
+        for value in values {
+            self.refused(&[value], status, needle).await;
+        }
+    }
+
     /// A valid request still goes through and gets the credential.
     async fn still_serves(&self);
 
@@ -225,10 +232,9 @@ async fn undecodable_secrets_are_400() {
         .replace('/', "_");
     let comma_joined = format!("{good},{good}");
     let comma_spaced = format!("{good}, {}", e.good());
-    for value in ["!!!", &url_safe, &comma_joined, &comma_spaced] {
-        e.refused(&[value], 400, "bad Proxy-Tokenizer encoding")
-            .await;
-    }
+    let values = ["!!!", &url_safe, &comma_joined, &comma_spaced];
+    e.each_refused(&values, 400, "bad Proxy-Tokenizer encoding")
+        .await;
     e.unharmed().await;
 }
 
@@ -242,10 +248,9 @@ async fn undecryptable_secrets_are_400() {
     bytes[mid] ^= 0x01;
     let tampered = b64::encode(&bytes);
     let truncated = b64::encode(&bytes[..40]);
-    for value in [&other_key, &tampered, &truncated] {
-        e.refused(&[value], 400, "failed Proxy-Tokenizer decryption")
-            .await;
-    }
+    let values = [&other_key, &tampered, &truncated].map(String::as_str);
+    e.each_refused(&values, 400, "failed Proxy-Tokenizer decryption")
+        .await;
     e.unharmed().await;
 }
 
@@ -442,9 +447,8 @@ async fn secret_for_another_host_is_400() {
         inject(TOKEN, AUTH),
         json!({"allowed_host_pattern": "^api\\.example\\.com$"}),
     ));
-    for sealed in [&nowhere, &elsewhere, &without_port, &pattern] {
-        e.refused(&[sealed], 400, "secret not valid for").await;
-    }
+    let values = [&nowhere, &elsewhere, &without_port, &pattern].map(String::as_str);
+    e.each_refused(&values, 400, "secret not valid for").await;
     e.unharmed().await;
 }
 

@@ -12,9 +12,8 @@ use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{bearer, inject, with};
 
-/// The Go repository's key pair (cmd/curl/.envrc).
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 fn is_key_hex(s: &str) -> bool {
     s.len() == 64
@@ -43,13 +42,7 @@ fn seal_json(json: &str) -> String {
 
 /// `tokenizer unseal --open-key OPEN --token B64 [--show-secrets]`, parsed.
 fn unseal(sealed: &str, show: bool) -> Value {
-    let mut args = vec!["unseal", "--open-key", OPEN, "--token", sealed];
-    if show {
-        args.push("--show-secrets");
-    }
-    let out = run(&args).ok();
-    serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("unseal printed no JSON ({e}): {out:?}"))
+    binary::unseal(OPEN, sealed, show)
 }
 
 fn assert_code(out: &Output, code: i32) {

@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Env, binary, inject, python, with};
 
-/// The Go repository's key pair (cmd/curl/.envrc).
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 /// Sealed with PyNaCl for SEAL (wire-compat spec 7.3).
 const GO_VECTOR: &str = "uIxOrDkrrg07/ZB+5zMUgDprNBoaWtGGWgbtiTMAWRnjrb+wT+nDSyowpMdxxd7ws9iLbvzPwxWWAXQJiEP9TmWqXKk5v90b1DYQMB6aDdPCcjUZbkjkRGY8OOSn2fTZc/G24lEnX2F8wYhWrUc4CvNxcj+q6iRCSOg9gFt5wVkXuAjfD9oemLKuRtbXKrlVTRS/18epvV7uohsI24S+JYoWDYo=";
@@ -123,16 +122,7 @@ fn pynacl_opens_the_go_vector() {
 fn the_binary_opens_a_pynacl_box_for_the_go_key_pair() {
     let sealed = pynacl_seal(SEAL, GO_VECTOR_PLAIN.as_bytes());
     assert_ne!(sealed, GO_VECTOR, "sealing is randomized");
-    let out = binary::run(&[
-        "unseal",
-        "--open-key",
-        OPEN,
-        "--token",
-        &sealed,
-        "--show-secrets",
-    ])
-    .ok();
-    let opened: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let opened = binary::unseal(OPEN, &sealed, true);
     let want: Value = serde_json::from_str(GO_VECTOR_PLAIN).unwrap();
     assert_eq!(opened, want);
 }

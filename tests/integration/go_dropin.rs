@@ -10,8 +10,8 @@ use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{Env, seal_for};
 
-const OPEN_KEY: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL_KEY: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN_KEY: &str = binary::GO_OPEN_KEY;
+const SEAL_KEY: &str = binary::GO_SEAL_KEY;
 
 fn run(args: &[&str]) -> binary::Output {
     binary::run(args)

@@ -8,11 +8,10 @@ use http::header::PROXY_AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::support::binary::{Output, command, run, run_cmd};
+use crate::support::binary::{self, Output, command, run, run_cmd};
 
-/// The Go repository's seal key (cmd/curl/.envrc) and its open key.
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 /// `tokenizer macaroon ARGS` with `stdin`.
 fn macaroon_cmd(args: &[&str], stdin: &str) -> Output {
@@ -195,15 +194,7 @@ fn genkey_snippet_seals_and_opens_as_macaroon_auth() {
         "--json",
         &secret.to_string(),
     ]));
-    let opened = line(run(&[
-        "unseal",
-        "--open-key",
-        OPEN,
-        "--token",
-        &sealed,
-        "--show-secrets",
-    ]));
-    let opened: Value = serde_json::from_str(&opened).unwrap();
+    let opened = binary::unseal(OPEN, &sealed, true);
     assert_eq!(opened["macaroon_auth"]["key"], key);
     let redacted = line(run(&["unseal", "--open-key", OPEN, "--token", &sealed]));
     assert!(!redacted.contains(&key), "{redacted}");

@@ -29,7 +29,8 @@ const AUTH: &str = "caller-pw-9d1e";
 async fn env(extra: &[&str]) -> Env {
     Env::builder()
         .names(&["127.0.0.1", "api.test", "other.test"])
-        .flags(&["--reflection-guard=true", "--admin-address", "127.0.0.1:0"])
+        .flags(&["--reflection-guard=true"])
+        .admin()
         .flags(extra)
         .start()
         .await

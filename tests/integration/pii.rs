@@ -13,12 +13,8 @@ const SSN: &str = "123-45-6789";
 
 /// A proxy with an admin listener (plus `extra` flags) in front of `api.test`.
 async fn env(extra: &[&str]) -> Env {
-    Env::builder()
-        .names(&["api.test"])
-        .flags(&["--admin-address", "127.0.0.1:0"])
-        .flags(extra)
-        .start()
-        .await
+    let builder = Env::builder().names(&["api.test"]).admin();
+    builder.flags(extra).start().await
 }
 
 /// POST `body` to api.test with `secret` (sealed here); status and text.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
+use crate::support::sidecar::curl_sidecar;
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{CURL_VARS, curl, inject, seal_for, wait_until, with};
 
@@ -461,20 +462,7 @@ fn assert_no_secrets(sealed: &str, side: &str, serve: &str) {
 
 /// curl to `https://api.test:PORT/PATH` (hosts-file mode) must see the real credential.
 async fn curl_hosts_mode(side: &Side, path: &str) {
-    let resolve = format!("api.test:{}:127.0.0.1", side.port);
-    let url = format!("https://api.test:{}{path}", side.port);
-    let ca = side.ca_path().display().to_string();
-    let (ok, out, err) = curl(&[
-        "--resolve",
-        &resolve,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        &url,
-    ])
-    .await;
-    assert!(ok, "curl {url}: {err}");
+    let out = curl_sidecar(side.port, &side.ca_path(), path).await;
     assert_injected(&Echo::parse(&out), path);
 }
 

@@ -66,6 +66,22 @@ pub fn command() -> Command {
     cmd
 }
 
+/// The Go repository's key pair (cmd/curl/.envrc), which Go users' scripts hold.
+pub const GO_OPEN_KEY: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
+pub const GO_SEAL_KEY: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+
+/// `tokenizer unseal --open-key OPEN_KEY --token SEALED` (with `--show-secrets` when
+/// `show`): the JSON it printed.
+pub fn unseal(open_key: &str, sealed: &str, show: bool) -> serde_json::Value {
+    let mut args = vec!["unseal", "--open-key", open_key, "--token", sealed];
+    if show {
+        args.push("--show-secrets");
+    }
+    let out = run(&args).ok();
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("unseal printed no JSON ({e}): {out:?}"))
+}
+
 /// What a finished child printed.
 #[derive(Debug)]
 pub struct Output {

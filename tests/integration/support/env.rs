@@ -158,6 +158,11 @@ impl EnvBuilder {
         self
     }
 
+    /// An admin listener on a kernel-picked port ([`Env::admin`]).
+    pub fn admin(self) -> Self {
+        self.flags(&["--admin-address", "127.0.0.1:0"])
+    }
+
     /// With `true`, loopback is not exempt from the destination guard (by default it is:
     /// the upstream lives there), so only what `--upstream-allow-cidrs` in
     /// [`EnvBuilder::flags`] allows is dialled.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ::tokenizer::cli::SideproxyArgs;
 use ::tokenizer::sideproxy::Sidecar;
@@ -129,6 +129,12 @@ impl SideProxy {
         Self::start(&flags, &[("API_SEALED", &sealed)]).await
     }
 
+    /// curl in hosts-file mode: `https://api.test:PORT/PATH` with api.test resolved to
+    /// this sidecar, trusting its CA, with a dummy `Authorization`.
+    pub async fn curl(&self, path: &str) -> String {
+        curl_sidecar(self.addr.port(), &self.ca_path(), path).await
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.ca_dir.join("ca.pem")
     }
@@ -162,4 +168,24 @@ impl SideProxy {
         }
         b.build().unwrap()
     }
+}
+
+/// curl in hosts-file mode, as a sandbox would: `https://api.test:PORT/PATH` with api.test
+/// resolved to a sidecar's TLS listener on 127.0.0.1:PORT, trusting `ca`, with a dummy
+/// `Authorization` (the sidecar replaces it). What curl printed; panics if curl failed.
+pub async fn curl_sidecar(port: u16, ca: &Path, path: &str) -> String {
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let url = format!("https://api.test:{port}{path}");
+    let (ok, out, err) = super::curl(&[
+        "--resolve",
+        &resolve,
+        "--cacert",
+        &ca.display().to_string(),
+        "-H",
+        "Authorization: Bearer dummy",
+        &url,
+    ])
+    .await;
+    assert!(ok, "curl {url}: {err}");
+    out
 }
