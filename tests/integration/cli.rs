@@ -205,14 +205,16 @@ fn seal_derives_the_seal_key_from_open_key() {
 
 // === the tlsproxy shorthand ===
 
+/// `tokenizer seal --seal-key SEAL --host api.example.com ARGS`.
+fn shorthand(args: &[&str]) -> Output {
+    let mut all = vec!["seal", "--seal-key", SEAL, "--host", "api.example.com"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
 #[test]
 fn shorthand_with_auth_token() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--header",
         "x-api-key",
         "--auth-token",
@@ -240,12 +242,7 @@ fn shorthand_with_auth_token() {
 
 #[test]
 fn shorthand_with_org_and_app() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--header",
         "x-api-key",
         "--org",
@@ -287,14 +284,7 @@ fn shorthand_reads_the_token_from_stdin() {
 
 #[test]
 fn shorthand_needs_an_auth_choice() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
-        "tok-cli-short-3",
-    ]);
+    let out = shorthand(&["tok-cli-short-3"]);
     assert_code(&out, 2);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(!out.stderr.contains("tok-cli-short-3"), "{}", out.stderr);
@@ -494,12 +484,7 @@ async fn serve_proxies_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn seal_rule_flags_land_in_the_secret() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--auth-token",
         "pw",
         "--id",

@@ -70,6 +70,12 @@ fn secret(orgs: &[&str]) -> Value {
 }
 
 impl Fly {
+    /// A secret for org `foo`, and a fresh `Fly-Src` for `foo` that fly-proxy signed.
+    fn foo(&self) -> (String, String, String) {
+        let (src, sig) = fly_src(&self.key, "foo", now());
+        (self.env.seal(&secret(&["foo"])), src, sig)
+    }
+
     async fn get(&self, sealed: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let got = self.env.get("/", &[sealed], headers).await;
         (got.status, got.body)
@@ -79,8 +85,7 @@ impl Fly {
 #[tokio::test]
 async fn a_valid_signed_fly_src_authorizes_and_is_forwarded() {
     let e = env(&[]).await;
-    let sealed = e.env.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (sealed, src, sig) = e.foo();
     let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200, "{body}");
     let echo = Echo::parse(&body);
@@ -142,8 +147,7 @@ async fn without_use_flysrc_fly_src_auth_fails_closed() {
 #[tokio::test]
 async fn fly_src_must_come_from_the_proxy_networks() {
     let e = env(&["--flysrc-proxy-nets", "172.16.0.0/16"]).await;
-    let sealed = e.env.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (sealed, src, sig) = e.foo();
     let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("not from fly-proxy"), "{body}");
@@ -177,8 +181,7 @@ async fn require_flysrc_refuses_requests_without_one() {
 #[tokio::test]
 async fn fly_src_works_in_transparent_mode() {
     let e = env(&["--tokenizer-hostnames", "tokenizer.internal"]).await;
-    let sealed = e.env.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (sealed, src, sig) = e.foo();
     let mut conn = RawConn::open(e.env.tk.addr).await;
     conn.send(
         format!(
@@ -199,8 +202,7 @@ async fn fly_src_works_in_transparent_mode() {
 #[tokio::test]
 async fn a_connect_carries_its_fly_src_into_the_tunnel() {
     let e = env(&[]).await;
-    let sealed = e.env.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (sealed, src, sig) = e.foo();
     let fly = [
         ("fly-src", src.as_str()),
         ("fly-src-signature", sig.as_str()),
@@ -265,8 +267,7 @@ async fn bad_flysrc_configuration_stops_startup() {
 #[tokio::test]
 async fn the_verified_fly_src_is_recorded_in_the_audit_entry() {
     let e = env(&["--admin-address", "127.0.0.1:0"]).await;
-    let sealed = e.env.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
+    let (sealed, src, sig) = e.foo();
     let (status, _) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200);
     // Refused requests carry the caller too.

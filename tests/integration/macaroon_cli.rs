@@ -28,6 +28,13 @@ fn line(out: Output) -> String {
     lines[0].to_owned()
 }
 
+/// `tokenizer macaroon mint --key KEY ARGS`: the one line it printed.
+fn mint(key: &str, args: &[&str]) -> String {
+    let mut all = vec!["macaroon", "mint", "--key", key];
+    all.extend_from_slice(args);
+    line(run(&all))
+}
+
 fn genkey() -> (String, Value) {
     let out = run(&["macaroon", "genkey"]).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -203,7 +210,7 @@ fn genkey_snippet_seals_and_opens_as_macaroon_auth() {
 #[test]
 fn bare_prints_tokens_without_the_scheme() {
     let (key, _) = genkey();
-    let bare = line(run(&["macaroon", "mint", "--key", &key, "--bare"]));
+    let bare = mint(&key, &["--bare"]);
     assert!(bare.starts_with("fm2_"), "{bare}");
     assert!(!bare.contains(' '), "{bare}");
     let narrowed = line(run(&[
@@ -233,29 +240,16 @@ fn mint_without_caveats_warns() {
 #[test]
 fn validity_flags_take_unix_seconds_and_rfc3339() {
     let (key, _) = genkey();
-    let minted = line(run(&[
-        "macaroon",
-        "mint",
-        "--key",
-        &key,
-        "--not-before",
-        "2023-11-14T22:13:20Z",
-    ]));
+    let minted = mint(&key, &["--not-before", "2023-11-14T22:13:20Z"]);
     let window = &inspect(&minted, None)[0]["caveats"][0]["body"];
     assert_eq!(window["not_before"], 1_700_000_000);
     // The latest time Go's time.Unix handles: 9999-12-31T23:59:59Z.
     assert_eq!(window["not_after"], 253_402_300_799_i64);
 
-    let minted = line(run(&[
-        "macaroon",
-        "mint",
-        "--key",
+    let minted = mint(
         &key,
-        "--not-before",
-        "1700000000",
-        "--not-after",
-        "4102444800",
-    ]));
+        &["--not-before", "1700000000", "--not-after", "4102444800"],
+    );
     let window = &inspect(&minted, None)[0]["caveats"][0]["body"];
     assert_eq!(
         window,
@@ -338,7 +332,7 @@ fn bad_keys_and_tokens_exit_2() {
     );
 
     let (key, _) = genkey();
-    let minted = line(run(&["macaroon", "mint", "--key", &key]));
+    let minted = mint(&key, &[]);
     assert_refused(
         &run(&["macaroon", "attenuate", "--token", &minted]),
         "nothing to add",

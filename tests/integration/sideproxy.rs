@@ -7,7 +7,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use crate::support::sidecar::{REAL_KEY, SideProxy};
+use crate::support::sidecar::{REAL_KEY, SideProxy, curl_proxied};
 use crate::support::upstream::Echo;
 use crate::support::{DeadPort, Env, curl};
 
@@ -237,16 +237,8 @@ async fn https_proxy_mode_intercepts_targets() {
     let c = chain(&[]).await;
     let ca = c.side.ca_path().display().to_string();
     let proxy = c.side.proxy_url();
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        "https://api.test/v1/via-proxy",
-    ])
-    .await;
+    let url = "https://api.test/v1/via-proxy";
+    let (ok, out, err) = curl_proxied(&proxy, &ca, "Bearer dummy", url).await;
     assert!(ok, "{err}");
     let echo = Echo::parse(&out);
     assert_injected(&echo);
@@ -275,16 +267,8 @@ async fn passthrough_is_spliced_without_interception() {
     let proxy = c.side.proxy_url();
     // The client must trust the upstream's own CA: the sidecar does not touch TLS.
     let upstream_ca = c.env.ca.pem_file();
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &upstream_ca,
-        "-H",
-        "Authorization: Bearer mine",
-        "https://pass.test/direct",
-    ])
-    .await;
+    let url = "https://pass.test/direct";
+    let (ok, out, err) = curl_proxied(&proxy, &upstream_ca, "Bearer mine", url).await;
     assert!(ok, "{err}");
     let echo = Echo::parse(&out);
     assert_eq!(echo.header_all("authorization"), ["Bearer mine"]);

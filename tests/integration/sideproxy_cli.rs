@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
-use crate::support::sidecar::curl_sidecar;
+use crate::support::sidecar::{curl_proxied, curl_sidecar};
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{CURL_VARS, curl, inject, seal_for, wait_until, with};
 
@@ -490,16 +490,7 @@ async fn a_real_run_injects_serves_the_ca_logs_and_stops_cleanly() {
 
     // HTTPS_PROXY mode: CONNECT api.test:443, then TLS to a forged certificate.
     let proxy = format!("http://{}", side.proxy);
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        "https://api.test/y",
-    ])
-    .await;
+    let (ok, out, err) = curl_proxied(&proxy, &ca, "Bearer dummy", "https://api.test/y").await;
     assert!(ok, "curl through HTTPS_PROXY: {err}");
     assert_injected(&Echo::parse(&out), "/y");
 

@@ -170,6 +170,14 @@ impl SideProxy {
     }
 }
 
+/// curl in HTTPS_PROXY mode, as a sandbox would: `url` through the CONNECT proxy at
+/// `proxy` (`http://ADDR`), trusting `ca`, with `Authorization: AUTH`: success, stdout,
+/// stderr.
+pub async fn curl_proxied(proxy: &str, ca: &str, auth: &str, url: &str) -> (bool, String, String) {
+    let auth = format!("Authorization: {auth}");
+    super::curl(&["-x", proxy, "--cacert", ca, "-H", &auth, url]).await
+}
+
 /// curl in hosts-file mode, as a sandbox would: `https://api.test:PORT/PATH` with api.test
 /// resolved to a sidecar's TLS listener on 127.0.0.1:PORT, trusting `ca`, with a dummy
 /// `Authorization` (the sidecar replaces it). What curl printed; panics if curl failed.
