@@ -154,88 +154,79 @@ fn assert_aws_would_accept(e: &Env, echo: &Echo, region: &str, service: &str) {
     assert_eq!(botocore_authorization(echo, region, service), ours);
 }
 
+/// `request` (`METHOD PATH`) with `headers` and `body`, signed by the client for
+/// `(region, service)` and sealed with the real keys (no_swap): what the upstream saw,
+/// checked to be what AWS would accept.
+async fn accepted(
+    e: &Env,
+    request: &str,
+    (region, service): (&str, &str),
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Echo {
+    let (method, path) = request.split_once(' ').unwrap();
+    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
+    let auth = dummy_auth(region, service);
+    let echo = send(e, method, path, (&sealed, &auth), headers, body)
+        .await
+        .echo();
+    assert_aws_would_accept(e, &echo, region, service);
+    echo
+}
+
 // === S3 ===
 
 #[tokio::test]
 async fn s3_put_with_unsigned_payload_is_signed_as_aws_verifies_it() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = send(
+    let headers = [
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ("content-type", "image/jpeg"),
+        ("x-amz-meta-owner", "Ada  Lovelace"),
+    ];
+    let request = "PUT /bucket/photos/my%20cat.jpg";
+    let echo = accepted(
         &e,
-        "PUT",
-        "/bucket/photos/my%20cat.jpg",
-        (&sealed, &dummy_auth("us-east-1", "s3")),
-        &[
-            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
-            ("content-type", "image/jpeg"),
-            ("x-amz-meta-owner", "Ada  Lovelace"),
-        ],
+        request,
+        ("us-east-1", "s3"),
+        &headers,
         "not really a jpeg",
     )
     .await;
-    let echo = resp.echo();
     assert_eq!(echo.uri(), "/bucket/photos/my%20cat.jpg");
     assert_eq!(echo.body(), "not really a jpeg");
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 #[tokio::test]
 async fn s3_put_with_a_body_hash_is_signed_as_aws_verifies_it() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "hello, object";
-    let resp = send(
-        &e,
-        "PUT",
-        "/bucket/greeting.txt",
-        (&sealed, &dummy_auth("eu-west-1", "s3")),
-        &[
-            ("x-amz-content-sha256", &hex::encode(Sha256::digest(body))),
-            ("content-type", "text/plain"),
-        ],
-        body,
-    )
-    .await;
-    let echo = resp.echo();
+    let hash = hex::encode(Sha256::digest(body));
+    let headers = [
+        ("x-amz-content-sha256", hash.as_str()),
+        ("content-type", "text/plain"),
+    ];
+    let request = "PUT /bucket/greeting.txt";
+    let echo = accepted(&e, request, ("eu-west-1", "s3"), &headers, body).await;
     assert_eq!(echo.body(), body);
-    assert_aws_would_accept(&e, &echo, "eu-west-1", "s3");
 }
 
 #[tokio::test]
 async fn s3_get_without_a_body_is_signed_with_its_rewritten_query() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = send(
-        &e,
-        "GET",
-        "/bucket?prefix=a+b&list-type=2&delimiter=%2F",
-        (&sealed, &dummy_auth("us-east-1", "s3")),
-        &[("x-amz-content-sha256", EMPTY_SHA256)],
-        "",
-    )
-    .await;
-    let echo = resp.echo();
+    let headers = [("x-amz-content-sha256", EMPTY_SHA256)];
+    let request = "GET /bucket?prefix=a+b&list-type=2&delimiter=%2F";
+    let echo = accepted(&e, request, ("us-east-1", "s3"), &headers, "").await;
     assert_eq!(echo.uri(), "/bucket?delimiter=%2F&list-type=2&prefix=a%20b");
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 #[tokio::test]
 async fn over_the_limit_an_s3_body_with_a_declared_hash_still_streams() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "x".repeat(5000);
-    let resp = send(
-        &e,
-        "PUT",
-        "/bucket/big",
-        (&sealed, &dummy_auth("us-east-1", "s3")),
-        &[("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
-        &body,
-    )
-    .await;
-    let echo = resp.echo();
+    let headers = [("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+    let echo = accepted(&e, "PUT /bucket/big", ("us-east-1", "s3"), &headers, &body).await;
     assert_eq!(echo.body(), body);
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 // === other services ===
@@ -243,46 +234,27 @@ async fn over_the_limit_an_s3_body_with_a_declared_hash_still_streams() {
 #[tokio::test]
 async fn sts_post_with_a_form_body_and_no_hash_header_is_signed_over_the_body() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "Action=GetCallerIdentity&Version=2011-06-15";
-    let resp = send(
-        &e,
-        "POST",
-        "/",
-        (&sealed, &dummy_auth("us-east-1", "sts")),
-        &[(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )],
-        body,
-    )
-    .await;
-    let echo = resp.echo();
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
+    let echo = accepted(&e, "POST /", ("us-east-1", "sts"), &headers, body).await;
     assert_eq!(echo.body(), body);
     assert!(echo.header("x-amz-content-sha256").is_none());
-    assert_aws_would_accept(&e, &echo, "us-east-1", "sts");
 }
 
 #[tokio::test]
 async fn execute_api_get_with_a_query_to_re_encode_and_no_body() {
     let e = env().await;
-    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = send(
-        &e,
-        "GET",
-        "/prod/items/a%20b:c?z=1&q=hello+world&tag=%7Eok&flag",
-        (&sealed, &dummy_auth("eu-central-1", "execute-api")),
-        &[("x-custom-trace", "  spaced   out  ")],
-        "",
-    )
-    .await;
-    let echo = resp.echo();
+    let headers = [("x-custom-trace", "  spaced   out  ")];
+    let request = "GET /prod/items/a%20b:c?z=1&q=hello+world&tag=%7Eok&flag";
+    let echo = accepted(&e, request, ("eu-central-1", "execute-api"), &headers, "").await;
     assert_eq!(
         echo.uri(),
         "/prod/items/a%20b:c?flag=&q=hello%20world&tag=~ok&z=1"
     );
     assert_eq!(echo.body(), "");
-    assert_aws_would_accept(&e, &echo, "eu-central-1", "execute-api");
 }
 
 #[tokio::test]
