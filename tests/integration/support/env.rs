@@ -4,13 +4,18 @@
 //!
 //! ```ignore
 //! let e = Env::builder()
-//!     .names(&["api.test", "other.test"])
-//!     .flags(&["--admin-address", "127.0.0.1:0"])
+//!     .names(&["api.test", "other.test"]) // certified, and pinned to the upstream
+//!     .flags(&["--max-buffered-body", "1KiB"])
+//!     .admin() // --admin-address 127.0.0.1:0; e.admin() reaches it
 //!     .start()
 //!     .await;
 //! let sealed = e.seal(&inject(TOKEN, AUTH));
 //! let got = e.get("/path", &[&sealed], &[("proxy-authorization", "Bearer pw")]).await;
+//! assert_eq!(got.echo().header("authorization").unwrap(), format!("Bearer {TOKEN}"));
 //! ```
+//!
+//! `.guard(true)` drops the loopback exemption from the destination guard; `.pins(..)`
+//! adds or replaces `--upstream-resolve` entries; `e.tunnel(..)` opens a CONNECT tunnel.
 
 use std::net::IpAddr;
 use std::time::Duration;
