@@ -1,134 +1,62 @@
 //! The admin listener (health, metrics, seal key, sealing, audit, stats) and the
 //! reflection guard, against a running proxy.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
+use crate::support::admin::Admin;
 use crate::support::sidecar::SideProxy;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::upstream::Echo;
+use crate::support::{Env, Reply, curl, inject, with};
 
 const TOKEN: &str = "sk-live-0123456789abcdefXYZ";
 
-struct Env {
-    _ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-    admin: String,
-    http: reqwest::Client,
-}
-
+/// A proxy with an admin listener (plus `extra` flags) in front of `api.test`.
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let mut flags = vec![
-        "--upstream-resolve",
-        pin.as_str(),
-        "--admin-address",
-        "127.0.0.1:0",
-    ];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    let admin = format!("http://{}", tk.admin_addr.unwrap());
-    Env {
-        _ca: ca,
-        upstream,
-        tk,
-        admin,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
+    let builder = Env::builder().names(&["api.test"]).admin();
+    builder.flags(extra).start().await
 }
 
-impl Env {
-    async fn proxied(&self, path: &str, sealed: &str, auth: &str) -> reqwest::Response {
-        self.tk
-            .client()
-            .get(format!("http://api.test{path}"))
-            .header("proxy-tokenizer", sealed)
-            .header("proxy-authorization", auth)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get_json(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Audit entries are recorded when the response body ends: poll until `n` are there.
-    async fn audit(&self, query: &str, n: usize) -> Vec<Value> {
-        for _ in 0..50 {
-            let (status, body) = self.get_json(&format!("/v1/audit?{query}")).await;
-            assert_eq!(status, 200, "{body}");
-            let entries = body["entries"].as_array().unwrap().clone();
-            if entries.len() >= n {
-                return entries;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("fewer than {n} audit entries for {query}");
-    }
+/// GET `path` on api.test with one secret and a Proxy-Authorization.
+async fn proxied(e: &Env, path: &str, sealed: &str, auth: &str) -> Reply {
+    e.get(path, &[sealed], &[("proxy-authorization", auth)])
+        .await
 }
 
 #[tokio::test]
 async fn health_readiness_and_seal_key() {
     let e = env(&[]).await;
-    let ok = e
-        .http
-        .get(format!("{}/healthz", e.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (ok.status().as_u16(), ok.text().await.unwrap()),
-        (200, "ok\n".to_owned())
-    );
-    let ready = e
-        .http
-        .get(format!("{}/readyz", e.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    let (status, body) = e.get_json("/v1/sealkey").await;
+    let admin = e.admin();
+    assert_eq!(admin.text("/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(admin.get("/readyz").await.status(), 200);
+    let (status, body) = admin.get_json("/v1/sealkey").await;
     assert_eq!(status, 200);
     assert_eq!(body["seal_key"], e.tk.seal_key.to_hex());
-    let (status, body) = e.get_json("/nope").await;
+    let (status, body) = admin.get_json("/nope").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not found")));
 }
 
 #[tokio::test]
 async fn audit_entries_match_the_traffic() {
     let e = env(&[]).await;
-    let ok = e.tk.seal(&with(
+    let admin = e.admin();
+    let ok = e.seal(&with(
         inject(TOKEN, "pw"),
         json!({"id": "audit-key", "rate_limit": "1/hour"}),
     ));
-    let other = e.tk.seal(&inject(TOKEN, "pw"));
+    let other = e.seal(&inject(TOKEN, "pw"));
     assert_eq!(
-        e.proxied("/one?q=secretvalue", &ok, "Bearer pw")
+        proxied(&e, "/one?q=secretvalue", &ok, "Bearer pw")
             .await
-            .status(),
+            .status,
         200
     );
-    assert_eq!(e.proxied("/two", &ok, "Bearer pw").await.status(), 429);
+    assert_eq!(proxied(&e, "/two", &ok, "Bearer pw").await.status, 429);
     assert_eq!(
-        e.proxied("/three", &other, "Bearer wrong").await.status(),
+        proxied(&e, "/three", &other, "Bearer wrong").await.status,
         407
     );
 
-    let all = e.audit("", 3).await;
+    let all = admin.audit("", 3).await;
     let by_path = |p: &str| all.iter().find(|x| x["path"] == p).unwrap().clone();
     let one = by_path("/one");
     assert_eq!(one["decision"], "allowed");
@@ -163,28 +91,28 @@ async fn audit_entries_match_the_traffic() {
     );
 
     // Filters.
-    assert_eq!(e.audit("status=4xx", 2).await.len(), 2);
-    assert_eq!(e.audit("decision=denied", 1).await.len(), 1);
-    assert_eq!(e.audit("secret=audit-key", 2).await.len(), 2);
-    assert_eq!(e.audit("host=api.test&limit=1", 1).await.len(), 1);
+    assert_eq!(admin.audit("status=4xx", 2).await.len(), 2);
+    assert_eq!(admin.audit("decision=denied", 1).await.len(), 1);
+    assert_eq!(admin.audit("secret=audit-key", 2).await.len(), 2);
+    assert_eq!(admin.audit("host=api.test&limit=1", 1).await.len(), 1);
     assert!(
-        e.get_json("/v1/audit?host=elsewhere").await.1["entries"]
+        admin.get_json("/v1/audit?host=elsewhere").await.1["entries"]
             .as_array()
             .unwrap()
             .is_empty()
     );
-    let (status, _) = e.get_json("/v1/audit?since=2999-01-01T00:00:00Z").await;
+    let (status, _) = admin.get_json("/v1/audit?since=2999-01-01T00:00:00Z").await;
     assert_eq!(status, 200);
     for bad in [
         "/v1/audit?status=9xx",
         "/v1/audit?limit=many",
         "/v1/audit?since=yesterday",
     ] {
-        let (status, body) = e.get_json(bad).await;
+        let (status, body) = admin.get_json(bad).await;
         assert_eq!(status, 400, "{bad}");
         assert!(body["error"].is_string(), "{bad}: {body}");
     }
-    let (_, stats) = e.get_json("/v1/stats").await;
+    let (_, stats) = admin.get_json("/v1/stats").await;
     assert_eq!(stats["totals"]["total"], 3);
     assert_eq!(stats["totals"]["rate-limited"], 1);
 }
@@ -192,19 +120,12 @@ async fn audit_entries_match_the_traffic() {
 #[tokio::test]
 async fn metrics_move_with_traffic() {
     let e = env(&[]).await;
-    let sealed = e.tk.seal(&inject(TOKEN, "pw"));
-    assert_eq!(e.proxied("/", &sealed, "Bearer pw").await.status(), 200);
-    assert_eq!(e.proxied("/", &sealed, "Bearer no").await.status(), 407);
-    e.audit("", 2).await;
-    let text = e
-        .http
-        .get(format!("{}/metrics", e.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = e.admin();
+    let sealed = e.seal(&inject(TOKEN, "pw"));
+    assert_eq!(proxied(&e, "/", &sealed, "Bearer pw").await.status, 200);
+    assert_eq!(proxied(&e, "/", &sealed, "Bearer no").await.status, 407);
+    admin.audit("", 2).await;
+    let text = admin.metrics().await;
     for needle in [
         r#"tokenizer_requests_total{role="serve",status="200",decision="allowed"} 1"#,
         r#"tokenizer_requests_total{role="serve",status="407",decision="denied"} 1"#,
@@ -223,14 +144,15 @@ async fn metrics_move_with_traffic() {
 #[tokio::test]
 async fn seal_endpoint_output_works_through_the_proxy() {
     let e = env(&["--admin-token", "admin-secret"]).await;
+    let admin = e.admin();
     let secret = with(
         inject(TOKEN, "pw"),
         json!({"allowed_hosts": ["api.test"], "id": "via-api"}),
     );
     let post = |body: String, token: Option<&str>, query: &str| {
-        let mut req = e
+        let mut req = admin
             .http
-            .post(format!("{}/v1/seal{query}", e.admin))
+            .post(admin.url(&format!("/v1/seal{query}")))
             .body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -249,13 +171,7 @@ async fn seal_endpoint_output_works_through_the_proxy() {
     assert!(body["warnings"].as_array().unwrap().is_empty(), "{body}");
     let sealed = body["sealed_token"].as_str().unwrap();
     assert_eq!(body["digest"], ::tokenizer::secret::sealed_digest(sealed));
-    let echo = Echo::parse(
-        &e.proxied("/", sealed, "Bearer pw")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let echo = Echo::parse(&proxied(&e, "/", sealed, "Bearer pw").await.body);
     assert_eq!(
         echo.header("authorization").unwrap(),
         format!("Bearer {TOKEN}")
@@ -293,34 +209,26 @@ async fn seal_endpoint_output_works_through_the_proxy() {
             && warnings.contains("typo_key"),
         "{warnings}"
     );
-    let resp = post(
-        risky.to_string(),
-        Some("admin-secret"),
-        "?deny_warnings=true",
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), 400);
-    let resp = post(
-        risky.to_string(),
-        Some("admin-secret"),
-        "?deny_warnings=maybe",
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), 400);
+    for query in ["?deny_warnings=true", "?deny_warnings=maybe"] {
+        let resp = post(risky.to_string(), Some("admin-secret"), query)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+    }
     // The audit tail needs the token too.
-    assert_eq!(e.get_json("/v1/audit").await.0, 401);
+    assert_eq!(admin.get_json("/v1/audit").await.0, 401);
 }
 
 #[tokio::test]
 async fn the_reflection_guard_masks_echoed_credentials() {
     let e = env(&["--reflection-guard=true"]).await;
-    let sealed = e.tk.seal(&inject(TOKEN, "pw"));
-    let resp = e.proxied("/reflect", &sealed, "Bearer pw").await;
-    assert_eq!(resp.status(), 200);
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap();
+    let sealed = e.seal(&inject(TOKEN, "pw"));
+    let Reply {
+        status,
+        headers,
+        body,
+    } = proxied(&e, "/reflect", &sealed, "Bearer pw").await;
+    assert_eq!(status, 200);
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("Bearer {TOKEN}"));
     for leaked in [TOKEN, &b64[4..20], &b64[10..30]] {
@@ -344,31 +252,18 @@ async fn the_reflection_guard_masks_echoed_credentials() {
             .contains("[REDACTED]")
     );
     // The echo of a request: the JSON body keeps its shape, the credential is masked.
-    let echo = Echo::parse(
-        &e.proxied("/", &sealed, "Bearer pw")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let echo = Echo::parse(&proxied(&e, "/", &sealed, "Bearer pw").await.body);
     let auth = echo.header("authorization").unwrap();
     assert!(
         auth.starts_with("Bearer [REDACTED]") && auth.len() == "Bearer ".len() + TOKEN.len(),
         "{auth}"
     );
     // Counted in the audit entry.
-    let entries = e.audit("", 2).await;
+    let admin = e.admin();
+    let entries = admin.audit("", 2).await;
     let reflect = entries.iter().find(|x| x["path"] == "/reflect").unwrap();
     assert!(reflect["reflections"].as_u64().unwrap() >= 5, "{reflect}");
-    let text = e
-        .http
-        .get(format!("{}/metrics", e.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = admin.metrics().await;
     assert!(
         text.contains("tokenizer_reflections_redacted_total"),
         "{text}"
@@ -377,77 +272,29 @@ async fn the_reflection_guard_masks_echoed_credentials() {
         !text.contains("tokenizer_reflections_redacted_total 0"),
         "{text}"
     );
-    let _ = &e.upstream;
 }
 
 #[tokio::test]
 async fn the_sidecar_has_an_admin_listener_too() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test", "pass.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let sealed = tk.seal(&with(
-        json!({"inject_processor": {"token": "real-key"}, "bearer_auth": bearer("pw")}),
-        json!({"allowed_hosts": ["api.test"]}),
-    ));
-    let proxy = tk.proxy_url();
-    let pass = format!("pass.test=127.0.0.1:{}", upstream.port());
-    let side = SideProxy::start(
-        &[
-            "--targets",
-            "api.test=S",
-            "--proxy",
-            &proxy,
-            "--tokenizer-auth",
-            "pw",
-            "--https-proxy-address",
-            "127.0.0.1:0",
-            "--passthrough",
-            "pass.test",
-            "--upstream-resolve",
-            &pass,
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-            "--admin-address",
-            "127.0.0.1:0",
-        ],
-        &[("S", &sealed)],
-    )
-    .await;
-    let admin = format!("http://{}", side.admin_addr.unwrap());
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/x", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let e = Env::builder()
+        .names(&["api.test", "pass.test"])
+        .start()
+        .await;
+    let side = SideProxy::in_front_of(&e, &["--admin-address", "127.0.0.1:0"]).await;
+    let resp = side.get("/x").await;
     assert_eq!(resp.status(), 200);
     resp.bytes().await.unwrap();
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "-x", &side.proxy_url(), "--cacert"])
-        .arg(&ca.pem_path)
-        .arg("https://pass.test/p")
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut entries = Vec::new();
-    for _ in 0..50 {
-        let body: Value = http
-            .get(format!("{admin}/v1/audit"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        entries = body["entries"].as_array().unwrap().clone();
-        if entries.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (ok, _, err) = curl(&[
+        "-x",
+        &side.proxy_url(),
+        "--cacert",
+        &e.ca.pem_file(),
+        "https://pass.test/p",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let admin = Admin::new(side.admin_addr.unwrap());
+    let entries = admin.audit("", 2).await;
     assert!(
         entries
             .iter()
@@ -460,14 +307,7 @@ async fn the_sidecar_has_an_admin_listener_too() {
             .any(|x| x["decision"] == "passthrough" && x["connect_host"] == "pass.test:443"),
         "{entries:?}"
     );
-    let text = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = admin.metrics().await;
     assert!(text.contains("tokenizer_cert_cache_hits_total"), "{text}");
     assert!(text.contains(r#"role="sideproxy""#), "{text}");
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokenizer::secret::{OpenKey, Secret, b64};
+use tokenizer::secret::{OpenKey, b64};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,7 +20,7 @@ use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
 use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{DeadPort, Env, Reply, bearer, inject, poll_until, seal_for, with};
 
 /// The credential the inject secrets hold.
 const TOKEN: &str = "adv-token-9f2c41e7";
@@ -140,12 +140,6 @@ fn only_response(t: &Transcript) -> (u16, String) {
     (status, body)
 }
 
-/// A port on 127.0.0.1 where nothing listens.
-async fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A plain-text TCP server that records the first bytes of every connection, answers
 /// with a bare HTTP 200 and closes.
 async fn plaintext_server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
@@ -173,46 +167,50 @@ async fn plaintext_server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<
 
 /// A proxy (loopback exempt from the guard, plus `extra` flags) and one TLS upstream on
 /// 127.0.0.1 that is also `api.test`, `other.test` and `api80.test` (pinned to it).
-struct Env {
-    upstream: Upstream,
-    tk: Tokenizer,
-}
-
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream =
-        Upstream::start(&ca, &["127.0.0.1", "api.test", "other.test", "api80.test"]).await;
-    let p = upstream.port();
-    let pins = format!("api.test=127.0.0.1:{p},other.test=127.0.0.1:{p},api80.test=127.0.0.1:{p}");
-    let mut flags = vec!["--upstream-resolve", pins.as_str()];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Env { upstream, tk }
+    Env::builder()
+        .names(&["127.0.0.1", "api.test", "other.test", "api80.test"])
+        .flags(extra)
+        .start()
+        .await
 }
 
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host())
-    }
-
+/// What the tests here ask of an [`Env`].
+trait Adversary {
     /// Inject `TOKEN` for bearer `AUTH`, anywhere.
-    fn good(&self) -> String {
-        self.tk.seal(&inject(TOKEN, AUTH))
-    }
+    fn good(&self) -> String;
 
     /// Inject `TOKEN` only for `hosts`.
+    fn for_hosts(&self, hosts: &[&str]) -> String;
+
+    /// The requests the upstream has been handed that contain `needle`.
+    fn seen_with(&self, needle: &str) -> Vec<String>;
+
+    /// GET `target` through the proxy with `sealed` and `AUTH`.
+    async fn authed(&self, target: &str, sealed: &str) -> Reply;
+
+    /// A raw absolute-form GET of `path` with `sealed`, `AUTH` and `extra` header lines.
+    fn raw_get(&self, path: &str, sealed: &str, extra: &str) -> String;
+
+    /// A tunnel to `api.test:80`, opened with `sealed` and `AUTH`.
+    async fn api_tunnel(&self, sealed: &str) -> RawConn;
+
+    /// A good request still gets the credential.
+    async fn still_serves(&self);
+}
+
+impl Adversary for Env {
+    fn good(&self) -> String {
+        self.seal(&inject(TOKEN, AUTH))
+    }
+
     fn for_hosts(&self, hosts: &[&str]) -> String {
-        self.tk.seal(&with(
+        self.seal(&with(
             inject(TOKEN, AUTH),
             json!({ "allowed_hosts": hosts }),
         ))
     }
 
-    /// The requests the upstream has been handed that contain `needle`.
     fn seen_with(&self, needle: &str) -> Vec<String> {
         self.upstream
             .seen()
@@ -221,20 +219,33 @@ impl Env {
             .collect()
     }
 
-    /// A good request still gets the credential.
+    async fn authed(&self, target: &str, sealed: &str) -> Reply {
+        let auth = format!("Bearer {AUTH}");
+        self.get(target, &[sealed], &[("proxy-authorization", &auth)])
+            .await
+    }
+
+    fn raw_get(&self, path: &str, sealed: &str, extra: &str) -> String {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{}{extra}\r\n",
+            self.url(path),
+            self.host(),
+            auth_lines(sealed)
+        )
+    }
+
+    async fn api_tunnel(&self, sealed: &str) -> RawConn {
+        let auth = format!("Bearer {AUTH}");
+        self.tunnel("api.test:80", &[sealed], &[("proxy-authorization", &auth)])
+            .await
+            .expect("a tunnel")
+    }
+
     async fn still_serves(&self) {
         let mut conn = RawConn::open(self.tk.addr).await;
         let good = self.good();
-        conn.send(
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-                self.url("/still-serves"),
-                self.host(),
-                auth_lines(&good)
-            )
-            .as_bytes(),
-        )
-        .await;
+        conn.send(self.raw_get("/still-serves", &good, "").as_bytes())
+            .await;
         let resp = conn.read_response(false).await;
         assert_eq!(resp.status, 200, "{}", resp.text());
         let echo = Echo::parse(&resp.text());
@@ -250,17 +261,8 @@ impl Env {
 
 /// A proxy whose guard exempts nothing, and a TLS upstream on 127.0.0.1 that counts
 /// connections: a spelling of loopback that slipped past the guard would reach it.
-async fn guarded(extra: &[&str]) -> (Upstream, Tokenizer) {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "localhost"]).await;
-    let mut args = vec![
-        "--upstream-ca-file".to_owned(),
-        ca.pem_path.display().to_string(),
-        "--reflection-guard=false".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let tk = Tokenizer::start_raw(args).await;
-    (upstream, tk)
+async fn guarded(extra: &[&str]) -> Env {
+    Env::builder().guard(true).flags(extra).start().await
 }
 
 /// GET `url` through `tk` with a good secret, sent as written (a client library would
@@ -302,7 +304,8 @@ fn assert_not_dialled(url: &str, status: u16, body: &str) {
 
 #[tokio::test]
 async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
-    let (upstream, tk) = guarded(&[]).await;
+    let g = guarded(&[]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     let port = upstream.port();
     for host in [
         "2130706433",
@@ -323,13 +326,13 @@ async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
         "LocalHost",
     ] {
         let url = format!("http://{host}:{port}/");
-        let (status, body) = get_via(&tk, &url).await;
+        let (status, body) = get_via(tk, &url).await;
         assert_not_dialled(&url, status, &body);
     }
     // The spellings that are valid host names still meet the guard, not a resolver
     // failure: the guard ran on what they resolve to.
     for host in ["0.0.0.0", "LOCALHOST"] {
-        let (status, body) = get_via(&tk, &format!("http://{host}:{port}/")).await;
+        let (status, body) = get_via(tk, &format!("http://{host}:{port}/")).await;
         assert_refused(host, status, &body, 400, "destination not allowed");
     }
     assert_eq!(
@@ -341,7 +344,8 @@ async fn decimal_octal_hex_and_short_ipv4_never_reach_loopback() {
 
 #[tokio::test]
 async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
-    let (upstream, tk) = guarded(&[]).await;
+    let g = guarded(&[]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     let port = upstream.port();
     let guard_refuses = [
         "[::1]",
@@ -365,7 +369,7 @@ async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
         "[fd00::1]",
     ];
     for host in guard_refuses {
-        let (status, body) = get_via(&tk, &format!("http://{host}:{port}/")).await;
+        let (status, body) = get_via(tk, &format!("http://{host}:{port}/")).await;
         assert_refused(host, status, &body, 400, "destination not allowed");
     }
     // Zone ids: percent-encoded (RFC 6874) or raw, on link-local and loopback.
@@ -377,7 +381,7 @@ async fn ipv6_loopback_mapped_compatible_and_zoned_forms_are_refused() {
         "[::ffff:127.0.0.1%25lo]",
     ] {
         let url = format!("http://{host}:{port}/");
-        let (status, body) = get_via(&tk, &url).await;
+        let (status, body) = get_via(tk, &url).await;
         if status == 400 && body.is_empty() {
             // hyper refused the request target itself.
             continue;
@@ -395,16 +399,7 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
     let good = e.good();
     // A TLS upstream on an arbitrary port: reached, over TLS, with the credential.
     let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url("/port"),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    conn.send(e.raw_get("/port", &good, "").as_bytes()).await;
     let resp = conn.read_response(false).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let echo = Echo::parse(&resp.text());
@@ -446,7 +441,8 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
     // Without the loopback exemption, private destinations are refused on every port,
     // at once: the guard runs before any connect (10.255.255.1 would hang until the
     // connect timeout).
-    let (upstream, tk) = guarded(&["--upstream-connect-timeout", "5s"]).await;
+    let g = guarded(&["--upstream-connect-timeout", "5s"]).await;
+    let (upstream, tk) = (&g.upstream, &g.tk);
     for host in [
         "10.255.255.1",
         "192.168.0.1",
@@ -457,7 +453,7 @@ async fn other_ports_are_dialled_with_tls_and_still_guarded() {
         for port in [22, 25, 81, 3306, 6379, 8080, 9443, 65535, upstream.port()] {
             let url = format!("http://{host}:{port}/");
             let started = Instant::now();
-            let (status, body) = get_via(&tk, &url).await;
+            let (status, body) = get_via(tk, &url).await;
             assert_refused(&url, status, &body, 400, "destination not allowed");
             assert!(
                 started.elapsed() < Duration::from_secs(1),
@@ -536,12 +532,7 @@ async fn the_tokenizer_and_its_admin_listener_are_never_dialled() {
 /// A pipelined request that must never reach the upstream unless the proxy and the
 /// client agree it is a request of its own.
 fn smuggled(e: &Env, tag: &str) -> String {
-    format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-        e.url(&format!("/fault/echo-framing?{tag}")),
-        e.host(),
-        auth_lines(&e.good())
-    )
+    e.raw_get(&format!("/fault/echo-framing?{tag}"), &e.good(), "")
 }
 
 /// The head of a POST to the framing echo, up to the framing headers in `framing`.
@@ -921,7 +912,7 @@ async fn malformed_chunked_bodies_fail_the_request_and_close() {
 #[tokio::test]
 async fn early_refusals_never_parse_the_unread_body_as_a_request() {
     let e = env(&["--max-buffered-body", "1KiB"]).await;
-    let hmac = e.tk.seal(&json!({
+    let hmac = e.seal(&json!({
         "inject_hmac_processor": {"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"},
         "bearer_auth": bearer(AUTH),
     }));
@@ -967,15 +958,7 @@ async fn early_refusals_never_parse_the_unread_body_as_a_request() {
         let good = e.good();
         let _ = conn
             .stream
-            .write_all(
-                format!(
-                    "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-                    e.url("/after"),
-                    e.host(),
-                    auth_lines(&good)
-                )
-                .as_bytes(),
-            )
+            .write_all(e.raw_get("/after", &good, "").as_bytes())
             .await;
         let rest = read_until_close(&mut conn.stream, Duration::from_secs(1)).await;
         if !rest.bytes.is_empty() {
@@ -1002,9 +985,8 @@ async fn control_characters_never_become_header_bytes() {
     let e = env(&[]).await;
     let good = e.good();
     let hmac = json!({"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"});
-    let sealed = |secret: Value| {
-        e.tk.seal_raw(&with(secret, json!({"bearer_auth": bearer(AUTH)})).to_string())
-    };
+    let sealed =
+        |secret: Value| e.seal_raw(&with(secret, json!({"bearer_auth": bearer(AUTH)})).to_string());
     let params = |p: Value| format!("{good}; {p}");
     let hmac_secret = sealed(json!({ "inject_hmac_processor": hmac }));
     let mut cases: Vec<(String, String)> = Vec::new();
@@ -1071,13 +1053,8 @@ async fn control_characters_never_become_header_bytes() {
     for (name, value) in &cases {
         let t = exchange(
             e.tk.addr,
-            format!(
-                "GET {} HTTP/1.1\r\nHost: {}\r\n{}Connection: close\r\n\r\n",
-                e.url("/inject"),
-                e.host(),
-                auth_lines(value)
-            )
-            .as_bytes(),
+            e.raw_get("/inject", value, "Connection: close\r\n")
+                .as_bytes(),
         )
         .await;
         let (status, body) = only_response(&t);
@@ -1094,19 +1071,10 @@ async fn control_characters_never_become_header_bytes() {
 
     // Control characters where they are data, not header bytes, are fine: the HMAC
     // message is hashed, and the header carries hex.
-    let resp =
-        e.tk.client()
-            .get(e.url("/msg"))
-            .header(
-                "proxy-tokenizer",
-                format!("{hmac_secret}; {}", json!({"msg": "a\r\nX-Evil: 1\0"})),
-            )
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 200);
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    let with_msg = format!("{hmac_secret}; {}", json!({"msg": "a\r\nX-Evil: 1\0"}));
+    let got = e.authed("/msg", &with_msg).await;
+    assert_eq!(got.status, 200);
+    let echo = Echo::parse(&got.body);
     let auth = echo.header("authorization").unwrap();
     let hex = auth.strip_prefix("Bearer ").unwrap();
     assert!(
@@ -1240,11 +1208,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
     let ca = TestCa::new();
     let evil = Upstream::start(&ca, &["evil.tst"]).await;
     let tok = Upstream::start(&ca, &["tok.test"]).await;
-    let pins = format!(
-        "evil.tst=127.0.0.1:{},tok.test=127.0.0.1:{}",
-        evil.port(),
-        tok.port()
-    );
+    let pins = format!("{},{}", evil.pin(&["evil.tst"]), tok.pin(&["tok.test"]));
     let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pins]).await;
     let sealed = tk.seal(&json!({
         "client_credentials_processor": {
@@ -1272,11 +1236,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
         assert_no_plaintext(uri, &resp.text());
     }
     // In a tunnel to evil.tst, an inner Host with userinfo naming the token host.
-    let mut tunnel = RawConn::open(tk.addr).await;
-    tunnel
-        .send(b"CONNECT evil.tst:80 HTTP/1.1\r\nHost: evil.tst:80\r\n\r\n")
-        .await;
-    assert_eq!(tunnel.read_response(true).await.status, 200);
+    let mut tunnel = RawConn::tunnel(tk.addr, "evil.tst:80", &[]).await.unwrap();
     for host in ["tok.test@evil.tst", "tok.test@evil.tst:80"] {
         tunnel.send(post("/token/cc", host).as_bytes()).await;
         let resp = tunnel.read_response(false).await;
@@ -1306,16 +1266,7 @@ async fn userinfo_cannot_redirect_an_exchange_secret() {
 async fn tunnel_requests_stay_on_the_connect_host() {
     let e = env(&[]).await;
     let sealed = e.for_hosts(&["api.test:80"]);
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n{}\r\n",
-            auth_lines(&sealed)
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = e.api_tunnel(&sealed).await;
     // Allowed: the URI names the tunnel host, whatever the Host header says; case and
     // an explicit :80 do not matter.
     for (line, host) in [
@@ -1382,13 +1333,8 @@ async fn tunnel_requests_stay_on_the_connect_host() {
 async fn slowloris_is_closed_and_others_are_served_meanwhile() {
     let e = env(&["--client-header-timeout", "1s"]).await;
     let addr = e.tk.addr;
-    let head = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n{}X-Pad: {}\r\n\r\n",
-        e.url("/slow"),
-        e.host(),
-        auth_lines(&e.good()),
-        "p".repeat(64)
-    );
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(64));
+    let head = e.raw_get("/slow", &e.good(), &pad);
     let slow: Vec<_> = (0..3)
         .map(|_| {
             let head = head.clone();
@@ -1422,21 +1368,12 @@ async fn slowloris_is_closed_and_others_are_served_meanwhile() {
         })
         .collect();
     // Meanwhile, other clients.
-    let client = e.tk.client();
     let good = e.good();
     let mut served = 0;
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
         let started = Instant::now();
-        let resp = client
-            .get(e.url("/meanwhile"))
-            .header("proxy-tokenizer", &good)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.bytes().await.unwrap();
+        assert_eq!(e.authed("/meanwhile", &good).await.status, 200);
         assert!(
             started.elapsed() < Duration::from_millis(800),
             "{:?}",
@@ -1480,16 +1417,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
     );
 
     let mut kept = RawConn::open(e.tk.addr).await;
-    kept.send(
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url("/idle"),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    kept.send(e.raw_get("/idle", &good, "").as_bytes()).await;
     assert_eq!(kept.read_response(false).await.status, 200);
     let t = read_until_close(&mut kept.stream, Duration::from_secs(5)).await;
     assert!(
@@ -1498,17 +1426,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
         t.took
     );
 
-    let mut tunnel = RawConn::open(e.tk.addr).await;
-    tunnel
-        .send(
-            format!(
-                "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n{}\r\n",
-                auth_lines(&good)
-            )
-            .as_bytes(),
-        )
-        .await;
-    assert_eq!(tunnel.read_response(true).await.status, 200);
+    let mut tunnel = e.api_tunnel(&good).await;
     tunnel
         .send(b"GET /tunnel-idle HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;
@@ -1528,14 +1446,7 @@ async fn the_header_timeout_also_closes_idle_connections() {
 async fn the_connection_after_max_connections_is_closed_at_once() {
     let e = env(&["--max-connections", "5"]).await;
     let good = e.good();
-    let request = |path: &str| {
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url(path),
-            e.host(),
-            auth_lines(&good)
-        )
-    };
+    let request = |path: &str| e.raw_get(path, &good, "");
     let mut five = Vec::new();
     for i in 0..5 {
         let mut conn = RawConn::open(e.tk.addr).await;
@@ -1558,18 +1469,14 @@ async fn the_connection_after_max_connections_is_closed_at_once() {
     assert!(e.seen_with("/sixth").is_empty());
     drop(five.pop());
     // The permit comes back when the proxy notices the close.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let t = exchange(e.tk.addr, request("/after").as_bytes()).await;
-        if t.statuses() == [200] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection served after one left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(Duration::from_secs(3), || async {
+        exchange(e.tk.addr, request("/after").as_bytes())
+            .await
+            .statuses()
+            == [200]
+    })
+    .await
+    .expect("no connection served after one left");
 }
 
 /// A request target over hyper's URI limit (64 KiB) is refused before the pipeline; an
@@ -1579,17 +1486,7 @@ async fn oversized_targets_and_upstream_header_floods_are_refused() {
     let e = env(&[]).await;
     let good = e.good();
     let long = format!("/{}", "a".repeat(70_000));
-    let t = exchange(
-        e.tk.addr,
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n",
-            e.url(&long),
-            e.host(),
-            auth_lines(&good)
-        )
-        .as_bytes(),
-    )
-    .await;
+    let t = exchange(e.tk.addr, e.raw_get(&long, &good, "").as_bytes()).await;
     let statuses = t.statuses();
     assert!(
         statuses.len() == 1 && (400..500).contains(&statuses[0]),
@@ -1598,51 +1495,28 @@ async fn oversized_targets_and_upstream_header_floods_are_refused() {
     assert!(t.closed);
     assert!(e.upstream.seen().is_empty());
 
-    let resp =
-        e.tk.client()
-            .get(e.url("/fault/many-headers?n=200"))
-            .header("proxy-tokenizer", &good)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .send()
-            .await
-            .unwrap();
-    let status = resp.status().as_u16();
-    assert_refused(
-        "many headers",
-        status,
-        &resp.text().await.unwrap(),
-        502,
-        "bad gateway",
-    );
+    let got = e.authed("/fault/many-headers?n=200", &good).await;
+    assert_refused("many headers", got.status, &got.body, 502, "bad gateway");
     e.still_serves().await;
 }
 
 // === upstream faults, with the real binary ===
 
 /// `tokenizer serve` as a child with short upstream timeouts, trusting `ca`.
-fn binary_server(ca: &TestCa, key: &OpenKey, extra: &[&str]) -> Server {
-    let key_hex = key.to_hex().to_string();
-    let ca_file = ca.pem_path.display().to_string();
-    let mut args = vec![
-        "--upstream-ca-file",
-        ca_file.as_str(),
-        "--upstream-allow-cidrs",
-        "127.0.0.0/8",
-        "--upstream-connect-timeout",
-        "2s",
-        "--upstream-response-timeout",
-        "1s",
-        "--upstream-read-timeout",
-        "1s",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&key_hex, &args, &[("RUST_LOG", "debug")])
-}
-
-fn seal_for(key: &OpenKey, secret: &Value) -> String {
-    Secret::from_json(secret.to_string().as_bytes())
-        .unwrap()
-        .seal(&key.seal_key())
+fn binary_server(ca: &TestCa, key: &OpenKey) -> Server {
+    Server::start_trusting(
+        ca,
+        &key.to_hex(),
+        &[
+            "--upstream-connect-timeout",
+            "2s",
+            "--upstream-response-timeout",
+            "1s",
+            "--upstream-read-timeout",
+            "1s",
+        ],
+        &[("RUST_LOG", "debug")],
+    )
 }
 
 /// One request, its head, and the body bytes that arrived until the proxy closed or the
@@ -1717,15 +1591,12 @@ async fn upstream_failures_are_502_and_slow_heads_504() {
         Upstream::start_with(stranger.server_config(&["127.0.0.1"], &[b"http/1.1"])).await;
     let (plain, plain_got) = plaintext_server().await;
     let key = OpenKey::generate();
-    let server = binary_server(&ca, &key, &[]);
+    let server = binary_server(&ca, &key);
     let sealed = seal_for(&key, &inject(TOKEN, AUTH));
+    let dead = DeadPort::new();
     let mut bodies = Vec::new();
     for (name, url, status) in [
-        (
-            "refused",
-            format!("http://127.0.0.1:{}/", dead_port().await),
-            502,
-        ),
+        ("refused", dead.url("/"), 502),
         ("not TLS", format!("http://{plain}/"), 502),
         (
             "untrusted certificate",
@@ -1795,7 +1666,7 @@ async fn upstream_bodies_are_cut_only_when_they_stall() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
     let key = OpenKey::generate();
-    let server = binary_server(&ca, &key, &[]);
+    let server = binary_server(&ca, &key);
     let sealed = seal_for(&key, &inject(TOKEN, AUTH));
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", upstream.port());
 
@@ -1852,13 +1723,9 @@ fn the_server_is_not_dumpable_and_has_no_core_limit() {
     use std::os::unix::process::CommandExt;
 
     let key = OpenKey::generate();
-    let port = binary::free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut cmd = binary::command();
     cmd.arg("serve")
-        .arg("--listen-address")
-        .arg(addr.to_string())
-        .arg("--open-key")
+        .args(["--listen-address", "127.0.0.1:0", "--open-key"])
         .arg(&*key.to_hex());
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -1867,7 +1734,7 @@ fn the_server_is_not_dumpable_and_has_no_core_limit() {
     if root {
         cmd.uid(65534).gid(65534);
     }
-    let server = Server::launch(cmd, addr).unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::launch(cmd).unwrap_or_else(|e| panic!("{e}"));
     let pid = server.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits

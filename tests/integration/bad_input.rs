@@ -13,11 +13,9 @@ use tokenizer::secret::{OpenKey, b64};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{DeadPort, Env, bearer, inject, with};
 
 /// The credential every test secret injects.
 const TOKEN: &str = "supersecret";
@@ -26,74 +24,71 @@ const AUTH: &str = "trustno1";
 /// The HMAC key of the HMAC secrets.
 const HMAC_KEY: &[u8] = b"hmac-key-trustno2";
 
-struct Env {
-    ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-    client: reqwest::Client,
-}
-
 /// A proxy (loopback exempt from the guard, plus `extra` serve flags) and an upstream.
 async fn env_with(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let tk = Tokenizer::start(&ca, extra).await;
-    let client = tk.client();
-    Env {
-        ca,
-        upstream,
-        tk,
-        client,
-    }
+    Env::builder().flags(extra).start().await
 }
 
 async fn env() -> Env {
-    env_with(&[]).await
+    Env::start().await
 }
 
-impl Env {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.upstream.port())
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
+/// The requests and checks every test here makes.
+trait Checks {
     /// A valid secret: inject `TOKEN` for bearer `AUTH`.
-    fn good(&self) -> String {
-        self.tk.seal(&inject(TOKEN, AUTH))
-    }
+    fn good(&self) -> String;
 
     /// GET `url` through the proxy with these `Proxy-Tokenizer` lines and the right
     /// proxy auth.
-    async fn get_url(&self, url: &str, secrets: &[&str]) -> (u16, String) {
-        let mut req = self
-            .client
-            .get(url)
-            .header("proxy-authorization", format!("Bearer {AUTH}"));
-        for s in secrets {
-            req = req.header("proxy-tokenizer", *s);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
-    }
+    async fn get_url(&self, url: &str, secrets: &[&str]) -> (u16, String);
 
-    async fn get(&self, secrets: &[&str]) -> (u16, String) {
-        self.get_url(&self.url("/"), secrets).await
+    /// GET `/` of the upstream.
+    async fn get_with(&self, secrets: &[&str]) -> (u16, String) {
+        self.get_url("/", secrets).await
     }
 
     /// Assert that `secrets` are refused with `status` and a body containing `needle`.
     async fn refused(&self, secrets: &[&str], status: u16, needle: &str) {
-        let (got, body) = self.get(secrets).await;
+        let (got, body) = self.get_with(secrets).await;
         assert_refused(got, &body, status, needle, secrets);
     }
 
+    /// Each of `values`, alone, is refused with `status` and a body containing `needle`.
+    async fn each_refused(&self, values: &[&str], status: u16, needle: &str) {
+        for value in values {
+            self.refused(&[value], status, needle).await;
+        }
+    }
+
     /// A valid request still goes through and gets the credential.
+    async fn still_serves(&self);
+
+    /// Nothing refused so far reached the upstream.
+    fn upstream_untouched(&self);
+
+    /// Nothing refused reached the upstream, and a valid request still goes through.
+    async fn unharmed(&self) {
+        self.upstream_untouched();
+        self.still_serves().await;
+    }
+}
+
+impl Checks for Env {
+    fn good(&self) -> String {
+        self.seal(&inject(TOKEN, AUTH))
+    }
+
+    async fn get_url(&self, url: &str, secrets: &[&str]) -> (u16, String) {
+        let auth = format!("Bearer {AUTH}");
+        let got = self
+            .get(url, secrets, &[("proxy-authorization", &auth)])
+            .await;
+        (got.status, got.body)
+    }
+
     async fn still_serves(&self) {
         let good = self.good();
-        let (status, body) = self.get(&[&good]).await;
+        let (status, body) = self.get_with(&[&good]).await;
         assert_eq!(status, 200, "{body}");
         let echo = Echo::parse(&body);
         assert_eq!(
@@ -103,7 +98,6 @@ impl Env {
         assert_eq!(echo.header("host").unwrap(), self.host());
     }
 
-    /// Nothing refused so far reached the upstream.
     fn upstream_untouched(&self) {
         assert_eq!(
             self.upstream.connection_count(),
@@ -116,9 +110,14 @@ impl Env {
 /// `status`, one short line containing `needle`, and no secret material: neither the
 /// test credentials nor any of the `sent` values.
 fn assert_refused(got: u16, body: &str, status: u16, needle: &str, sent: &[&str]) {
-    assert_eq!(got, status, "body: {body:?}");
+    assert_refused_for("", got, body, status, needle, sent);
+}
+
+/// [`assert_refused`], naming `what` was refused in a failure.
+fn assert_refused_for(what: &str, got: u16, body: &str, status: u16, needle: &str, sent: &[&str]) {
+    assert_eq!(got, status, "{what}: {body:?}");
     assert_one_clean_line(body, sent);
-    assert!(body.contains(needle), "want {needle:?} in {body:?}");
+    assert!(body.contains(needle), "{what}: want {needle:?} in {body:?}");
 }
 
 fn assert_one_clean_line(body: &str, sent: &[&str]) {
@@ -173,17 +172,10 @@ async fn raw_until_close(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String)
     Some((status, text))
 }
 
-/// A port on 127.0.0.1 where nothing listens.
-async fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A TCP relay on 127.0.0.2 to `to`: lets a proxy whose guard denies 127.0.0.1 still
-/// reach the test upstream through an address it was told to allow.
-async fn relay_on_127_0_0_2(to: SocketAddr) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+/// Relay every connection `listener` (on 127.0.0.2) accepts to `to`: lets a proxy whose
+/// guard denies 127.0.0.1 still reach the test upstream through an address it was told
+/// to allow.
+fn relay_to(listener: TcpListener, to: SocketAddr) {
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
             tokio::spawn(async move {
@@ -193,7 +185,6 @@ async fn relay_on_127_0_0_2(to: SocketAddr) -> SocketAddr {
             });
         }
     });
-    addr
 }
 
 // === Proxy-Tokenizer header ===
@@ -225,8 +216,7 @@ async fn malformed_tokenizer_headers_are_400() {
     conn.send(&req).await;
     let resp = conn.read_response(false).await;
     assert_refused(resp.status, &resp.text(), 400, "bad tokenizer header", &[]);
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -242,12 +232,10 @@ async fn undecodable_secrets_are_400() {
         .replace('/', "_");
     let comma_joined = format!("{good},{good}");
     let comma_spaced = format!("{good}, {}", e.good());
-    for value in ["!!!", &url_safe, &comma_joined, &comma_spaced] {
-        e.refused(&[value], 400, "bad Proxy-Tokenizer encoding")
-            .await;
-    }
-    e.upstream_untouched();
-    e.still_serves().await;
+    let values = ["!!!", &url_safe, &comma_joined, &comma_spaced];
+    e.each_refused(&values, 400, "bad Proxy-Tokenizer encoding")
+        .await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -260,12 +248,10 @@ async fn undecryptable_secrets_are_400() {
     bytes[mid] ^= 0x01;
     let tampered = b64::encode(&bytes);
     let truncated = b64::encode(&bytes[..40]);
-    for value in [&other_key, &tampered, &truncated] {
-        e.refused(&[value], 400, "failed Proxy-Tokenizer decryption")
-            .await;
-    }
-    e.upstream_untouched();
-    e.still_serves().await;
+    let values = [&other_key, &tampered, &truncated].map(String::as_str);
+    e.each_refused(&values, 400, "failed Proxy-Tokenizer decryption")
+        .await;
+    e.unharmed().await;
 }
 
 /// One bad secret among good ones spoils the whole request.
@@ -277,8 +263,7 @@ async fn one_bad_line_among_good_ones_is_400() {
         .await;
     e.refused(&["!!!", &good], 400, "bad Proxy-Tokenizer encoding")
         .await;
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === the secret JSON ===
@@ -314,14 +299,11 @@ async fn bad_secret_json_is_400() {
         r#"{"inject_processor":{"token":"supersecret"},"no_auth":{}"#.to_owned(),
     ];
     for json in &cases {
-        let sealed = e.tk.seal_raw(json);
-        let (status, body) = e.get(&[&sealed]).await;
-        assert_eq!(status, 400, "{json}: {body:?}");
-        assert_one_clean_line(&body, &[&sealed]);
-        assert!(body.contains("bad secret json"), "{json}: {body:?}");
+        let sealed = e.seal_raw(json);
+        let (status, body) = e.get_with(&[&sealed]).await;
+        assert_refused_for(json, status, &body, 400, "bad secret json", &[&sealed]);
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === processors that cannot be built ===
@@ -330,26 +312,26 @@ async fn bad_secret_json_is_400() {
 async fn processor_build_errors_are_400() {
     let e = env().await;
     let good = e.good();
-    let empty_token = e.tk.seal(&inject("", AUTH));
-    let md5 = e.tk.seal(&hmac_secret("md5"));
-    let no_hash = e.tk.seal(&hmac_secret(""));
-    let allowed_fmt = e.tk.seal(&with(
+    let empty_token = e.seal(&inject("", AUTH));
+    let md5 = e.seal(&hmac_secret("md5"));
+    let no_hash = e.seal(&hmac_secret(""));
+    let allowed_fmt = e.seal(&with(
         json!({"inject_processor": {"token": TOKEN, "allowed_fmt": ["Bearer %s"]}}),
         json!({"bearer_auth": bearer(AUTH)}),
     ));
-    let fixed_fmt = e.tk.seal(&with(
+    let fixed_fmt = e.seal(&with(
         json!({"inject_processor": {"token": TOKEN, "fmt": "Bearer %s"}}),
         json!({"bearer_auth": bearer(AUTH)}),
     ));
-    let allowed_dst = e.tk.seal(&with(
+    let allowed_dst = e.seal(&with(
         json!({"inject_processor": {"token": TOKEN, "allowed_dst": ["X-Api-Key"]}}),
         json!({"bearer_auth": bearer(AUTH)}),
     ));
-    let fixed_dst = e.tk.seal(&with(
+    let fixed_dst = e.seal(&with(
         json!({"inject_processor": {"token": TOKEN, "dst": "X-Api-Key"}}),
         json!({"bearer_auth": bearer(AUTH)}),
     ));
-    let hmac = e.tk.seal(&hmac_secret("sha256"));
+    let hmac = e.seal(&hmac_secret("sha256"));
     let cases: Vec<(String, &str)> = vec![
         (empty_token, "missing token"),
         (md5, "unsupported hash function"),
@@ -401,23 +383,22 @@ async fn processor_build_errors_are_400() {
         ),
     ];
     for (value, needle) in &cases {
-        let (status, body) = e.get(&[value]).await;
+        let (status, body) = e.get_with(&[value]).await;
         assert_refused(status, &body, 400, needle, &[value]);
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
 async fn credential_with_a_line_break_never_reaches_upstream() {
     let e = env().await;
-    let sealed = e.tk.seal(&inject(&format!("{TOKEN}\r\nX-Evil: 1"), AUTH));
+    let sealed = e.seal(&inject(&format!("{TOKEN}\r\nX-Evil: 1"), AUTH));
     e.refused(&[&sealed], 400, "not a valid header value").await;
     let fmt = with_params(&e.good(), json!({"fmt": "Bearer %s\r\nX-Evil: 1"}));
     e.refused(&[&fmt], 400, "bad request").await;
     e.upstream_untouched();
     let good = e.good();
-    let (status, body) = e.get(&[&good]).await;
+    let (status, body) = e.get_with(&[&good]).await;
     assert_eq!(status, 200, "{body}");
     let echo = Echo::parse(&body);
     assert!(echo.header("x-evil").is_none(), "{body}");
@@ -429,16 +410,15 @@ async fn credential_with_a_line_break_never_reaches_upstream() {
 #[tokio::test]
 async fn no_secret_is_400_without_open_proxy() {
     let e = env().await;
-    let (status, body) = e.get(&[]).await;
+    let (status, body) = e.get_with(&[]).await;
     assert_refused(status, &body, 400, "missing Proxy-Tokenizer", &[]);
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
 async fn open_proxy_forwards_without_a_credential() {
     let e = env_with(&["--open-proxy"]).await;
-    let (status, body) = e.get(&[]).await;
+    let (status, body) = e.get_with(&[]).await;
     assert_eq!(status, 200, "{body}");
     let echo = Echo::parse(&body);
     assert!(echo.header("authorization").is_none(), "{body}");
@@ -454,25 +434,22 @@ async fn open_proxy_forwards_without_a_credential() {
 #[tokio::test]
 async fn secret_for_another_host_is_400() {
     let e = env().await;
-    let nowhere =
-        e.tk.seal(&with(inject(TOKEN, AUTH), json!({"allowed_hosts": []})));
-    let elsewhere = e.tk.seal(&with(
+    let nowhere = e.seal(&with(inject(TOKEN, AUTH), json!({"allowed_hosts": []})));
+    let elsewhere = e.seal(&with(
         inject(TOKEN, AUTH),
         json!({"allowed_hosts": ["api.example.com"]}),
     ));
-    let without_port = e.tk.seal(&with(
+    let without_port = e.seal(&with(
         inject(TOKEN, AUTH),
         json!({"allowed_hosts": ["127.0.0.1"]}),
     ));
-    let pattern = e.tk.seal(&with(
+    let pattern = e.seal(&with(
         inject(TOKEN, AUTH),
         json!({"allowed_host_pattern": "^api\\.example\\.com$"}),
     ));
-    for sealed in [&nowhere, &elsewhere, &without_port, &pattern] {
-        e.refused(&[sealed], 400, "secret not valid for").await;
-    }
-    e.upstream_untouched();
-    e.still_serves().await;
+    let values = [&nowhere, &elsewhere, &without_port, &pattern].map(String::as_str);
+    e.each_refused(&values, 400, "secret not valid for").await;
+    e.unharmed().await;
 }
 
 // === bodies too large to buffer ===
@@ -480,21 +457,23 @@ async fn secret_for_another_host_is_400() {
 #[tokio::test]
 async fn hmac_body_over_the_limit_is_413() {
     let e = env_with(&["--max-buffered-body", "1KiB"]).await;
-    let sealed = e.tk.seal(&hmac_secret("sha256"));
-    let post = |body: reqwest::Body| {
-        e.client
-            .post(e.url("/"))
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .body(body)
-            .send()
+    let sealed = e.seal(&hmac_secret("sha256"));
+    let auth = format!("Bearer {AUTH}");
+    let (e, sealed, auth) = (&e, sealed.as_str(), auth.as_str());
+    let post = move |body: reqwest::Body| async move {
+        e.send(
+            "POST",
+            "/",
+            &[sealed],
+            &[("proxy-authorization", auth)],
+            body,
+        )
+        .await
     };
 
     // Content-Length says too much.
-    let resp = post(vec![b'a'; 4096].into()).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_refused(status, &body, 413, "too large", &[&sealed]);
+    let got = post(vec![b'a'; 4096].into()).await;
+    assert_refused(got.status, &got.body, 413, "too large", &[sealed]);
 
     // Expect: 100-continue with too large a Content-Length: refused without asking for
     // the body.
@@ -511,23 +490,19 @@ async fn hmac_body_over_the_limit_is_413() {
     )
     .await;
     let resp = conn.read_response(false).await;
-    assert_refused(resp.status, &resp.text(), 413, "too large", &[&sealed]);
+    assert_refused(resp.status, &resp.text(), 413, "too large", &[sealed]);
 
     // Chunked: the limit is found while reading.
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         (0..8).map(|_| Ok(Bytes::from(vec![b'b'; 512]))).collect();
     let stream = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let resp = post(stream).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_refused(status, &body, 413, "too large", &[&sealed]);
+    let got = post(stream).await;
+    assert_refused(got.status, &got.body, 413, "too large", &[sealed]);
     e.upstream_untouched();
 
     // Under the limit, chunked or not: signed and forwarded unchanged.
     let small = vec![b'c'; 1000];
-    let resp = post(small.clone().into()).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    let echo = post(small.clone().into()).await.echo();
     assert_eq!(
         echo.header("authorization").unwrap(),
         format!("Bearer {}", hmac_hex(&small))
@@ -535,13 +510,11 @@ async fn hmac_body_over_the_limit_is_413() {
     assert_eq!(echo.body().as_bytes(), small.as_slice());
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         (0..4).map(|_| Ok(Bytes::from(vec![b'd'; 200]))).collect();
-    let resp = post(reqwest::Body::wrap_stream(futures_util::stream::iter(
+    let echo = post(reqwest::Body::wrap_stream(futures_util::stream::iter(
         chunks,
     )))
     .await
-    .unwrap();
-    assert_eq!(resp.status(), 200);
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    .echo();
     assert_eq!(
         echo.header("authorization").unwrap(),
         format!("Bearer {}", hmac_hex(&[b'd'; 800]))
@@ -554,17 +527,18 @@ async fn hmac_body_over_the_limit_is_413() {
 async fn streaming_processors_ignore_the_buffer_limit() {
     let e = env_with(&["--max-buffered-body", "1KiB"]).await;
     let good = e.good();
-    let resp = e
-        .client
-        .post(e.url("/"))
-        .header("proxy-tokenizer", &good)
-        .header("proxy-authorization", format!("Bearer {AUTH}"))
-        .body(vec![b'a'; 4096])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(Echo::parse(&resp.text().await.unwrap()).body().len(), 4096);
+    let auth = format!("Bearer {AUTH}");
+    let got = e
+        .send(
+            "POST",
+            "/",
+            &[&good],
+            &[("proxy-authorization", &auth)],
+            vec![b'a'; 4096],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(Echo::parse(&got.body).body().len(), 4096);
 }
 
 // === oversized request heads ===
@@ -598,35 +572,25 @@ async fn oversized_request_headers_are_refused() {
             assert!(!text.contains(TOKEN));
         }
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === destinations the guard refuses ===
 
 #[tokio::test]
 async fn denied_destinations_are_400() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "ok.test"]).await;
-    let port = upstream.port();
-    let relay = relay_on_127_0_0_2(upstream.addr).await;
+    let relay = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let ok_pin = format!("ok.test={}", relay.local_addr().unwrap());
     // No loopback exemption: only the relay's 127.0.0.2 is allowed.
-    let tk = Tokenizer::start_raw(vec![
-        "--upstream-ca-file".into(),
-        ca.pem_path.display().to_string(),
-        "--upstream-allow-cidrs".into(),
-        "127.0.0.2/32".into(),
-        "--upstream-resolve".into(),
-        format!("api.test=127.0.0.1:{port},ok.test={relay}"),
-        "--reflection-guard=false".into(),
-    ])
-    .await;
-    let e = Env {
-        ca,
-        upstream,
-        client: tk.client(),
-        tk,
-    };
+    let e = Env::builder()
+        .names(&["127.0.0.1", "ok.test", "api.test"])
+        .pins(&[&ok_pin])
+        .guard(true)
+        .flags(&["--upstream-allow-cidrs", "127.0.0.2/32"])
+        .start()
+        .await;
+    relay_to(relay, e.upstream.addr);
+    let port = e.upstream.port();
     let good = e.good();
     for url in [
         format!("http://127.0.0.1:{port}/"),
@@ -645,9 +609,14 @@ async fn denied_destinations_are_400() {
         "http://api.test/".to_owned(),
     ] {
         let (status, body) = e.get_url(&url, &[&good]).await;
-        assert_eq!(status, 400, "{url}: {body:?}");
-        assert_one_clean_line(&body, &[&good]);
-        assert!(body.contains("destination not allowed"), "{url}: {body:?}");
+        assert_refused_for(
+            &url,
+            status,
+            &body,
+            400,
+            "destination not allowed",
+            &[&good],
+        );
         // The client learns the rule, not the resolved address.
         assert!(!body.contains("127.0.0.1"), "{url}: {body:?}");
     }
@@ -672,12 +641,16 @@ async fn requests_to_the_tokenizer_itself_are_400() {
         format!("http://localhost:{own}/"),
     ] {
         let (status, body) = e.get_url(&url, &[&good]).await;
-        assert_eq!(status, 400, "{url}: {body:?}");
-        assert_one_clean_line(&body, &[&good]);
-        assert!(body.contains("destination not allowed"), "{url}: {body:?}");
+        assert_refused_for(
+            &url,
+            status,
+            &body,
+            400,
+            "destination not allowed",
+            &[&good],
+        );
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === what the client addressed ===
@@ -711,8 +684,7 @@ async fn https_and_port_443_are_400() {
             assert!(resp.text().contains("proxied request must be HTTP"));
         }
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 // === upstream failures ===
@@ -721,7 +693,8 @@ async fn https_and_port_443_are_400() {
 async fn unreachable_upstream_is_502() {
     let e = env().await;
     let good = e.good();
-    let url = format!("http://127.0.0.1:{}/", dead_port().await);
+    let dead = DeadPort::new();
+    let url = dead.url("/");
     let (status, body) = e.get_url(&url, &[&good]).await;
     assert_refused(status, &body, 502, "bad gateway", &[&good]);
     e.still_serves().await;
@@ -763,8 +736,7 @@ async fn origin_form_without_tokenizer_hostnames_is_400() {
         "I'm not that kind of server",
         &[&good],
     );
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }
 
 #[tokio::test]
@@ -824,37 +796,30 @@ async fn origin_form_without_a_usable_host_is_400() {
 /// tunnel fails that request only.
 #[tokio::test]
 async fn bad_secrets_on_and_in_a_connect_tunnel_are_400() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test", "127.0.0.1"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let good = tk.seal(&inject(TOKEN, AUTH));
+    let e = Env::builder()
+        .names(&["api.test", "127.0.0.1"])
+        .start()
+        .await;
+    let good = e.good();
     let wrong_key = OpenKey::generate()
         .seal_key()
         .seal_base64(inject(TOKEN, AUTH).to_string().as_bytes());
-    let bad_json = tk.seal_raw(r#"{"inject_processor":{"token":31337},"no_auth":{}}"#);
-    let connect = |secret: &str| {
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {secret}\r\n\
-             Proxy-Authorization: Bearer {AUTH}\r\n\r\n"
-        )
-    };
+    let bad_json = e.seal_raw(r#"{"inject_processor":{"token":31337},"no_auth":{}}"#);
+    let auth = format!("Bearer {AUTH}");
     for (secret, needle) in [
         ("!!!", "bad Proxy-Tokenizer encoding"),
         (wrong_key.as_str(), "failed Proxy-Tokenizer decryption"),
         (bad_json.as_str(), "bad secret json"),
     ] {
-        let mut conn = RawConn::open(tk.addr).await;
-        conn.send(connect(secret).as_bytes()).await;
-        let resp = conn.read_response(false).await;
+        let resp = e
+            .tunnel("api.test:80", &[secret], &[("proxy-authorization", &auth)])
+            .await
+            .unwrap_err();
         assert_refused(resp.status, &resp.text(), 400, needle, &[secret]);
     }
 
     // A tunnel without CONNECT-level secrets; each inner request brings its own.
-    let mut conn = RawConn::open(tk.addr).await;
-    conn.send(b"CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = e.tunnel("api.test:80", &[], &[]).await.unwrap();
     let inner = |secret: &str| {
         format!(
             "GET / HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {secret}\r\n\
@@ -870,7 +835,7 @@ async fn bad_secrets_on_and_in_a_connect_tunnel_are_400() {
         let resp = conn.read_response(false).await;
         assert_refused(resp.status, &resp.text(), 400, needle, &[secret]);
     }
-    assert_eq!(upstream.connection_count(), 0);
+    e.upstream_untouched();
     conn.send(inner(&good).as_bytes()).await;
     let resp = conn.read_response(false).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -910,6 +875,5 @@ async fn malformed_requests_get_400_and_the_server_stays_up() {
             String::from_utf8_lossy(bytes)
         );
     }
-    e.upstream_untouched();
-    e.still_serves().await;
+    e.unharmed().await;
 }

@@ -12,9 +12,8 @@ use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
 use crate::support::{bearer, inject, with};
 
-/// The Go repository's key pair (cmd/curl/.envrc).
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 fn is_key_hex(s: &str) -> bool {
     s.len() == 64
@@ -43,13 +42,7 @@ fn seal_json(json: &str) -> String {
 
 /// `tokenizer unseal --open-key OPEN --token B64 [--show-secrets]`, parsed.
 fn unseal(sealed: &str, show: bool) -> Value {
-    let mut args = vec!["unseal", "--open-key", OPEN, "--token", sealed];
-    if show {
-        args.push("--show-secrets");
-    }
-    let out = run(&args).ok();
-    serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("unseal printed no JSON ({e}): {out:?}"))
+    binary::unseal(OPEN, sealed, show)
 }
 
 fn assert_code(out: &Output, code: i32) {
@@ -212,14 +205,16 @@ fn seal_derives_the_seal_key_from_open_key() {
 
 // === the tlsproxy shorthand ===
 
+/// `tokenizer seal --seal-key SEAL --host api.example.com ARGS`.
+fn shorthand(args: &[&str]) -> Output {
+    let mut all = vec!["seal", "--seal-key", SEAL, "--host", "api.example.com"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
 #[test]
 fn shorthand_with_auth_token() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--header",
         "x-api-key",
         "--auth-token",
@@ -247,12 +242,7 @@ fn shorthand_with_auth_token() {
 
 #[test]
 fn shorthand_with_org_and_app() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--header",
         "x-api-key",
         "--org",
@@ -294,14 +284,7 @@ fn shorthand_reads_the_token_from_stdin() {
 
 #[test]
 fn shorthand_needs_an_auth_choice() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
-        "tok-cli-short-3",
-    ]);
+    let out = shorthand(&["tok-cli-short-3"]);
     assert_code(&out, 2);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(!out.stderr.contains("tok-cli-short-3"), "{}", out.stderr);
@@ -428,19 +411,7 @@ fn serve_help_does_not_show_the_open_key() {
 async fn serve_proxies_and_stops_cleanly_on_sigterm() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let ca_file = ca.pem_path.display().to_string();
-    let server = Server::start(
-        OPEN,
-        &[
-            "--log-format",
-            "json",
-            "--upstream-ca-file",
-            &ca_file,
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-        ],
-        &[],
-    );
+    let server = Server::start_trusting(&ca, OPEN, &["--log-format", "json"], &[]);
 
     let sealed = seal_json(&inject("tok-cli-serve-1", "auth-cli-serve-1").to_string());
     let addr = server.addr;
@@ -513,12 +484,7 @@ async fn serve_proxies_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn seal_rule_flags_land_in_the_secret() {
-    let out = run(&[
-        "seal",
-        "--seal-key",
-        SEAL,
-        "--host",
-        "api.example.com",
+    let out = shorthand(&[
         "--auth-token",
         "pw",
         "--id",

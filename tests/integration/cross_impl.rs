@@ -12,15 +12,10 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{binary, python};
-use crate::support::{inject, with};
+use crate::support::{Env, binary, inject, python, with};
 
-/// The Go repository's key pair (cmd/curl/.envrc).
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 /// Sealed with PyNaCl for SEAL (wire-compat spec 7.3).
 const GO_VECTOR: &str = "uIxOrDkrrg07/ZB+5zMUgDprNBoaWtGGWgbtiTMAWRnjrb+wT+nDSyowpMdxxd7ws9iLbvzPwxWWAXQJiEP9TmWqXKk5v90b1DYQMB6aDdPCcjUZbkjkRGY8OOSn2fTZc/G24lEnX2F8wYhWrUc4CvNxcj+q6iRCSOg9gFt5wVkXuAjfD9oemLKuRtbXKrlVTRS/18epvV7uohsI24S+JYoWDYo=";
@@ -64,41 +59,34 @@ fn pynacl_open(open_key_hex: &str, sealed: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_pynacl_sealed_secret_is_accepted_by_the_proxy() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let tk = Tokenizer::start(&ca, &[]).await;
-    let host = format!("127.0.0.1:{}", upstream.port());
+    let e = Env::start().await;
+    let host = e.host();
     let secret = with(
         inject("tok-pynacl-1", "auth-pynacl-1"),
         json!({"allowed_hosts": [host]}),
     );
-    let sealed = pynacl_seal(&tk.seal_key.to_hex(), secret.to_string().as_bytes());
-    let resp = tk
-        .client()
-        .get(format!("http://{host}/from-python"))
-        .header("proxy-tokenizer", &sealed)
-        .header("proxy-authorization", "Bearer auth-pynacl-1")
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let echo = Echo::parse(&text);
+    let sealed = pynacl_seal(&e.tk.seal_key.to_hex(), secret.to_string().as_bytes());
+    let got = e
+        .get(
+            "/from-python",
+            &[&sealed],
+            &[("proxy-authorization", "Bearer auth-pynacl-1")],
+        )
+        .await;
+    let echo = got.echo();
     assert_eq!(echo.header_all("authorization"), ["Bearer tok-pynacl-1"]);
     assert!(echo.header("proxy-tokenizer").is_none());
     assert_eq!(echo.uri(), "/from-python");
 
     // The same box with the wrong caller token is still refused.
-    let resp = tk
-        .client()
-        .get(format!("http://{host}/from-python"))
-        .header("proxy-tokenizer", &sealed)
-        .header("proxy-authorization", "Bearer wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 407);
+    let got = e
+        .get(
+            "/from-python",
+            &[&sealed],
+            &[("proxy-authorization", "Bearer wrong")],
+        )
+        .await;
+    assert_eq!(got.status, 407);
 }
 
 #[test]
@@ -134,16 +122,7 @@ fn pynacl_opens_the_go_vector() {
 fn the_binary_opens_a_pynacl_box_for_the_go_key_pair() {
     let sealed = pynacl_seal(SEAL, GO_VECTOR_PLAIN.as_bytes());
     assert_ne!(sealed, GO_VECTOR, "sealing is randomized");
-    let out = binary::run(&[
-        "unseal",
-        "--open-key",
-        OPEN,
-        "--token",
-        &sealed,
-        "--show-secrets",
-    ])
-    .ok();
-    let opened: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let opened = binary::unseal(OPEN, &sealed, true);
     let want: Value = serde_json::from_str(GO_VECTOR_PLAIN).unwrap();
     assert_eq!(opened, want);
 }

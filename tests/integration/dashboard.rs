@@ -1,12 +1,7 @@
 //! The admin dashboard in a real browser: headless Chromium loads `/`, runs its
 //! script against `/v1/stats` and `/v1/audit`, and the resulting DOM shows the traffic.
 
-use std::time::Duration;
-
-use crate::support::ca::TestCa;
-use crate::support::inject;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::Upstream;
+use crate::support::{Env, inject};
 
 /// Chromium flags for a closed network and no profile (Debian's `chromium`).
 const CHROMIUM: &[&str] = &[
@@ -39,9 +34,6 @@ fn chromium(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_live_traffic_in_chromium() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
     // fly-proxy's signing key: one request carries a verified Fly-Src, which the
     // dashboard shows as its caller.
     let fly = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
@@ -49,11 +41,9 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
     let fly_pub = dir.path().join("fly-src.pub");
     std::fs::write(&fly_pub, hex::encode(fly.verifying_key().as_bytes())).unwrap();
     let fly_pub = fly_pub.display().to_string();
-    let tk = Tokenizer::start(
-        &ca,
-        &[
-            "--upstream-resolve",
-            &pin,
+    let e = Env::builder()
+        .names(&["api.test"])
+        .flags(&[
             "--admin-address",
             "127.0.0.1:0",
             "--admin-token",
@@ -63,10 +53,10 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
             &fly_pub,
             "--flysrc-proxy-nets",
             "127.0.0.0/8",
-        ],
-    )
-    .await;
-    let sealed = tk.seal(&inject("sk-dashboard-credential-123", "pw"));
+        ])
+        .start()
+        .await;
+    let sealed = e.seal(&inject("sk-dashboard-credential-123", "pw"));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let src = format!("instance=m8e2;app=sandbox;org=dash-org;ts={now}");
     let sig = {
@@ -78,21 +68,19 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
         ("/allowed-two", "Bearer pw", false),
         ("/denied", "Bearer no", false),
     ] {
-        let mut req = tk
-            .client()
-            .get(format!("http://api.test{path}"))
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", auth);
+        let mut headers = vec![("proxy-authorization", auth)];
         if flysrc {
-            req = req
-                .header("fly-src", &src)
-                .header("fly-src-signature", &sig);
+            headers.extend([
+                ("fly-src", src.as_str()),
+                ("fly-src-signature", sig.as_str()),
+            ]);
         }
-        let resp = req.send().await.unwrap();
-        resp.bytes().await.unwrap();
+        e.get(path, &[&sealed], &headers).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let url = format!("http://{}/?token=dash", tk.admin_addr.unwrap());
+    // The entries are recorded as each response ends.
+    let admin = e.admin().with_token("dash");
+    admin.audit("", 3).await;
+    let url = admin.url("/?token=dash");
 
     let dom = tokio::task::spawn_blocking({
         let url = url.clone();
@@ -141,7 +129,7 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
     );
 
     // Without the token the page still loads but the data does not.
-    let bare = format!("http://{}/", tk.admin_addr.unwrap());
+    let bare = admin.url("/");
     let dom = tokio::task::spawn_blocking(move || {
         String::from_utf8(chromium(&["--dump-dom", &bare]).stdout).unwrap()
     })

@@ -4,25 +4,19 @@
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::with;
+use crate::support::upstream::Echo;
+use crate::support::{Env, with};
 use ::tokenizer::secret::b64;
 
 /// fly-proxy's signing key, a tokenizer that trusts it, and an upstream.
-struct Env {
-    _ca: TestCa,
-    _dir: tempfile::TempDir,
+struct Fly {
+    env: Env,
     key: SigningKey,
-    upstream: Upstream,
-    tk: Tokenizer,
+    _dir: tempfile::TempDir,
 }
 
-async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test"]).await;
+async fn env(extra: &[&str]) -> Fly {
     let key = SigningKey::from_bytes(&[42u8; 32]);
     let dir = tempfile::tempdir().unwrap();
     let pub_file = dir.path().join("fly-src.pub");
@@ -31,10 +25,7 @@ async fn env(extra: &[&str]) -> Env {
         format!("{}\n", hex::encode(key.verifying_key().as_bytes())),
     )
     .unwrap();
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
     let mut flags = vec![
-        "--upstream-resolve",
-        pin.as_str(),
         "--use-flysrc",
         "--flysrc-public-key-file",
         pub_file.to_str().unwrap(),
@@ -43,13 +34,15 @@ async fn env(extra: &[&str]) -> Env {
         flags.extend(["--flysrc-proxy-nets", "127.0.0.0/8"]);
     }
     flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Env {
-        _ca: ca,
-        _dir: dir,
+    let env = Env::builder()
+        .names(&["api.test"])
+        .flags(&flags)
+        .start()
+        .await;
+    Fly {
+        env,
         key,
-        upstream,
-        tk,
+        _dir: dir,
     }
 }
 
@@ -64,6 +57,11 @@ fn fly_src(key: &SigningKey, org: &str, ts: i64) -> (String, String) {
     (src, sig)
 }
 
+/// The `Fly-Src` and `Fly-Src-Signature` headers.
+fn signed<'a>(src: &'a str, sig: &'a str) -> [(&'static str, &'a str); 2] {
+    [("fly-src", src), ("fly-src-signature", sig)]
+}
+
 fn secret(orgs: &[&str]) -> Value {
     with(
         json!({"inject_processor": {"token": "supersecret"}}),
@@ -71,29 +69,24 @@ fn secret(orgs: &[&str]) -> Value {
     )
 }
 
-impl Env {
+impl Fly {
+    /// A secret for org `foo`, and a fresh `Fly-Src` for `foo` that fly-proxy signed.
+    fn foo(&self) -> (String, String, String) {
+        let (src, sig) = fly_src(&self.key, "foo", now());
+        (self.env.seal(&secret(&["foo"])), src, sig)
+    }
+
     async fn get(&self, sealed: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let mut req = self
-            .tk
-            .client()
-            .get("http://api.test/")
-            .header("proxy-tokenizer", sealed);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
+        let got = self.env.get("/", &[sealed], headers).await;
+        (got.status, got.body)
     }
 }
 
 #[tokio::test]
 async fn a_valid_signed_fly_src_authorizes_and_is_forwarded() {
     let e = env(&[]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (sealed, src, sig) = e.foo();
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200, "{body}");
     let echo = Echo::parse(&body);
     assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
@@ -104,12 +97,10 @@ async fn a_valid_signed_fly_src_authorizes_and_is_forwarded() {
 #[tokio::test]
 async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
     let e = env(&[]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
+    let sealed = e.env.seal(&secret(&["foo"]));
     let t = now();
     let (src, sig) = fly_src(&e.key, "WRONG!", t);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(
         (status, body.trim()),
         (
@@ -120,16 +111,12 @@ async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
 
     let forger = SigningKey::from_bytes(&[1u8; 32]);
     let (src, sig) = fly_src(&forger, "foo", t);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("bad fly-src signature"), "{body}");
 
     let (src, sig) = fly_src(&e.key, "foo", t - 31);
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("too old"), "{body}");
 
@@ -140,45 +127,28 @@ async fn wrong_org_forgery_replay_and_missing_signature_are_407() {
     // A signed header for another org cannot be edited into ours.
     let (src, sig) = fly_src(&e.key, "bar", t);
     let edited = src.replace("org=bar", "org=foo");
-    let (status, _) = e
-        .get(
-            &sealed,
-            &[("fly-src", &edited), ("fly-src-signature", &sig)],
-        )
-        .await;
+    let (status, _) = e.get(&sealed, &signed(&edited, &sig)).await;
     assert_eq!(status, 407);
-    assert_eq!(e.upstream.connection_count(), 0);
+    assert_eq!(e.env.upstream.connection_count(), 0);
 }
 
 #[tokio::test]
 async fn without_use_flysrc_fly_src_auth_fails_closed() {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
+    let e = Env::builder().names(&["api.test"]).start().await;
     let key = SigningKey::from_bytes(&[42u8; 32]);
     let (src, sig) = fly_src(&key, "foo", now());
-    let resp = tk
-        .client()
-        .get("http://api.test/")
-        .header("proxy-tokenizer", tk.seal(&secret(&["foo"])))
-        .header("fly-src", src)
-        .header("fly-src-signature", sig)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 407);
-    assert!(resp.text().await.unwrap().contains("no flysrc parser"));
+    let got = e
+        .get("/", &[&e.seal(&secret(&["foo"]))], &signed(&src, &sig))
+        .await;
+    assert_eq!(got.status, 407);
+    assert!(got.body.contains("no flysrc parser"));
 }
 
 #[tokio::test]
 async fn fly_src_must_come_from_the_proxy_networks() {
     let e = env(&["--flysrc-proxy-nets", "172.16.0.0/16"]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, body) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (sealed, src, sig) = e.foo();
+    let (status, body) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 407);
     assert!(body.contains("not from fly-proxy"), "{body}");
 }
@@ -186,8 +156,9 @@ async fn fly_src_must_come_from_the_proxy_networks() {
 #[tokio::test]
 async fn require_flysrc_refuses_requests_without_one() {
     let e = env(&["--require-flysrc"]).await;
-    let bearer =
-        e.tk.seal(&crate::support::inject("supersecret", "trustno1"));
+    let bearer = e
+        .env
+        .seal(&crate::support::inject("supersecret", "trustno1"));
     let (status, body) = e
         .get(&bearer, &[("proxy-authorization", "Bearer trustno1")])
         .await;
@@ -210,9 +181,8 @@ async fn require_flysrc_refuses_requests_without_one() {
 #[tokio::test]
 async fn fly_src_works_in_transparent_mode() {
     let e = env(&["--tokenizer-hostnames", "tokenizer.internal"]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
-    let mut conn = RawConn::open(e.tk.addr).await;
+    let (sealed, src, sig) = e.foo();
+    let mut conn = RawConn::open(e.env.tk.addr).await;
     conn.send(
         format!(
             "GET /t HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\nFly-Src: {src}\r\n\
@@ -232,18 +202,12 @@ async fn fly_src_works_in_transparent_mode() {
 #[tokio::test]
 async fn a_connect_carries_its_fly_src_into_the_tunnel() {
     let e = env(&[]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\
-             Fly-Src: {src}\r\nFly-Src-Signature: {sig}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let (sealed, src, sig) = e.foo();
+    let fly = [
+        ("fly-src", src.as_str()),
+        ("fly-src-signature", sig.as_str()),
+    ];
+    let mut conn = e.env.tunnel("api.test:80", &[&sealed], &fly).await.unwrap();
     conn.send(b"GET /in-tunnel HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;
     let resp = conn.read_response(false).await;
@@ -254,15 +218,8 @@ async fn a_connect_carries_its_fly_src_into_the_tunnel() {
     );
 
     // A CONNECT without a valid Fly-Src is refused before the tunnel opens.
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 407);
+    let refused = e.env.tunnel("api.test:80", &[&sealed], &[]).await;
+    assert_eq!(refused.unwrap_err().status, 407);
 }
 
 #[tokio::test]
@@ -310,35 +267,15 @@ async fn bad_flysrc_configuration_stops_startup() {
 #[tokio::test]
 async fn the_verified_fly_src_is_recorded_in_the_audit_entry() {
     let e = env(&["--admin-address", "127.0.0.1:0"]).await;
-    let sealed = e.tk.seal(&secret(&["foo"]));
-    let (src, sig) = fly_src(&e.key, "foo", now());
-    let (status, _) = e
-        .get(&sealed, &[("fly-src", &src), ("fly-src-signature", &sig)])
-        .await;
+    let (sealed, src, sig) = e.foo();
+    let (status, _) = e.get(&sealed, &signed(&src, &sig)).await;
     assert_eq!(status, 200);
     // Refused requests carry the caller too.
     let (status, _) = e
-        .get(
-            &e.tk.seal(&secret(&["bar"])),
-            &[("fly-src", &src), ("fly-src-signature", &sig)],
-        )
+        .get(&e.env.seal(&secret(&["bar"])), &signed(&src, &sig))
         .await;
     assert_eq!(status, 407);
-    let admin = e.tk.admin_addr.unwrap();
-    let mut entries = Vec::new();
-    for _ in 0..50 {
-        let audit: Value = reqwest::get(format!("http://{admin}/v1/audit"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        entries = audit["entries"].as_array().cloned().unwrap_or_default();
-        if entries.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let entries = e.env.admin().audit("", 2).await;
     assert_eq!(entries.len(), 2, "{entries:?}");
     for entry in &entries {
         assert_eq!(entry["flysrc"], "foo/sandbox/m8e2", "{entry}");

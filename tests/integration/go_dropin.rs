@@ -2,16 +2,16 @@
 //! secrets do, through the binary and the running proxy. The Go behaviour each test
 //! shows is cited from superfly/tokenizer a60499d (and superfly/macaroon 61a02aa).
 
-use ::tokenizer::secret::{OpenKey, Secret};
+use ::tokenizer::secret::OpenKey;
 use serde_json::{Value, json};
 
 use crate::support::binary::{self, Server};
 use crate::support::ca::TestCa;
-use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
+use crate::support::{Env, seal_for};
 
-const OPEN_KEY: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL_KEY: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN_KEY: &str = binary::GO_OPEN_KEY;
+const SEAL_KEY: &str = binary::GO_SEAL_KEY;
 
 fn run(args: &[&str]) -> binary::Output {
     binary::run(args)
@@ -63,24 +63,22 @@ fn go_image_command_line_starts_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("fly-src.pub");
     std::fs::write(&key, format!("{}\n", "11".repeat(32))).unwrap();
-    let port = binary::free_port();
     let mut cmd = binary::command();
     cmd.args([
         "serve",
         "-use-flysrc=true",
         "-listen-address",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "-open-key",
         OPEN_KEY,
         "-open-proxy",
         "false",
     ])
     .env("FLYSRC_PUBLIC_KEY_FILE", &key);
-    let server = Server::launch(cmd, ([127, 0, 0, 1], port).into()).expect("starts");
+    let server = Server::launch(cmd).expect("starts");
     let stopped = server.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
     // `-debug true` and `-debug-tcp` (Go's string flags) are accepted too.
-    let port = binary::free_port();
     let mut cmd = binary::command();
     cmd.args([
         "serve",
@@ -88,11 +86,11 @@ fn go_image_command_line_starts_the_proxy() {
         "true",
         "-debug-tcp=1",
         "-listen-address",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "-open-key",
         OPEN_KEY,
     ]);
-    let server = Server::launch(cmd, ([127, 0, 0, 1], port).into()).expect("starts");
+    let server = Server::launch(cmd).expect("starts");
     let stopped = server.stop();
     assert!(
         stopped.stderr.contains("DEBUG_TCP is not supported"),
@@ -176,33 +174,19 @@ async fn the_image_filters_fly_headers_and_verifies_fly_src_like_gos() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("fly-src.pub");
     std::fs::write(&key, format!("{}\n", "11".repeat(32))).unwrap();
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let ca_file = ca.pem_path.display().to_string();
+    let pin = upstream.pin(&["api.test"]);
     let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let key_path = key.display().to_string();
     envs.extend([
         ("FLYSRC_PUBLIC_KEY_FILE", key_path.as_str()),
         ("FILTERED_HEADERS", "X-Also-Filtered"),
     ]);
-    let server = Server::start(
-        OPEN_KEY,
-        &[
-            "--upstream-resolve",
-            &pin,
-            "--upstream-ca-file",
-            &ca_file,
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-        ],
-        &envs,
+    let server = Server::start_trusting(&ca, OPEN_KEY, &["--upstream-resolve", &pin], &envs);
+    let open_key = OpenKey::from_hex(OPEN_KEY).unwrap();
+    let sealed = seal_for(
+        &open_key,
+        &json!({"inject_processor": {"token": "image-token"}, "no_auth": {}}),
     );
-    let sealed = Secret::from_json(
-        json!({"inject_processor": {"token": "image-token"}, "no_auth": {}})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap()
-    .seal(&OpenKey::from_hex(OPEN_KEY).unwrap().seal_key());
     let mut req = server
         .client()
         .get("http://api.test/")
@@ -226,13 +210,10 @@ async fn the_image_filters_fly_headers_and_verifies_fly_src_like_gos() {
     assert!(names.contains(&"x-kept".to_owned()));
     // Fly-Src verification is on: a fly_src_auth secret is checked, not refused as
     // "no flysrc parser".
-    let bound = Secret::from_json(
-        json!({"inject_processor": {"token": "t"}, "fly_src_auth": {"allowed_orgs": ["o"]}})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap()
-    .seal(&OpenKey::from_hex(OPEN_KEY).unwrap().seal_key());
+    let bound = seal_for(
+        &open_key,
+        &json!({"inject_processor": {"token": "t"}, "fly_src_auth": {"allowed_orgs": ["o"]}}),
+    );
     let resp = server
         .client()
         .get("http://api.test/")
@@ -250,14 +231,10 @@ async fn the_image_filters_fly_headers_and_verifies_fly_src_like_gos() {
 
 #[tokio::test]
 async fn host_patterns_mean_what_they_mean_in_go() {
-    let ca = TestCa::new();
-    let names = ["api-1.example.test", "x.example.test", "api.stripe.test"];
-    let upstream = Upstream::start(&ca, &names).await;
-    let pins: Vec<String> = names
-        .iter()
-        .map(|n| format!("{n}=127.0.0.1:{}", upstream.port()))
-        .collect();
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pins.join(",")]).await;
+    let e = Env::builder()
+        .names(&["api-1.example.test", "x.example.test", "api.stripe.test"])
+        .start()
+        .await;
     // Patterns as deployments write them; Go compiles each (ASCII `\w`, `\Q…\E`).
     for (pattern, host, ok) in [
         (r"^[\w-]{1,63}\.example\.test$", "api-1.example.test", true),
@@ -267,33 +244,21 @@ async fn host_patterns_mean_what_they_mean_in_go() {
         (r"^[\w.-]+\.example\.test(:\d+)?$", "x.example.test", true),
         (r"(?i)^X\.EXAMPLE\.test$", "x.example.test", true),
     ] {
-        let sealed = tk.seal(&json!({"inject_processor": {"token": "re2-token"},
+        let sealed = e.seal(&json!({"inject_processor": {"token": "re2-token"},
             "no_auth": {}, "allowed_host_pattern": pattern}));
-        let resp = tk
-            .client()
-            .get(format!("http://{host}/"))
-            .header("proxy-tokenizer", &sealed)
-            .send()
-            .await
-            .unwrap();
+        let got = e.get(&format!("http://{host}/"), &[&sealed], &[]).await;
         let expected = if ok { 200 } else { 400 };
-        assert_eq!(resp.status(), expected, "{pattern} on {host}");
+        assert_eq!(got.status, expected, "{pattern} on {host}");
     }
     // What Go refuses is refused (the secret does not open: 400).
     for pattern in [r"a**", r"(a{500}){3}", r"\8", r"(?x)a", "*.fly.dev"] {
-        let sealed = tk.seal_raw(
+        let sealed = e.seal_raw(
             &json!({"inject_processor": {"token": "t"}, "no_auth": {},
                 "allowed_host_pattern": pattern})
             .to_string(),
         );
-        let resp = tk
-            .client()
-            .get("http://x.example.test/")
-            .header("proxy-tokenizer", &sealed)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 400, "{pattern}");
+        let got = e.get("http://x.example.test/", &[&sealed], &[]).await;
+        assert_eq!(got.status, 400, "{pattern}");
     }
     // `tokenizer seal` takes the pattern Go takes, and refuses what Go refuses.
     let ok = json!({"inject_processor": {"token": "t"}, "no_auth": {},
@@ -323,11 +288,8 @@ fn third_party_vectors() -> Value {
 #[tokio::test]
 async fn third_party_caveats_with_discharges_are_accepted_as_in_go() {
     let v = third_party_vectors();
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["localhost"]).await;
-    let pin = format!("localhost:8443=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let sealed = tk.seal(&json!({"inject_processor": {"token": "macaroon-guarded"},
+    let e = Env::builder().names(&["localhost:8443"]).start().await;
+    let sealed = e.seal(&json!({"inject_processor": {"token": "macaroon-guarded"},
         "macaroon_auth": {"key": v["root_key_b64"]}}));
     let cases = [
         ("t1_header", "GET", "/x", 200),
@@ -344,20 +306,11 @@ async fn third_party_caveats_with_discharges_are_accepted_as_in_go() {
         ("t3_attenuated_header_with_discharge", "POST", "/ok", 407),
     ];
     for (token, method, path, status) in cases {
-        let resp = tk
-            .client()
-            .request(
-                method.parse().unwrap(),
-                format!("http://localhost:8443{path}"),
-            )
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", v[token].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), status, "{token} {method} {path}");
+        let auth = ("proxy-authorization", v[token].as_str().unwrap());
+        let got = e.send(method, path, &[&sealed], &[auth], "").await;
+        assert_eq!(got.status, status, "{token} {method} {path}");
         if status == 200 {
-            let echo = Echo::parse(&resp.text().await.unwrap());
+            let echo = Echo::parse(&got.body);
             assert_eq!(
                 echo.header("authorization").unwrap(),
                 "Bearer macaroon-guarded"

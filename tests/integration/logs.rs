@@ -5,15 +5,15 @@
 //! then everything it wrote to stderr is searched for every plaintext credential, its
 //! base64 and hex forms, and the caller passwords' digests.
 
-use ::tokenizer::secret::{OpenKey, Secret, b64};
+use ::tokenizer::secret::{OpenKey, b64};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::support::binary::{Server, free_port};
+use crate::support::binary::Server;
 use crate::support::ca::TestCa;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{DeadPort, Reply, bearer, inject, seal_for, with};
 
 const INJECT_TOKEN: &str = "tok-SECRET-inject-1";
 const BEARER_PW: &str = "pw-SECRET-bearer-1";
@@ -87,19 +87,7 @@ impl Env {
         let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
         let open = OpenKey::generate();
         let open_hex = open.to_hex().to_string();
-        let ca_file = ca.pem_path.display().to_string();
-        let server = Server::start(
-            &open_hex,
-            &[
-                "--log-format",
-                log_format,
-                "--upstream-ca-file",
-                &ca_file,
-                "--upstream-allow-cidrs",
-                "127.0.0.0/8",
-            ],
-            envs,
-        );
+        let server = Server::start_trusting(&ca, &open_hex, &["--log-format", log_format], envs);
         Self {
             _ca: ca,
             upstream,
@@ -110,9 +98,7 @@ impl Env {
     }
 
     fn seal(&self, secret: &Value) -> String {
-        Secret::from_json(secret.to_string().as_bytes())
-            .expect("valid secret")
-            .seal(&self.open.seal_key())
+        seal_for(&self.open, secret)
     }
 
     fn host(&self) -> String {
@@ -124,32 +110,44 @@ impl Env {
     async fn exercise(&self) -> Vec<Made> {
         let client = self.server.client();
         let host = self.host();
+        let bearer_pw = format!("Bearer {BEARER_PW}");
         let mut made = Vec::new();
 
-        async fn finish(path: &'static str, resp: reqwest::Response) -> Made {
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap();
-            Made { path, status, body }
-        }
+        // `url` (recorded as `path`) with one secret and a Proxy-Authorization; POST
+        // when there is a body.
+        let send =
+            |path: &'static str, url: String, sealed: String, auth: String, body: &'static str| {
+                let method = if body.is_empty() { "GET" } else { "POST" };
+                let req = client
+                    .request(method.parse().unwrap(), url)
+                    .header("proxy-tokenizer", sealed)
+                    .header("proxy-authorization", auth)
+                    .body(body);
+                async move {
+                    let got = Reply::read(req).await;
+                    Made {
+                        path,
+                        status: got.status,
+                        body: got.body,
+                    }
+                }
+            };
+        let injected = |m: &Made, token: &str| {
+            assert_eq!(m.status, 200, "{}", m.body);
+            assert_eq!(
+                Echo::parse(&m.body).header_all("authorization"),
+                [format!("Bearer {token}")]
+            );
+        };
 
         // 1. inject, bearer auth, a query value
         let sealed = self.seal(&with(
             inject(INJECT_TOKEN, BEARER_PW),
             json!({"allowed_hosts": [host]}),
         ));
-        let resp = client
-            .get(format!("http://{host}/inject?api_key={QUERY_VALUE}"))
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/inject", resp).await;
-        assert_eq!(m.status, 200, "{}", m.body);
-        assert_eq!(
-            Echo::parse(&m.body).header_all("authorization"),
-            [format!("Bearer {INJECT_TOKEN}")]
-        );
+        let url = format!("http://{host}/inject?api_key={QUERY_VALUE}");
+        let m = send("/inject", url, sealed.clone(), bearer_pw.clone(), "").await;
+        injected(&m, INJECT_TOKEN);
         made.push(m);
 
         // 2. HMAC of the body
@@ -157,33 +155,24 @@ impl Env {
             "inject_hmac_processor": {"key": b64::encode(HMAC_KEY.as_bytes()), "hash": "sha256"},
             "bearer_auth": bearer(BEARER_PW),
         });
-        let resp = client
-            .post(format!("http://{host}/hmac"))
-            .header("proxy-tokenizer", self.seal(&secret))
-            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
-            .body("message to sign")
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/hmac", resp).await;
-        assert_eq!(m.status, 200, "{}", m.body);
+        let url = format!("http://{host}/hmac");
+        let m = send(
+            "/hmac",
+            url,
+            self.seal(&secret),
+            bearer_pw.clone(),
+            "message to sign",
+        )
+        .await;
         let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY.as_bytes()).unwrap();
         mac.update(b"message to sign");
-        let want = hex::encode(mac.finalize().into_bytes());
-        let echo = Echo::parse(&m.body);
-        assert_eq!(echo.header_all("authorization"), [format!("Bearer {want}")]);
-        assert_eq!(echo.body(), "message to sign");
+        injected(&m, &hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(Echo::parse(&m.body).body(), "message to sign");
         made.push(m);
 
         // 3. the wrong caller password
-        let resp = client
-            .get(format!("http://{host}/wrong-auth"))
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", format!("Bearer {WRONG_PW}"))
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/wrong-auth", resp).await;
+        let url = format!("http://{host}/wrong-auth");
+        let m = send("/wrong-auth", url, sealed, format!("Bearer {WRONG_PW}"), "").await;
         assert_eq!(m.status, 407, "{}", m.body);
         made.push(m);
 
@@ -192,47 +181,31 @@ impl Env {
             inject(HOSTFAIL_TOKEN, BEARER_PW),
             json!({"allowed_hosts": ["api.example.com"]}),
         );
-        let resp = client
-            .get(format!("http://{host}/host-refused"))
-            .header("proxy-tokenizer", self.seal(&secret))
-            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/host-refused", resp).await;
+        let url = format!("http://{host}/host-refused");
+        let m = send(
+            "/host-refused",
+            url,
+            self.seal(&secret),
+            bearer_pw.clone(),
+            "",
+        )
+        .await;
         assert_eq!(m.status, 400, "{}", m.body);
         made.push(m);
 
         // 5. Basic auth: the password is the caller token
         let basic = b64::encode(format!("user:{BASIC_PW}").as_bytes());
-        let resp = client
-            .get(format!("http://{host}/basic"))
-            .header("proxy-tokenizer", self.seal(&inject(BASIC_TOKEN, BASIC_PW)))
-            .header("proxy-authorization", format!("Basic {basic}"))
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/basic", resp).await;
-        assert_eq!(m.status, 200, "{}", m.body);
-        assert_eq!(
-            Echo::parse(&m.body).header_all("authorization"),
-            [format!("Bearer {BASIC_TOKEN}")]
-        );
+        let sealed = self.seal(&inject(BASIC_TOKEN, BASIC_PW));
+        let url = format!("http://{host}/basic");
+        let m = send("/basic", url, sealed, format!("Basic {basic}"), "").await;
+        injected(&m, BASIC_TOKEN);
         made.push(m);
 
         // 6. an upstream that is not there
-        let dead = free_port();
-        let resp = client
-            .get(format!("http://127.0.0.1:{dead}/unreachable"))
-            .header(
-                "proxy-tokenizer",
-                self.seal(&inject(UNREACHABLE_TOKEN, BEARER_PW)),
-            )
-            .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
-            .send()
-            .await
-            .unwrap();
-        let m = finish("/unreachable", resp).await;
+        let dead = DeadPort::new();
+        let sealed = self.seal(&inject(UNREACHABLE_TOKEN, BEARER_PW));
+        let url = dead.url("/unreachable");
+        let m = send("/unreachable", url, sealed, bearer_pw.clone(), "").await;
         assert_eq!(m.status, 502, "{}", m.body);
         made.push(m);
 
@@ -252,19 +225,9 @@ impl Env {
                 REFRESH_TOKEN,
             ),
         ] {
-            let resp = client
-                .get(format!("http://{host}{path}"))
-                .header("proxy-tokenizer", header)
-                .header("proxy-authorization", format!("Bearer {BEARER_PW}"))
-                .send()
-                .await
-                .unwrap();
-            let m = finish(path, resp).await;
-            assert_eq!(m.status, 200, "{}", m.body);
-            assert_eq!(
-                Echo::parse(&m.body).header_all("authorization"),
-                [format!("Bearer {want}")]
-            );
+            let url = format!("http://{host}{path}");
+            let m = send(path, url, header, bearer_pw.clone(), "").await;
+            injected(&m, want);
             made.push(m);
         }
         made
@@ -420,9 +383,7 @@ async fn flyio_macaroon_auth_fails_closed_and_logs_why() {
         "inject_processor": {"token": INJECT_TOKEN},
         "flyio_macaroon_auth": {"access": {"action": "r", "orgid": 1234}},
     });
-    let sealed = Secret::from_json(secret.to_string().as_bytes())
-        .unwrap()
-        .seal(&open.seal_key());
+    let sealed = seal_for(&open, &secret);
     let resp = server
         .client()
         .get("http://api.test/")

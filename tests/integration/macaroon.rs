@@ -7,35 +7,48 @@ use ::tokenizer::auth::macaroon::{Caveat, Macaroon};
 use ::tokenizer::secret::b64;
 use serde_json::json;
 
+use crate::support::Env;
 use crate::support::binary::run;
-use crate::support::ca::TestCa;
-use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
+use crate::support::upstream::Echo;
 
 const KEY: [u8; 32] = [9u8; 32];
 
-struct Env {
-    _ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
+/// A proxy, an upstream that is `127.0.0.1` and `api.test`, and a secret that injects
+/// `supersecret` for callers holding a macaroon minted with `KEY`.
+struct M {
+    env: Env,
     sealed: String,
 }
 
-async fn env() -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "api.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let sealed = tk.seal(&json!({
+async fn env() -> M {
+    let e = Env::builder()
+        .names(&["127.0.0.1", "api.test"])
+        .start()
+        .await;
+    let sealed = e.seal(&json!({
         "inject_processor": {"token": "supersecret"},
         "macaroon_auth": {"key": b64::encode(&KEY)},
     }));
-    Env {
-        _ca: ca,
-        upstream,
-        tk,
-        sealed,
+    M { env: e, sealed }
+}
+
+impl M {
+    fn host(&self) -> String {
+        self.env.host()
+    }
+
+    async fn send(&self, method: &str, path: &str, auth: &str) -> (u16, String) {
+        let got = self
+            .env
+            .send(
+                method,
+                path,
+                &[&self.sealed],
+                &[("proxy-authorization", auth)],
+                "",
+            )
+            .await;
+        (got.status, got.body)
     }
 }
 
@@ -45,27 +58,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 fn mint(caveats: Vec<Caveat>) -> String {
     MacaroonAuth::new(KEY.to_vec()).mint(caveats).to_header()
-}
-
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
-    async fn send(&self, method: &str, path: &str, auth: &str) -> (u16, String) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = self
-            .tk
-            .client()
-            .request(method, format!("http://{}{path}", self.host()))
-            .header("proxy-tokenizer", &self.sealed)
-            .header("proxy-authorization", auth)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
-    }
 }
 
 #[tokio::test]
@@ -180,7 +172,7 @@ async fn wrong_keys_tampering_and_windows_are_407() {
     assert!(body.contains("no macaroon"), "{body}");
     let (_, body) = e.send("GET", "/", &other).await;
     assert!(!body.contains(&b64::encode(&KEY)));
-    assert_eq!(e.upstream.connection_count(), 1);
+    assert_eq!(e.env.upstream.connection_count(), 1);
 }
 
 #[tokio::test]
@@ -202,17 +194,15 @@ async fn caveats_are_checked_on_each_request_in_a_tunnel() {
         Caveat::RequestMethod(strings(&["GET"])),
         Caveat::RequestHost(strings(&["api.test:80"])),
     ]);
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {}\r\n\
-             Proxy-Authorization: {token}\r\n\r\n",
-            e.sealed
+    let mut conn = e
+        .env
+        .tunnel(
+            "api.test:80",
+            &[&e.sealed],
+            &[("proxy-authorization", &token)],
         )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+        .await
+        .unwrap();
     conn.send(b"GET /inside HTTP/1.1\r\nHost: api.test\r\n\r\n")
         .await;
     let resp = conn.read_response(false).await;

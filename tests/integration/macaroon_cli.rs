@@ -8,11 +8,10 @@ use http::header::PROXY_AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::support::binary::{Output, command, run, run_cmd};
+use crate::support::binary::{self, Output, command, run, run_cmd};
 
-/// The Go repository's seal key (cmd/curl/.envrc) and its open key.
-const OPEN: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
-const SEAL: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+const OPEN: &str = binary::GO_OPEN_KEY;
+const SEAL: &str = binary::GO_SEAL_KEY;
 
 /// `tokenizer macaroon ARGS` with `stdin`.
 fn macaroon_cmd(args: &[&str], stdin: &str) -> Output {
@@ -27,6 +26,13 @@ fn line(out: Output) -> String {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{out:?}");
     lines[0].to_owned()
+}
+
+/// `tokenizer macaroon mint --key KEY ARGS`: the one line it printed.
+fn mint(key: &str, args: &[&str]) -> String {
+    let mut all = vec!["macaroon", "mint", "--key", key];
+    all.extend_from_slice(args);
+    line(run(&all))
 }
 
 fn genkey() -> (String, Value) {
@@ -195,15 +201,7 @@ fn genkey_snippet_seals_and_opens_as_macaroon_auth() {
         "--json",
         &secret.to_string(),
     ]));
-    let opened = line(run(&[
-        "unseal",
-        "--open-key",
-        OPEN,
-        "--token",
-        &sealed,
-        "--show-secrets",
-    ]));
-    let opened: Value = serde_json::from_str(&opened).unwrap();
+    let opened = binary::unseal(OPEN, &sealed, true);
     assert_eq!(opened["macaroon_auth"]["key"], key);
     let redacted = line(run(&["unseal", "--open-key", OPEN, "--token", &sealed]));
     assert!(!redacted.contains(&key), "{redacted}");
@@ -212,7 +210,7 @@ fn genkey_snippet_seals_and_opens_as_macaroon_auth() {
 #[test]
 fn bare_prints_tokens_without_the_scheme() {
     let (key, _) = genkey();
-    let bare = line(run(&["macaroon", "mint", "--key", &key, "--bare"]));
+    let bare = mint(&key, &["--bare"]);
     assert!(bare.starts_with("fm2_"), "{bare}");
     assert!(!bare.contains(' '), "{bare}");
     let narrowed = line(run(&[
@@ -242,29 +240,16 @@ fn mint_without_caveats_warns() {
 #[test]
 fn validity_flags_take_unix_seconds_and_rfc3339() {
     let (key, _) = genkey();
-    let minted = line(run(&[
-        "macaroon",
-        "mint",
-        "--key",
-        &key,
-        "--not-before",
-        "2023-11-14T22:13:20Z",
-    ]));
+    let minted = mint(&key, &["--not-before", "2023-11-14T22:13:20Z"]);
     let window = &inspect(&minted, None)[0]["caveats"][0]["body"];
     assert_eq!(window["not_before"], 1_700_000_000);
     // The latest time Go's time.Unix handles: 9999-12-31T23:59:59Z.
     assert_eq!(window["not_after"], 253_402_300_799_i64);
 
-    let minted = line(run(&[
-        "macaroon",
-        "mint",
-        "--key",
+    let minted = mint(
         &key,
-        "--not-before",
-        "1700000000",
-        "--not-after",
-        "4102444800",
-    ]));
+        &["--not-before", "1700000000", "--not-after", "4102444800"],
+    );
     let window = &inspect(&minted, None)[0]["caveats"][0]["body"];
     assert_eq!(
         window,
@@ -347,7 +332,7 @@ fn bad_keys_and_tokens_exit_2() {
     );
 
     let (key, _) = genkey();
-    let minted = line(run(&["macaroon", "mint", "--key", &key]));
+    let minted = mint(&key, &[]);
     assert_refused(
         &run(&["macaroon", "attenuate", "--token", &minted]),
         "nothing to add",

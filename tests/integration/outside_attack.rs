@@ -9,17 +9,15 @@ use std::time::{Duration, Instant};
 
 use ::tokenizer::auth::MacaroonAuth;
 use ::tokenizer::auth::macaroon::Caveat;
-use ::tokenizer::secret::{OpenKey, OpenKeys, Secret, b64};
+use ::tokenizer::secret::{OpenKey, Secret, b64};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::binary;
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::upstream::Echo;
+use crate::support::{Env, Reply, bearer, poll_until, seal_for, wait_until, with};
 
 /// The real credential the operator sealed.
 const REAL: &str = "sk-live-REAL-4f9a8b7c6d5e4f3a2b1c";
@@ -28,27 +26,14 @@ const AUTH: &str = "caller-pw-9d1e";
 
 /// A proxy with the reflection guard on (the default) and an admin listener, and one TLS
 /// upstream that is `127.0.0.1:PORT`, `api.test` and `other.test`.
-struct Env {
-    ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-}
-
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "api.test", "other.test"]).await;
-    let p = upstream.port();
-    let pins = format!("api.test=127.0.0.1:{p},other.test=127.0.0.1:{p}");
-    let mut flags = vec![
-        "--upstream-resolve",
-        pins.as_str(),
-        "--reflection-guard=true",
-        "--admin-address",
-        "127.0.0.1:0",
-    ];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Env { ca, upstream, tk }
+    Env::builder()
+        .names(&["127.0.0.1", "api.test", "other.test"])
+        .flags(&["--reflection-guard=true"])
+        .admin()
+        .flags(extra)
+        .start()
+        .await
 }
 
 /// The operator's secret: `REAL` into `Authorization`, for callers holding `AUTH`.
@@ -64,79 +49,46 @@ fn caller(processor: Value, extra: Value) -> Value {
     with(with(processor, json!({"no_auth": {}})), extra)
 }
 
-/// A response as the client got it.
-struct Got {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+/// A secret as a test holds it: JSON to seal, or a sealed value (with params, say).
+trait Sealable {
+    fn sealed(&self, e: &Env) -> String;
 }
 
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
+impl Sealable for Value {
+    fn sealed(&self, e: &Env) -> String {
+        e.seal(self)
     }
+}
 
-    fn open_keys(&self) -> OpenKeys {
-        OpenKeys::new(self.tk.open_key.clone(), vec![])
+impl Sealable for str {
+    fn sealed(&self, _: &Env) -> String {
+        self.to_owned()
     }
+}
 
-    /// `method url` through the proxy with each of `secrets` (sealed here) and `AUTH`.
-    async fn send(
-        &self,
-        method: &str,
-        url: &str,
-        secrets: &[&Value],
-        extra: &[(&str, &str)],
-    ) -> Got {
-        self.send_body(method, url, secrets, extra, "").await
+impl Sealable for String {
+    fn sealed(&self, _: &Env) -> String {
+        self.clone()
     }
+}
 
-    async fn send_body(
-        &self,
-        method: &str,
-        url: &str,
-        secrets: &[&Value],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Got {
-        let sealed: Vec<String> = secrets.iter().map(|s| self.tk.seal(s)).collect();
-        let refs: Vec<&str> = sealed.iter().map(String::as_str).collect();
-        self.send_sealed(method, url, &refs, extra, body).await
-    }
-
-    async fn send_sealed(
-        &self,
-        method: &str,
-        url: &str,
-        sealed: &[&str],
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Got {
-        let mut req = self
-            .tk
-            .client()
-            .request(method.parse().unwrap(), url)
-            .header("proxy-authorization", format!("Bearer {AUTH}"))
-            .body(body.to_owned());
-        for s in sealed {
-            req = req.header("proxy-tokenizer", *s);
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let resp = tokio::time::timeout(Duration::from_secs(20), req.send())
-            .await
-            .expect("answered in time")
-            .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = String::from_utf8_lossy(&resp.bytes().await.unwrap()).into_owned();
-        Got {
-            status,
-            headers,
-            body,
-        }
-    }
+/// `method url` through the proxy with each of `secrets`, `AUTH`, `extra` headers and
+/// `body`, as the attacker sends it.
+async fn call<S: Sealable + ?Sized>(
+    e: &Env,
+    method: &str,
+    url: &str,
+    secrets: &[&S],
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let sealed: Vec<String> = secrets.iter().map(|s| s.sealed(e)).collect();
+    let sealed: Vec<&str> = sealed.iter().map(String::as_str).collect();
+    let auth = format!("Bearer {AUTH}");
+    let mut headers = vec![("proxy-authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    e.send(method, url, &sealed, &headers, body.to_owned())
+        .await
 }
 
 /// `text` carries `credential` in none of the forms a client could decode.
@@ -167,14 +119,15 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
     let e = env(&[]).await;
     let s = real(json!({}));
     for encoding in ["gzip", "br", "zstd", "deflate", "gzip, deflate, br, zstd"] {
-        let got = e
-            .send(
-                "GET",
-                "http://api.test/echo-gzip",
-                &[&s],
-                &[("accept-encoding", encoding)],
-            )
-            .await;
+        let got = call(
+            &e,
+            "GET",
+            "http://api.test/echo-gzip",
+            &[&s],
+            &[("accept-encoding", encoding)],
+            "",
+        )
+        .await;
         assert_eq!(got.status, 200, "{encoding}: {}", got.body);
         assert!(got.headers.get("content-encoding").is_none(), "{encoding}");
         assert!(got.body.contains("[REDACTED]"), "{encoding}: {}", got.body);
@@ -187,23 +140,12 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
         );
     }
     // An upstream that compresses anyway: the guard could not read it, so it is refused.
-    let got = e
-        .send("GET", "http://api.test/force-gzip", &[&s], &[])
-        .await;
+    let got = call(&e, "GET", "http://api.test/force-gzip", &[&s], &[], "").await;
     assert_eq!(got.status, 502, "{}", got.body);
     assert!(got.body.contains("reflection guard"), "{}", got.body);
     // Without a guard there is nothing to protect: compression passes through.
-    let pin = format!(
-        "--upstream-resolve=api.test=127.0.0.1:{}",
-        e.upstream.port()
-    );
-    let plain = Env {
-        tk: Tokenizer::start(&e.ca, &[&pin]).await,
-        ..e
-    };
-    let got = plain
-        .send("GET", "http://api.test/force-gzip", &[&s], &[])
-        .await;
+    let plain = Env::builder().names(&["api.test"]).start().await;
+    let got = call(&plain, "GET", "http://api.test/force-gzip", &[&s], &[], "").await;
     assert_eq!(got.status, 200);
     assert_eq!(got.headers["content-encoding"], "gzip");
 }
@@ -212,21 +154,20 @@ async fn finding_1_a_compressed_echo_never_reaches_the_client() {
 async fn a_range_request_cannot_slice_a_credential_out_of_an_echo() {
     let e = env(&[]).await;
     let s = real(json!({}));
-    let whole = e
-        .send("GET", "http://api.test/echo-range", &[&s], &[])
-        .await;
+    let whole = call(&e, "GET", "http://api.test/echo-range", &[&s], &[], "").await;
     let at = whole.body.find("[REDACTED]").expect("masked echo");
     // Ask for the credential in two slices: each would be too short to match.
     for (a, b) in [(at, at + 10), (at + 11, at + 40)] {
         let range = format!("bytes={a}-{b}");
-        let got = e
-            .send(
-                "GET",
-                "http://api.test/echo-range",
-                &[&s],
-                &[("range", &range)],
-            )
-            .await;
+        let got = call(
+            &e,
+            "GET",
+            "http://api.test/echo-range",
+            &[&s],
+            &[("range", &range)],
+            "",
+        )
+        .await;
         assert_eq!(got.status, 200, "the range was not forwarded");
         assert_no_credential(&range, &got.body, REAL);
     }
@@ -247,21 +188,22 @@ async fn finding_2_a_token_from_an_exchange_is_no_broader_than_its_secret() {
         "allowed_paths": ["/token/cc", "/v1/**"],
         "rate_limit": "3/min",
     });
-    let got = e
-        .send(
-            "POST",
-            &format!("http://{}/token/cc", e.host()),
-            &[&parent],
-            &[],
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{}/token/cc", e.host()),
+        &[&parent],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
     let v: Value = serde_json::from_str(&got.body).unwrap();
     let token = v["sealed_token"].as_str().unwrap().to_owned();
     let send = |method: &'static str, url: String| {
         let token = token.clone();
         let e = &e;
-        async move { e.send_sealed(method, &url, &[&token], &[], "").await }
+        async move { call(e, method, &url, &[&token], &[], "").await }
     };
     // Another host: refused (it was injected there on e0c932c).
     let got = send("GET", "http://other.test/v1/x".to_owned()).await;
@@ -282,7 +224,7 @@ async fn finding_2_a_token_from_an_exchange_is_no_broader_than_its_secret() {
         assert_eq!(got.status, expected, "{}", got.body);
     }
     // What was sealed says so.
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     assert!(opened.hosts.allowed_host_pattern.is_some());
     assert_eq!(
         opened.policy.allowed_methods,
@@ -304,17 +246,18 @@ async fn an_exchange_cannot_seal_another_secrets_credential() {
             "token_url": format!("https://{host}/token/echo-auth")}}),
         json!({"allowed_hosts": [host.clone(), "other.test"]}),
     );
-    let got = e
-        .send(
-            "POST",
-            &format!("http://{host}/token/echo-auth"),
-            &[&real, &exchange],
-            &[],
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{host}/token/echo-auth"),
+        &[&real, &exchange],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", got.body);
     let v: Value = serde_json::from_str(&got.body).unwrap();
-    let opened = Secret::open(&e.open_keys(), v["sealed_token"].as_str().unwrap()).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), v["sealed_token"].as_str().unwrap()).unwrap();
     let json = opened.to_json();
     assert_no_credential("sealed token", &json, REAL);
     assert!(json.contains("[REDACTED]"), "{}", json.as_str());
@@ -337,7 +280,7 @@ async fn finding_3_macaroon_path_caveats_judge_the_forwarded_path() {
         json!({"inject_processor": {"token": "caller-token-123", "dst": "x-other"}}),
         json!({"allowed_paths": ["/**"]}),
     );
-    let sealed = [e.tk.seal(&secret), e.tk.seal(&anything)];
+    let sealed = [e.seal(&secret), e.seal(&anything)];
     for path in [
         "/v1/models/../../admin",
         "/v1/models/%2e%2e/%2e%2e/admin",
@@ -386,9 +329,15 @@ async fn a_processors_path_is_judged_by_every_rule() {
             "token_url": "https://api.test/admin/{installation_id}"}}),
         json!({"allowed_hosts": ["api.test"]}),
     );
-    let got = e
-        .send("GET", "http://api.test/v1/models", &[&real, &mover], &[])
-        .await;
+    let got = call(
+        &e,
+        "GET",
+        "http://api.test/v1/models",
+        &[&real, &mover],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("/admin/2"), "{}", got.body);
     assert!(!e.upstream.seen().iter().any(|s| s.contains("admin")));
@@ -406,15 +355,15 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
         json!({}),
     );
     for order in [[&real, &rewriter], [&rewriter, &real]] {
-        let got = e
-            .send_body(
-                "POST",
-                "http://api.test/echo",
-                &order,
-                &[],
-                r#"{"key":"{{T}}"}"#,
-            )
-            .await;
+        let got = call(
+            &e,
+            "POST",
+            "http://api.test/echo",
+            &order,
+            &[],
+            r#"{"key":"{{T}}"}"#,
+        )
+        .await;
         assert_eq!(got.status, 200, "{}", got.body);
         assert!(!got.body.contains("sk-!live"), "{}", got.body);
         assert_no_credential("body echo", &got.body, REAL);
@@ -427,15 +376,15 @@ async fn finding_4_a_second_secret_cannot_rewrite_a_body_injected_credential() {
             "hash": "sha256", "dst": "x-sig"}}),
         json!({}),
     );
-    let got = e
-        .send_body(
-            "POST",
-            "http://api.test/echo",
-            &[&real, &signer],
-            &[],
-            "{{T}}",
-        )
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        "http://api.test/echo",
+        &[&real, &signer],
+        &[],
+        "{{T}}",
+    )
+    .await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("cannot be combined"), "{}", got.body);
 }
@@ -453,13 +402,11 @@ async fn finding_5_client_grown_tables_stay_bounded() {
             json!({"inject_processor": {"token": format!("caller-token-{i:04}"), "dst": "x-c"}}),
             json!({"rate_limit": "1/day", "id": format!("{long_id}{i}")}),
         );
-        let sealed = e.tk.seal(&s);
+        let sealed = e.seal(&s);
         if i == 0 {
             first = sealed.clone();
         }
-        let got = e
-            .send_sealed("GET", "http://api.test/", &[&sealed], &[], "")
-            .await;
+        let got = call(&e, "GET", "http://api.test/", &[&sealed], &[], "").await;
         match got.status {
             200 => {}
             429 => {
@@ -477,9 +424,7 @@ async fn finding_5_client_grown_tables_stay_bounded() {
     assert_eq!(refused, 10);
     assert!(e.tk.metric("tokenizer_rate_limit_keys").await <= 20.0);
     // A counted secret was not evicted to make room: its day is still spent.
-    let got = e
-        .send_sealed("GET", "http://api.test/", &[&first], &[], "")
-        .await;
+    let got = call(&e, "GET", "http://api.test/", &[&first], &[], "").await;
     assert_eq!(got.status, 429);
     assert!(!got.body.contains("too many"), "{}", got.body);
     // Large secrets do not grow the unseal cache past its bytes.
@@ -488,18 +433,12 @@ async fn finding_5_client_grown_tables_stay_bounded() {
             json!({"inject_processor": {"token": format!("{i:04}{}", "t".repeat(1000))}}),
             json!({}),
         );
-        e.send("GET", "http://api.test/", &[&s], &[]).await;
+        call(&e, "GET", "http://api.test/", &[&s], &[], "").await;
         assert!(e.tk.metric("tokenizer_unseal_cache_bytes").await <= 4.0 * 1024.0 * 1024.0);
     }
     assert!(e.tk.metric("tokenizer_unseal_cache_entries").await < 60.0);
     // The audit ring keeps clipped entries.
-    let admin = e.tk.admin_addr.unwrap();
-    let audit: Value = reqwest::get(format!("http://{admin}/v1/audit?limit=1000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, audit) = e.admin().get_json("/v1/audit?limit=1000").await;
     let entries = audit["entries"].as_array().expect("entries");
     assert!(!entries.is_empty());
     for entry in entries {
@@ -527,14 +466,14 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
     let normals = [&normal_secret];
     let start = Instant::now();
     let (a, b, normal) = tokio::join!(
-        e.send("GET", "http://api.test/", &longs, &[]),
-        e.send("GET", "http://api.test/", &longs, &[]),
+        call(&e, "GET", "http://api.test/", &longs, &[], ""),
+        call(&e, "GET", "http://api.test/", &longs, &[], ""),
         async {
             // Sent while the long ones are handled.
             tokio::time::sleep(Duration::from_millis(20)).await;
             let t = Instant::now();
             (
-                e.send("GET", "http://api.test/", &normals, &[]).await,
+                call(&e, "GET", "http://api.test/", &normals, &[], "").await,
                 t.elapsed(),
             )
         },
@@ -562,7 +501,7 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
         json!({"inject_processor": {"token": token.clone()}}),
         json!({}),
     );
-    let got = e.send("GET", "http://api.test/", &[&max], &[]).await;
+    let got = call(&e, "GET", "http://api.test/", &[&max], &[], "").await;
     assert_eq!(got.status, 200);
     assert!(!got.body.contains(&token[..4000]));
     // A long placeholder param is refused before it costs anything.
@@ -572,12 +511,10 @@ async fn finding_6_long_credentials_never_stall_the_proxy() {
     );
     let sealed = format!(
         "{}; {}",
-        e.tk.seal(&body),
+        e.seal(&body),
         json!({"placeholder": "p".repeat(20_000)})
     );
-    let got = e
-        .send_sealed("POST", "http://api.test/", &[&sealed], &[], "x")
-        .await;
+    let got = call(&e, "POST", "http://api.test/", &[&sealed], &[], "x").await;
     assert_eq!(got.status, 400, "{}", got.body);
 }
 
@@ -599,7 +536,7 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
             "dst": "x-sig"}}),
         json!({}),
     );
-    let sealed = e.tk.seal(&signer);
+    let sealed = e.seal(&signer);
     let len = 2 * 1024 * 1024;
     // The first sends all but the last byte and stalls; the second asks to send as
     // much (and waits for `100 Continue` before sending it).
@@ -630,7 +567,12 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
         )
     };
     let (stalled, refused) = tokio::join!(stall(sealed.clone(), true), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the first body holds its share of the budget (charged from its length).
+        poll_until(Duration::from_secs(10), || async {
+            e.tk.metric("tokenizer_buffered_body_bytes").await >= len as f64
+        })
+        .await
+        .expect("the first body was never charged to the budget");
         stall(sealed.clone(), false).await
     });
     // The budget holds the first body: the second is refused at once.
@@ -641,9 +583,7 @@ async fn finding_7_stalled_uploads_are_cut_and_buffers_stay_within_the_budget() 
     assert!(stalled.1 < Duration::from_secs(4), "{:?}", stalled.1);
     // Everything buffered was released, and a normal signed request works.
     assert_eq!(e.tk.metric("tokenizer_buffered_body_bytes").await, 0.0);
-    let got = e
-        .send_body("POST", "http://api.test/", &[&signer], &[], "hello")
-        .await;
+    let got = call(&e, "POST", "http://api.test/", &[&signer], &[], "hello").await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
 
@@ -660,9 +600,15 @@ async fn finding_8_signed_assertions_are_guarded() {
         "email": "svc@example.test", "token_url": format!("https://{host}/token")},
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
     // An error page that quotes the exchange request: the assertion (valid an hour).
-    let got = e
-        .send("POST", &format!("http://{host}/echo-error"), &[&jwt], &[])
-        .await;
+    let got = call(
+        &e,
+        "POST",
+        &format!("http://{host}/echo-error"),
+        &[&jwt],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(got.status, 400);
     let echo = Echo::parse(&got.body);
     assert!(echo.body().starts_with("assertion="), "{}", echo.body());
@@ -677,9 +623,7 @@ async fn finding_8_signed_assertions_are_guarded() {
         "app_id": "1", "installation_id": "2",
         "token_url": format!("https://{host}/echo-error/{{installation_id}}")},
         "bearer_auth": bearer(AUTH), "allowed_hosts": [host.clone()]});
-    let got = e
-        .send("POST", &format!("http://{host}/"), &[&app], &[])
-        .await;
+    let got = call(&e, "POST", &format!("http://{host}/"), &[&app], &[], "").await;
     assert_eq!(got.status, 400, "{}", got.body);
     let echo = Echo::parse(&got.body);
     let auth = echo.header("authorization").unwrap();
@@ -688,12 +632,10 @@ async fn finding_8_signed_assertions_are_guarded() {
     // Signatures the proxy sends (HMAC of the body or of `msg`) come back masked too.
     let hmac = json!({"inject_hmac_processor": {"key": b64::encode(b"operator-hmac-key"),
         "hash": "sha256", "dst": "x-sig"}, "bearer_auth": bearer(AUTH)});
-    let sealed = e.tk.seal(&hmac);
+    let sealed = e.seal(&hmac);
     let with_msg = format!("{sealed}; {}", json!({"msg": "hello", "fmt": "%X"}));
     for s in [&sealed, &with_msg] {
-        let got = e
-            .send_sealed("POST", "http://api.test/", &[s], &[], "payload")
-            .await;
+        let got = call(&e, "POST", "http://api.test/", &[s], &[], "payload").await;
         let sig = Echo::parse(&got.body).header("x-sig").unwrap();
         assert!(sig.contains("[REDACTED]"), "{sig}");
     }
@@ -708,12 +650,10 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
     let into_protocol = with(real(json!({})), json!({}));
     let sealed = format!(
         "{}; {}",
-        e.tk.seal(&into_protocol),
+        e.seal(&into_protocol),
         json!({"dst": "Sec-WebSocket-Protocol", "fmt": "%s"})
     );
-    let got = e
-        .send_sealed("GET", "http://api.test/ws", &[&sealed], &[], "")
-        .await;
+    let got = call(&e, "GET", "http://api.test/ws", &[&sealed], &[], "").await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("bad dst"), "{}", got.body);
 
@@ -724,7 +664,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Extensions: permessage-deflate\r\n\
          Proxy-Tokenizer: {}\r\nProxy-Authorization: Bearer {AUTH}\r\n\r\n",
-        e.tk.seal(&real(json!({})))
+        e.seal(&real(json!({})))
     );
     conn.send(request.as_bytes()).await;
     let head = conn.read_response(true).await;
@@ -753,7 +693,7 @@ async fn finding_9_websocket_handshakes_and_streams_are_guarded() {
 async fn finding_10_rules_hold_against_upstream_reinterpretation() {
     let e = env(&[]).await;
     let s = real(json!({"allowed_paths": ["/v1/**"], "allowed_methods": ["GET", "POST"]}));
-    let sealed = e.tk.seal(&s);
+    let sealed = e.seal(&s);
     for (method, path, headers) in [
         ("GET", "/v1/..;/admin", vec![]),
         ("GET", "/v1/%2e%2e;x/admin", vec![]),
@@ -782,7 +722,7 @@ async fn finding_10_rules_hold_against_upstream_reinterpretation() {
         );
     }
     assert!(e.upstream.seen().is_empty(), "{:?}", e.upstream.seen());
-    let got = e.send("GET", "http://api.test/v1/x;v=2", &[&s], &[]).await;
+    let got = call(&e, "GET", "http://api.test/v1/x;v=2", &[&s], &[], "").await;
     assert_eq!(got.status, 200, "{}", got.body);
 }
 
@@ -792,10 +732,8 @@ async fn finding_10_rules_hold_against_upstream_reinterpretation() {
 async fn a_format_with_a_multibyte_character_is_a_clear_400() {
     let e = env(&[]).await;
     for fmt in ["%é", "Bearer %€", "%\u{1f600}s"] {
-        let sealed = format!("{}; {}", e.tk.seal(&real(json!({}))), json!({"fmt": fmt}));
-        let got = e
-            .send_sealed("GET", "http://api.test/", &[&sealed], &[], "")
-            .await;
+        let sealed = format!("{}; {}", e.seal(&real(json!({}))), json!({"fmt": fmt}));
+        let got = call(&e, "GET", "http://api.test/", &[&sealed], &[], "").await;
         assert_eq!(got.status, 400, "{fmt}: {}", got.body);
         assert!(got.body.contains("bad fmt"), "{}", got.body);
     }
@@ -804,9 +742,7 @@ async fn a_format_with_a_multibyte_character_is_a_clear_400() {
 #[test]
 fn an_empty_admin_token_refuses_to_start() {
     let key = OpenKey::generate();
-    let sealed = Secret::from_json(real(json!({})).to_string().as_bytes())
-        .unwrap()
-        .seal(&key.seal_key());
+    let sealed = seal_for(&key, &real(json!({})));
     let dir = tempfile::tempdir().unwrap();
     for sub in ["serve", "sideproxy"] {
         let mut cmd = binary::command();
@@ -820,18 +756,11 @@ fn an_empty_admin_token_refuses_to_start() {
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_until(Duration::from_secs(10), || child.try_wait().unwrap());
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let mut stderr = String::new();
         let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
         assert_eq!(
@@ -858,14 +787,12 @@ async fn a_second_secret_cannot_hide_part_of_a_credential_from_the_guard() {
         "dst": "x-second"}, "bearer_auth": bearer(AUTH)});
     let real = real(json!({}));
     for order in [[&noise, &real, &other], [&real, &other, &noise]] {
-        let got = e.send("GET", "http://api.test/", &order, &[]).await;
+        let got = call(&e, "GET", "http://api.test/", &order, &[], "").await;
         assert_eq!(got.status, 200);
         assert_no_credential("echo", &got.body, REAL);
         assert_no_credential("echo", &got.body, "sk-second-7e6d5c4b3a2910fe");
     }
-    let got = e
-        .send("GET", "http://api.test/reflect", &[&real], &[])
-        .await;
+    let got = call(&e, "GET", "http://api.test/reflect", &[&real], &[], "").await;
     let all = format!("{}{}", headers_text(&got.headers), got.body);
     assert_no_credential("reflect", &all, REAL);
     assert!(all.contains("x-echo-auth: Bearer [REDACTED]"), "{all}");

@@ -3,54 +3,30 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::upstream::Echo;
+use crate::support::{Env, bearer, curl, inject, with};
 
-/// An upstream known to the proxy as `api.test` (pinned to its loopback port).
-struct Pinned {
-    ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
+/// A proxy (plus `extra` flags) and an upstream that is `api.test` (pinned) and
+/// `127.0.0.1`.
+async fn env(extra: &[&str]) -> Env {
+    Env::builder()
+        .names(&["api.test", "127.0.0.1"])
+        .flags(extra)
+        .start()
+        .await
 }
 
-async fn pinned(extra: &[&str]) -> Pinned {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test", "127.0.0.1"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let mut flags = vec!["--upstream-resolve", pin.as_str()];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    Pinned { ca, upstream, tk }
-}
-
-fn connect_request(authority: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.into_bytes()
-}
+/// The caller's proxy auth, as every secret here wants it.
+const AUTH: (&str, &str) = ("proxy-authorization", "Bearer trustno1");
 
 #[tokio::test]
 async fn connect_tunnel_injects_into_each_request() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p.tunnel("api.test:80", &[&sealed], &[AUTH]).await.unwrap();
     for path in ["/one", "/two"] {
         conn.send(format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n").as_bytes())
             .await;
@@ -65,18 +41,9 @@ async fn connect_tunnel_injects_into_each_request() {
 
 #[tokio::test]
 async fn connect_tunnel_pins_the_inner_host() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p.tunnel("api.test:80", &[&sealed], &[AUTH]).await.unwrap();
     // Request 1 to the CONNECT host is fine; request 2 names another host.
     conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
     assert_eq!(conn.read_response(false).await.status, 200);
@@ -93,21 +60,15 @@ async fn connect_tunnel_pins_the_inner_host() {
 
 #[tokio::test]
 async fn connect_validators_see_the_connect_authority() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let for_connect = p.tk.seal(&with(
         inject("supersecret", "trustno1"),
         json!({"allowed_hosts": ["api.test:80"]}),
     ));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &for_connect),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
+    let mut conn = p
+        .tunnel("api.test:80", &[&for_connect], &[AUTH])
+        .await
+        .unwrap();
     conn.send(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n").await;
     assert_eq!(conn.read_response(false).await.status, 200);
 
@@ -116,59 +77,40 @@ async fn connect_validators_see_the_connect_authority() {
         inject("supersecret", "trustno1"),
         json!({"allowed_hosts": ["other.test:80"]}),
     ));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &elsewhere),
-            ("Proxy-Authorization", "Bearer trustno1"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
+    let refused = p.tunnel("api.test:80", &[&elsewhere], &[AUTH]).await;
+    assert_eq!(refused.unwrap_err().status, 400);
 }
 
 #[tokio::test]
 async fn connect_refuses_bad_auth_and_other_ports() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut conn = RawConn::open(p.tk.addr).await;
-    conn.send(&connect_request(
-        "api.test:80",
-        &[
-            ("Proxy-Tokenizer", &sealed),
-            ("Proxy-Authorization", "Bearer wrong"),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(false).await.status, 407);
+    let wrong = ("proxy-authorization", "Bearer wrong");
+    let refused = p.tunnel("api.test:80", &[&sealed], &[wrong]).await;
+    assert_eq!(refused.unwrap_err().status, 407);
     for authority in ["api.test:443", "api.test:8443"] {
-        let mut conn = RawConn::open(p.tk.addr).await;
-        conn.send(&connect_request(authority, &[("Proxy-Tokenizer", &sealed)]))
-            .await;
-        assert_eq!(conn.read_response(false).await.status, 400, "{authority}");
+        let refused = p.tunnel(authority, &[&sealed], &[]).await;
+        assert_eq!(refused.unwrap_err().status, 400, "{authority}");
     }
     assert_eq!(p.upstream.connection_count(), 0);
 }
 
 #[tokio::test]
 async fn curl_through_a_connect_tunnel() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--proxytunnel", "--proxy", &p.tk.proxy_url()])
-        .args(["--proxy-header", &format!("Proxy-Tokenizer: {sealed}")])
-        .args(["--proxy-header", "Proxy-Authorization: Bearer trustno1"])
-        .arg("http://api.test/via-curl")
-        .output()
-        .await
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, err) = curl(&[
+        "--proxytunnel",
+        "--proxy",
+        &p.tk.proxy_url(),
+        "--proxy-header",
+        &format!("Proxy-Tokenizer: {sealed}"),
+        "--proxy-header",
+        "Proxy-Authorization: Bearer trustno1",
+        "http://api.test/via-curl",
+    ])
+    .await;
+    assert!(ok, "{err}");
     let echo = Echo::parse(&text);
     assert_eq!(echo.header("authorization").unwrap(), "Bearer supersecret");
     assert_eq!(echo.uri(), "/via-curl");
@@ -176,7 +118,7 @@ async fn curl_through_a_connect_tunnel() {
 
 #[tokio::test]
 async fn transparent_mode_and_its_loop_guard() {
-    let p = pinned(&["--tokenizer-hostnames", "tokenizer.test,127.0.0.1"]).await;
+    let p = env(&["--tokenizer-hostnames", "tokenizer.test,127.0.0.1"]).await;
     let sealed = p.tk.seal(&with(
         inject("supersecret", "trustno1"),
         json!({"allowed_hosts": ["api.test"]}),
@@ -211,27 +153,18 @@ async fn transparent_mode_and_its_loop_guard() {
 
 #[tokio::test]
 async fn upstream_connections_are_reused() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
     // Two separate client connections, one pooled upstream connection.
     for _ in 0..2 {
-        let resp =
-            p.tk.client()
-                .get("http://api.test/")
-                .header("proxy-tokenizer", &sealed)
-                .header("proxy-authorization", "Bearer trustno1")
-                .send()
-                .await
-                .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.bytes().await.unwrap();
+        assert_eq!(p.get("/", &[&sealed], &[AUTH]).await.status, 200);
     }
     assert_eq!(p.upstream.connection_count(), 1);
 }
 
 #[tokio::test]
 async fn client_connections_are_kept_alive() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
     let mut conn = RawConn::open(p.tk.addr).await;
     for i in 0..3 {
@@ -251,16 +184,16 @@ async fn client_connections_are_kept_alive() {
 
 #[tokio::test]
 async fn responses_stream_before_the_upstream_finishes() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
-    let mut resp =
-        p.tk.client()
-            .get("http://api.test/stream")
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", "Bearer trustno1")
-            .send()
-            .await
-            .unwrap();
+    let mut resp = p
+        .client
+        .get(p.url("/stream"))
+        .header("proxy-tokenizer", &sealed)
+        .header(AUTH.0, AUTH.1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // The upstream holds its second chunk until released; the first must already be here.
     let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
@@ -269,59 +202,37 @@ async fn responses_stream_before_the_upstream_finishes() {
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"first\n");
-    p.upstream.release.notify_one();
+    p.upstream.release(1);
     let rest = resp.bytes().await.unwrap();
     assert_eq!(&rest[..], b"second\n");
 }
 
 #[tokio::test]
 async fn large_request_bodies_pass_through_intact() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
     let body: String = (0..200_000).map(|i| format!("{i:08}")).collect();
-    let resp =
-        p.tk.client()
-            .post("http://api.test/upload")
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", "Bearer trustno1")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 200);
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    let echo = p
+        .send("POST", "/upload", &[&sealed], &[AUTH], body.clone())
+        .await
+        .echo();
     assert_eq!(echo.body().len(), body.len());
     assert!(echo.body() == body);
 }
 
 /// POST `body` with one secret and optional params; returns the echo.
-async fn post(
-    p: &Pinned,
-    secret: &serde_json::Value,
-    params: Option<serde_json::Value>,
-    body: &str,
-) -> Echo {
-    let sealed = p.tk.seal(secret);
+async fn post(p: &Env, secret: &Value, params: Option<Value>, body: &str) -> Echo {
+    let sealed = p.seal(secret);
     let header = match params {
         Some(params) => format!("{sealed}; {params}"),
         None => sealed,
     };
-    let resp =
-        p.tk.client()
-            .post("http://api.test/body")
-            .header("proxy-tokenizer", header)
-            .header("proxy-authorization", "Bearer trustno1")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    Echo::parse(&text)
+    p.send("POST", "/body", &[&header], &[AUTH], body.to_owned())
+        .await
+        .echo()
 }
 
-fn body_secret(kind: &str, config: serde_json::Value) -> serde_json::Value {
+fn body_secret(kind: &str, config: Value) -> Value {
     let mut s = json!({"bearer_auth": bearer("trustno1")});
     s[kind] = config;
     s
@@ -329,7 +240,7 @@ fn body_secret(kind: &str, config: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test]
 async fn inject_body_replaces_placeholders() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let plain = body_secret("inject_body_processor", json!({"token": "tok"}));
     let echo = post(&p, &plain, None, "a={{ACCESS_TOKEN}}&b={{ACCESS_TOKEN}}").await;
     assert_eq!(echo.body(), "a=tok&b=tok");
@@ -373,7 +284,7 @@ async fn inject_body_replaces_placeholders() {
 
 #[tokio::test]
 async fn oauth2_with_a_placeholder_writes_the_body() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let secret = body_secret(
         "oauth2_processor",
         json!({"token": {"access_token": "access-123", "refresh_token": "refresh-456"}}),
@@ -402,7 +313,7 @@ async fn oauth2_with_a_placeholder_writes_the_body() {
 
 #[tokio::test]
 async fn oauth2_body_replaces_access_or_refresh_token() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let secret = body_secret(
         "oauth2_body_processor",
         json!({"token": {"access_token": "access-123", "refresh_token": "refresh-456"}}),
@@ -434,7 +345,7 @@ async fn oauth2_body_replaces_access_or_refresh_token() {
 
 #[tokio::test]
 async fn secrets_work_together_in_order() {
-    let p = pinned(&[]).await;
+    let p = env(&[]).await;
     let hmac = body_secret(
         "inject_hmac_processor",
         json!({"key": ::tokenizer::secret::b64::encode(b"trustno2"), "hash": "sha256", "dst": "X-Sig"}),
@@ -442,18 +353,17 @@ async fn secrets_work_together_in_order() {
     let replace = body_secret("inject_body_processor", json!({"token": "foo"}));
     // Two secrets: the HMAC would sign the other secret's credential, and whoever holds
     // the HMAC secret (anyone can seal one) could read the signature as an oracle on it.
-    let resp =
-        p.tk.client()
-            .post("http://api.test/")
-            .header("proxy-tokenizer", p.tk.seal(&replace))
-            .header("proxy-tokenizer", p.tk.seal(&hmac))
-            .header("proxy-authorization", "Bearer trustno1")
-            .body("{{ACCESS_TOKEN}}")
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("cannot be combined"));
+    let got = p
+        .send(
+            "POST",
+            "/",
+            &[&p.seal(&replace), &p.seal(&hmac)],
+            &[AUTH],
+            "{{ACCESS_TOKEN}}",
+        )
+        .await;
+    assert_eq!(got.status, 400);
+    assert!(got.body.contains("cannot be combined"));
     // One secret doing both, in order: the HMAC signs the replaced body ("foo").
     let both = json!({
         "multi_processor": [
@@ -463,20 +373,13 @@ async fn secrets_work_together_in_order() {
         ],
         "bearer_auth": hmac["bearer_auth"],
     });
-    let resp =
-        p.tk.client()
-            .post("http://api.test/")
-            .header("proxy-tokenizer", p.tk.seal(&both))
-            .header("proxy-authorization", "Bearer trustno1")
-            .body("{{ACCESS_TOKEN}}")
-            .send()
-            .await
-            .unwrap();
-    let echo = Echo::parse(&resp.text().await.unwrap());
+    let got = p
+        .send("POST", "/", &[&p.seal(&both)], &[AUTH], "{{ACCESS_TOKEN}}")
+        .await;
+    let echo = Echo::parse(&got.body);
     assert_eq!(echo.body(), "foo");
     assert_eq!(
         echo.header("x-sig").unwrap(),
         "Bearer d3ac69dec42b3b896fbde93c8e15b2ab997a947703558deb5ae44a70d76c4e12"
     );
-    let _ = &p.ca;
 }

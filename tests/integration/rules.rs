@@ -5,99 +5,73 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::ca::TestCa;
 use crate::support::raw::RawConn;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{inject, with};
-
-struct Env {
-    _ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-    client: reqwest::Client,
-}
+use crate::support::upstream::Echo;
+use crate::support::{Env, inject, poll_until, with};
 
 async fn env(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let mut flags = vec!["--upstream-resolve", pin.as_str()];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    let client = tk.client();
-    Env {
-        _ca: ca,
-        upstream,
-        tk,
-        client,
-    }
+    Env::builder()
+        .names(&["api.test"])
+        .flags(extra)
+        .start()
+        .await
 }
 
-impl Env {
-    fn seal(&self, rules: Value) -> String {
-        self.tk
-            .seal(&with(inject("supersecret", "trustno1"), rules))
-    }
+/// Inject `supersecret` for callers holding `trustno1`, with `rules`.
+fn seal(e: &Env, rules: Value) -> String {
+    e.seal(&with(inject("supersecret", "trustno1"), rules))
+}
 
-    async fn send(&self, method: &str, path: &str, sealed: &str) -> (u16, String) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = self
-            .client
-            .request(method, format!("http://api.test{path}"))
-            .header("proxy-tokenizer", sealed)
-            .header("proxy-authorization", "Bearer trustno1")
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
-    }
+const AUTH: (&str, &str) = ("proxy-authorization", "Bearer trustno1");
 
-    /// A raw request, for paths reqwest would normalize itself.
-    async fn raw_get(&self, path: &str, sealed: &str) -> (u16, String) {
-        let mut conn = RawConn::open(self.tk.addr).await;
-        conn.send(
-            format!(
-                "GET http://api.test{path} HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\n\
-                 Proxy-Authorization: Bearer trustno1\r\n\r\n"
-            )
-            .as_bytes(),
+async fn send(e: &Env, method: &str, path: &str, sealed: &str) -> (u16, String) {
+    let got = e.send(method, path, &[sealed], &[AUTH], "").await;
+    (got.status, got.body)
+}
+
+/// A raw request, for paths reqwest would normalize itself.
+async fn raw_get(e: &Env, path: &str, sealed: &str) -> (u16, String) {
+    let mut conn = RawConn::open(e.tk.addr).await;
+    conn.send(
+        format!(
+            "GET http://api.test{path} HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\n\
+             Proxy-Authorization: Bearer trustno1\r\n\r\n"
         )
-        .await;
-        let resp = conn.read_response(false).await;
-        (resp.status, resp.text())
-    }
+        .as_bytes(),
+    )
+    .await;
+    let resp = conn.read_response(false).await;
+    (resp.status, resp.text())
 }
 
 #[tokio::test]
 async fn allowed_methods() {
     let e = env(&[]).await;
-    let sealed = e.seal(json!({"allowed_methods": ["GET", "head"]}));
-    assert_eq!(e.send("GET", "/", &sealed).await.0, 200);
-    assert_eq!(e.send("HEAD", "/", &sealed).await.0, 200);
-    let (status, body) = e.send("POST", "/", &sealed).await;
+    let sealed = seal(&e, json!({"allowed_methods": ["GET", "head"]}));
+    assert_eq!(send(&e, "GET", "/", &sealed).await.0, 200);
+    assert_eq!(send(&e, "HEAD", "/", &sealed).await.0, 200);
+    let (status, body) = send(&e, "POST", "/", &sealed).await;
     assert_eq!(status, 400);
     assert_eq!(
         body.trim(),
         "request validator failed: secret not valid for method POST"
     );
-    let none = e.seal(json!({"allowed_methods": []}));
-    assert_eq!(e.send("GET", "/", &none).await.0, 400);
+    let none = seal(&e, json!({"allowed_methods": []}));
+    assert_eq!(send(&e, "GET", "/", &none).await.0, 400);
 }
 
 #[tokio::test]
 async fn allowed_paths_match_normalized_paths() {
     let e = env(&[]).await;
-    let sealed = e.seal(json!({"allowed_paths": ["/v1/**", "/repos/*/issues"]}));
-    assert_eq!(e.send("GET", "/v1/models", &sealed).await.0, 200);
-    assert_eq!(e.send("GET", "/v1", &sealed).await.0, 200);
+    let sealed = seal(&e, json!({"allowed_paths": ["/v1/**", "/repos/*/issues"]}));
+    assert_eq!(send(&e, "GET", "/v1/models", &sealed).await.0, 200);
+    assert_eq!(send(&e, "GET", "/v1", &sealed).await.0, 200);
     assert_eq!(
-        e.send("GET", "/repos/tokenizer/issues", &sealed).await.0,
+        send(&e, "GET", "/repos/tokenizer/issues", &sealed).await.0,
         200
     );
-    assert_eq!(e.send("GET", "/repos/a/b/issues", &sealed).await.0, 400);
-    let (status, body) = e.send("GET", "/admin", &sealed).await;
+    assert_eq!(send(&e, "GET", "/repos/a/b/issues", &sealed).await.0, 400);
+    let (status, body) = send(&e, "GET", "/admin", &sealed).await;
     assert_eq!(status, 400);
     assert!(body.contains("secret not valid for path /admin"), "{body}");
     // Escapes: normalized before matching.
@@ -107,23 +81,23 @@ async fn allowed_paths_match_normalized_paths() {
         "/v1/./../admin",
         "//v1/..//admin",
     ] {
-        let (status, body) = e.raw_get(escape, &sealed).await;
+        let (status, body) = raw_get(&e, escape, &sealed).await;
         assert_eq!(status, 400, "{escape}: {body}");
         assert!(body.contains("/admin"), "{escape}: {body}");
     }
     // Ambiguous encodings are refused outright.
     for ambiguous in ["/v1/..%2fadmin", "/v1/a%5c..%5cadmin"] {
-        let (status, body) = e.raw_get(ambiguous, &sealed).await;
+        let (status, body) = raw_get(&e, ambiguous, &sealed).await;
         assert_eq!(status, 400, "{ambiguous}");
         assert!(body.contains("encoded slash"), "{body}");
     }
     // What is forwarded is what was checked.
-    let (status, body) = e.raw_get("/v1/x/../models/./list?q=1", &sealed).await;
+    let (status, body) = raw_get(&e, "/v1/x/../models/./list?q=1", &sealed).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(Echo::parse(&body).uri(), "/v1/models/list?q=1");
     // Without path rules the path goes through untouched.
-    let open = e.seal(json!({}));
-    let (status, body) = e.raw_get("/a/./b", &open).await;
+    let open = seal(&e, json!({}));
+    let (status, body) = raw_get(&e, "/a/./b", &open).await;
     assert_eq!(status, 200);
     assert_eq!(Echo::parse(&body).uri(), "/a/./b");
 }
@@ -132,24 +106,26 @@ async fn allowed_paths_match_normalized_paths() {
 async fn validity_window() {
     let e = env(&[]).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let later = e.seal(json!({"not_before": now + 3600}));
+    let later = seal(&e, json!({"not_before": now + 3600}));
     assert_eq!(
-        e.send("GET", "/", &later).await,
+        send(&e, "GET", "/", &later).await,
         (
             400,
             "request validator failed: secret not yet valid\n".into()
         )
     );
-    let expired = e.seal(json!({"expires_at": now - 1}));
+    let expired = seal(&e, json!({"expires_at": now - 1}));
     assert_eq!(
-        e.send("GET", "/", &expired).await.1.trim(),
+        send(&e, "GET", "/", &expired).await.1.trim(),
         "request validator failed: secret expired"
     );
-    let rfc =
-        e.seal(json!({"expires_at": "2099-01-01T00:00:00Z", "not_before": "2020-01-01T00:00:00Z"}));
-    assert_eq!(e.send("GET", "/", &rfc).await.0, 200);
-    let past = e.seal(json!({"expires_at": "2020-01-01T00:00:00+02:00"}));
-    assert_eq!(e.send("GET", "/", &past).await.0, 400);
+    let rfc = seal(
+        &e,
+        json!({"expires_at": "2099-01-01T00:00:00Z", "not_before": "2020-01-01T00:00:00Z"}),
+    );
+    assert_eq!(send(&e, "GET", "/", &rfc).await.0, 200);
+    let past = seal(&e, json!({"expires_at": "2020-01-01T00:00:00+02:00"}));
+    assert_eq!(send(&e, "GET", "/", &past).await.0, 400);
 }
 
 #[tokio::test]
@@ -165,7 +141,7 @@ async fn malformed_rules_are_bad_secrets() {
     ] {
         let json =
             format!(r#"{{"inject_processor":{{"token":"supersecret"}},"no_auth":{{}},{rules}}}"#);
-        let (status, body) = e.send("GET", "/", &e.tk.seal_raw(&json)).await;
+        let (status, body) = send(&e, "GET", "/", &e.seal_raw(&json)).await;
         assert_eq!(status, 400, "{rules}");
         assert!(
             body.starts_with("bad request: bad secret json"),
@@ -181,11 +157,11 @@ async fn revocation_takes_effect_without_a_restart() {
     let list = dir.path().join("revoked.txt");
     std::fs::write(&list, "# nothing revoked yet\n").unwrap();
     let e = env(&["--revoked-secrets-file", list.to_str().unwrap()]).await;
-    let by_id = e.seal(json!({"id": "ci-key-1"}));
-    let by_digest = e.seal(json!({}));
-    let other = e.seal(json!({"id": "ci-key-2"}));
+    let by_id = seal(&e, json!({"id": "ci-key-1"}));
+    let by_digest = seal(&e, json!({}));
+    let other = seal(&e, json!({"id": "ci-key-2"}));
     for s in [&by_id, &by_digest, &other] {
-        assert_eq!(e.send("GET", "/", s).await.0, 200);
+        assert_eq!(send(&e, "GET", "/", s).await.0, 200);
     }
     let digest = ::tokenizer::secret::sealed_digest(&by_digest);
     std::fs::write(
@@ -193,24 +169,19 @@ async fn revocation_takes_effect_without_a_restart() {
         format!("ci-key-1\n{}  # leaked\n", digest.to_uppercase()),
     )
     .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = e.send("GET", "/", &by_id).await;
-        if status == 400 {
-            assert_eq!(body.trim(), "request validator failed: secret revoked");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "revocation never took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(e.send("GET", "/", &by_digest).await.0, 400);
-    assert_eq!(e.send("GET", "/", &other).await.0, 200);
+    // The list is read again every couple of seconds.
+    let body = poll_until(Duration::from_secs(10), || async {
+        let (status, body) = send(&e, "GET", "/", &by_id).await;
+        (status == 400).then_some(body)
+    })
+    .await
+    .expect("revocation never took effect");
+    assert_eq!(body.trim(), "request validator failed: secret revoked");
+    assert_eq!(send(&e, "GET", "/", &by_digest).await.0, 400);
+    assert_eq!(send(&e, "GET", "/", &other).await.0, 200);
     // Revocation wins even over correct auth, before anything is forwarded.
     let before = e.upstream.connection_count();
-    assert_eq!(e.send("GET", "/", &by_id).await.0, 400);
+    assert_eq!(send(&e, "GET", "/", &by_id).await.0, 400);
     assert_eq!(e.upstream.connection_count(), before);
 }
 
@@ -239,81 +210,55 @@ async fn a_missing_revocation_file_stops_startup() {
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
     let e = env(&[]).await;
-    let limited = e.seal(json!({"id": "metered", "rate_limit": "2/min"}));
-    let anonymous = e.seal(json!({"rate_limit": "1/hour"}));
-    assert_eq!(e.send("GET", "/", &limited).await.0, 200);
-    assert_eq!(e.send("GET", "/", &limited).await.0, 200);
-    let resp = e
-        .client
-        .get("http://api.test/")
-        .header("proxy-tokenizer", &limited)
-        .header("proxy-authorization", "Bearer trustno1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 429);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let limited = seal(&e, json!({"id": "metered", "rate_limit": "2/min"}));
+    let anonymous = seal(&e, json!({"rate_limit": "1/hour"}));
+    assert_eq!(send(&e, "GET", "/", &limited).await.0, 200);
+    assert_eq!(send(&e, "GET", "/", &limited).await.0, 200);
+    let got = e.get("/", &[&limited], &[AUTH]).await;
+    assert_eq!(got.status, 429);
+    let retry: u64 = got.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
-    assert!(resp.text().await.unwrap().starts_with("rate limited"));
+    assert!(got.body.starts_with("rate limited"));
     // A fresh seal of the same id shares the budget; other secrets have their own.
-    let same_id = e.seal(json!({"id": "metered", "rate_limit": "2/min"}));
-    assert_eq!(e.send("GET", "/", &same_id).await.0, 429);
-    assert_eq!(e.send("GET", "/", &anonymous).await.0, 200);
-    assert_eq!(e.send("GET", "/", &anonymous).await.0, 429);
+    let same_id = seal(&e, json!({"id": "metered", "rate_limit": "2/min"}));
+    assert_eq!(send(&e, "GET", "/", &same_id).await.0, 429);
+    assert_eq!(send(&e, "GET", "/", &anonymous).await.0, 200);
+    assert_eq!(send(&e, "GET", "/", &anonymous).await.0, 429);
     // Refused callers do not spend the budget.
-    let fresh = e.seal(json!({"rate_limit": "1/hour"}));
+    let fresh = seal(&e, json!({"rate_limit": "1/hour"}));
     let wrong = e
-        .client
-        .get("http://api.test/")
-        .header("proxy-tokenizer", &fresh)
-        .header("proxy-authorization", "Bearer wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 407);
-    assert_eq!(e.send("GET", "/", &fresh).await.0, 200);
+        .get("/", &[&fresh], &[("proxy-authorization", "Bearer wrong")])
+        .await;
+    assert_eq!(wrong.status, 407);
+    assert_eq!(send(&e, "GET", "/", &fresh).await.0, 200);
 }
 
 #[tokio::test]
 async fn connect_level_rules_apply_to_each_tunnelled_request() {
     let e = env(&[]).await;
-    let sealed = e.seal(
+    let sealed = seal(
+        &e,
         json!({"allowed_methods": ["GET"], "allowed_paths": ["/ok/**"], "rate_limit": "3/min"}),
     );
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(
-        format!(
-            "CONNECT api.test:80 HTTP/1.1\r\nHost: api.test:80\r\nProxy-Tokenizer: {sealed}\r\n\
-             Proxy-Authorization: Bearer trustno1\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert_eq!(
-        conn.read_response(true).await.status,
-        200,
-        "CONNECT itself is not a GET"
-    );
-    conn.send(b"GET /ok/1 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"POST /ok/1 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 0\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
-    conn.send(b"GET /other HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 400);
-    conn.send(b"GET /ok/2 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"GET /ok/3 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 200);
-    conn.send(b"GET /ok/4 HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        .await;
-    assert_eq!(conn.read_response(false).await.status, 429);
+    let mut conn = e
+        .tunnel("api.test:80", &[&sealed], &[AUTH])
+        .await
+        .expect("CONNECT itself is not a GET");
+    for (request, status) in [
+        ("GET /ok/1", 200),
+        ("POST /ok/1", 400),
+        ("GET /other", 400),
+        ("GET /ok/2", 200),
+        ("GET /ok/3", 200),
+        ("GET /ok/4", 429),
+    ] {
+        let length = if request.starts_with("POST") {
+            "Content-Length: 0\r\n"
+        } else {
+            ""
+        };
+        conn.send(format!("{request} HTTP/1.1\r\nHost: api.test\r\n{length}\r\n").as_bytes())
+            .await;
+        assert_eq!(conn.read_response(false).await.status, status, "{request}");
+    }
 }

@@ -14,13 +14,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ::tokenizer::secret::{OpenKey, Secret};
+use ::tokenizer::secret::OpenKey;
 use serde_json::json;
 
-use crate::support::binary::{self, Server, Stopped, free_port};
+use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
 use crate::support::upstream::Upstream;
-use crate::support::{bearer, with};
+use crate::support::{inject, seal_for, with};
 
 /// The caller password the sealed secret is bound to.
 const PROXY_PW: &str = "shutdown-caller-pw";
@@ -31,13 +31,13 @@ const STREAM_BODY: &str = "first\nsecond\n";
 
 /// An inject secret bound to `PROXY_PW`, allowed for `api.test`, sealed for `key`.
 fn sealed_for(key: &OpenKey) -> String {
-    let secret = with(
-        json!({"inject_processor": {"token": REAL_KEY}, "bearer_auth": bearer(PROXY_PW)}),
-        json!({"allowed_hosts": ["api.test"]}),
-    );
-    Secret::from_json(secret.to_string().as_bytes())
-        .expect("valid secret")
-        .seal(&key.seal_key())
+    seal_for(
+        key,
+        &with(
+            inject(REAL_KEY, PROXY_PW),
+            json!({"allowed_hosts": ["api.test"]}),
+        ),
+    )
 }
 
 /// SIGTERM to `pid`, without waiting.
@@ -178,15 +178,6 @@ impl Stream {
     }
 }
 
-/// Let every held `/stream` response send its second part. `notify_one` keeps a permit
-/// when the stream task is not waiting yet, so repeat it once per stream.
-async fn release(upstream: &Upstream, streams: usize) {
-    for _ in 0..streams {
-        upstream.release.notify_one();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 /// A TLS upstream for `api.test` and a `tokenizer serve` child pinned to it.
 struct Serve {
     _ca: TestCa,
@@ -205,47 +196,24 @@ async fn serve_pinned(shutdown_timeout: &str, one_cpu: bool) -> Serve {
     let upstream = Upstream::start(&ca, &["api.test"]).await;
     let key = OpenKey::generate();
     let sealed = sealed_for(&key);
-    let (server, admin) = tokio::task::block_in_place(|| {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let (ca_file, pin, admin_text) = (
-                ca.pem_path.display().to_string(),
-                format!("api.test=127.0.0.1:{}", upstream.port()),
-                admin.to_string(),
-            );
-            let cmd_args = [
-                "--log-format",
-                "json",
-                "--upstream-ca-file",
-                &ca_file,
-                "--upstream-allow-cidrs",
-                "127.0.0.0/8",
-                "--upstream-resolve",
-                &pin,
-                "--admin-address",
-                &admin_text,
-                "--shutdown-timeout",
-                shutdown_timeout,
-            ];
-            let result = std::panic::catch_unwind(|| {
-                Server::start_pinned(&key.to_hex(), &cmd_args, &[], one_cpu)
-            });
-            match result {
-                Ok(server) => return (server, admin),
-                Err(e) => {
-                    last = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .unwrap_or_else(|| "tokenizer serve did not start".to_owned());
-                    if !last.contains("cannot listen") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("{last}");
-    });
+    let (ca_file, pin) = (ca.pem_file(), upstream.pin(&["api.test"]));
+    let args = [
+        "--log-format",
+        "json",
+        "--upstream-ca-file",
+        &ca_file,
+        "--upstream-allow-cidrs",
+        "127.0.0.0/8",
+        "--upstream-resolve",
+        &pin,
+        "--admin-address",
+        "127.0.0.1:0",
+        "--shutdown-timeout",
+        shutdown_timeout,
+    ];
+    let server =
+        tokio::task::block_in_place(|| Server::start_pinned(&key.to_hex(), &args, &[], one_cpu));
+    let admin = server.admin.expect("an admin listener");
     Serve {
         _ca: ca,
         upstream,
@@ -360,7 +328,7 @@ async fn drains_a_stream_in_flight(one_cpu: bool) {
     assert!(server.exited().is_none(), "exited with a stream in flight");
 
     let released = Instant::now();
-    release(&s.upstream, 1).await;
+    s.upstream.release(1);
     let body = stream.finish().await;
     assert_eq!(body.as_deref(), Ok(STREAM_BODY), "the in-flight stream");
 
@@ -419,66 +387,38 @@ async fn serve_exits_0_at_the_deadline_with_a_stream_still_going() {
 
 // === sideproxy ===
 
-/// Variables `sideproxy` reads that [`binary::command`] leaves alone.
-const SIDE_VARS: &[&str] = &[
-    "TARGETS",
-    "PROXY",
-    "PORT",
-    "BIND_ADDRESSES",
-    "TOKENIZER_AUTH",
-    "CA_DIR",
-    "HTTPS_PROXY_ADDRESS",
-    "PASSTHROUGH",
-    "TOKENIZER_TIMEOUT",
-    "ADMIN_ADDRESS",
-    "ADMIN_TOKEN",
-    "SEAL_KEY",
-];
-
-/// `tokenizer sideproxy` on free loopback ports, through `proxy`.
+/// `tokenizer sideproxy` on kernel-picked loopback ports, through `proxy`: the server,
+/// its TLS listener and its admin listener.
 fn start_sidecar(
     ca_dir: &Path,
     proxy: &str,
     sealed: &str,
     shutdown_timeout: &str,
 ) -> (Server, SocketAddr, SocketAddr) {
-    let mut last = String::new();
-    for _ in 0..5 {
-        let (port, admin_port) = (free_port(), free_port());
-        if port == admin_port {
-            continue;
-        }
-        let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-        let mut cmd: Command = binary::command();
-        for var in SIDE_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.arg("sideproxy")
-            .args(["--shutdown-timeout", shutdown_timeout])
-            .envs([
-                ("PORT", port.to_string()),
-                ("BIND_ADDRESSES", "127.0.0.1".to_owned()),
-                ("CA_DIR", ca_dir.display().to_string()),
-                ("PROXY", proxy.to_owned()),
-                ("TOKENIZER_AUTH", PROXY_PW.to_owned()),
-                ("TARGETS", "api.test=API_SEALED".to_owned()),
-                ("API_SEALED", sealed.to_owned()),
-                ("ADMIN_ADDRESS", admin.to_string()),
-                ("LOG_FORMAT", "json".to_owned()),
-            ]);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        match Server::launch(cmd, addr) {
-            Ok(server) => {
-                // The admin listener binds before the TLS one logs `listening`.
-                return (server, addr, admin);
-            }
-            Err(e) => last = e,
-        }
-        if !last.contains("cannot listen") {
-            break;
-        }
-    }
-    panic!("tokenizer sideproxy did not start: {last}");
+    let mut cmd: Command = binary::command();
+    cmd.arg("sideproxy")
+        .args(["--shutdown-timeout", shutdown_timeout])
+        .envs([
+            ("PORT", "0"),
+            ("BIND_ADDRESSES", "127.0.0.1"),
+            ("PROXY", proxy),
+            ("TOKENIZER_AUTH", PROXY_PW),
+            ("TARGETS", "api.test=API_SEALED"),
+            ("API_SEALED", sealed),
+            ("ADMIN_ADDRESS", "127.0.0.1:0"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .env("CA_DIR", ca_dir);
+    let server =
+        Server::launch(cmd).unwrap_or_else(|e| panic!("tokenizer sideproxy did not start: {e}"));
+    // The admin listener binds before the TLS one logs `listening`, which does not name it.
+    let addr = server.addr;
+    let admin = server
+        .listeners()
+        .into_iter()
+        .find(|a| *a != addr)
+        .expect("an admin listener");
+    (server, addr, admin)
 }
 
 /// A `tokenizer sideproxy` child in front of a [`Serve`], for `api.test`.
@@ -567,7 +507,7 @@ async fn sideproxy_drains_streams_in_flight_then_exits_0() {
     assert!(server.exited().is_none(), "exited with streams in flight");
 
     let released = Instant::now();
-    release(&serve.upstream, 2).await;
+    serve.upstream.release(2);
     let (a, b) = tokio::join!(first.finish(), second.finish());
     assert_eq!(a.as_deref(), Ok(STREAM_BODY), "the HTTP/2 stream");
     assert_eq!(b.as_deref(), Ok(STREAM_BODY), "the HTTP/1.1 stream");
@@ -615,6 +555,6 @@ async fn sideproxy_exits_0_at_the_deadline_with_a_stream_still_going() {
     assert_ne!(body.as_deref(), Ok(STREAM_BODY), "the stream completed");
     // The tokenizer behind it still has the upstream stream open (its client went away);
     // let it end so the tokenizer stops promptly.
-    release(&serve.upstream, 1).await;
+    serve.upstream.release(1);
     stop_serve(serve);
 }

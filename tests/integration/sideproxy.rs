@@ -5,77 +5,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::support::ca::TestCa;
-use crate::support::sidecar::SideProxy;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::sidecar::{REAL_KEY, SideProxy, curl_proxied};
+use crate::support::upstream::Echo;
+use crate::support::{DeadPort, Env, curl};
 
 /// Upstream (test CA) for `api.test` and `pass.test`, a tokenizer pinned to it, and a
 /// sidecar whose only target is `api.test`.
 struct Chain {
-    ca: TestCa,
-    upstream: Upstream,
-    _tk: Tokenizer,
+    env: Env,
     side: SideProxy,
 }
 
 async fn chain(extra: &[&str]) -> Chain {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["api.test", "pass.test"]).await;
-    let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-    let tk = Tokenizer::start(&ca, &["--upstream-resolve", &pin]).await;
-    let sealed = tk.seal(&with(
-        json!({"inject_processor": {"token": "real-key"}, "bearer_auth": bearer("proxy-pw")}),
-        json!({"allowed_hosts": ["api.test"]}),
-    ));
-    let proxy = tk.proxy_url();
-    let pass_pin = format!("pass.test=127.0.0.1:{}", upstream.port());
-    let mut flags = vec![
-        "--targets",
-        "api.test=API_SEALED",
-        "--proxy",
-        &proxy,
-        "--tokenizer-auth",
-        "proxy-pw",
-        "--https-proxy-address",
-        "127.0.0.1:0",
-        "--passthrough",
-        "pass.test",
-        "--upstream-resolve",
-        &pass_pin,
-        "--upstream-allow-cidrs",
-        "127.0.0.0/8",
-    ];
-    flags.extend_from_slice(extra);
-    let side = SideProxy::start(&flags, &[("API_SEALED", &sealed)]).await;
-    Chain {
-        ca,
-        upstream,
-        _tk: tk,
-        side,
-    }
-}
-
-async fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let env = Env::builder()
+        .names(&["api.test", "pass.test"])
+        .start()
+        .await;
+    let side = SideProxy::in_front_of(&env, extra).await;
+    Chain { env, side }
 }
 
 fn assert_injected(echo: &Echo) {
-    assert_eq!(echo.header_all("authorization"), ["Bearer real-key"]);
+    assert_eq!(
+        echo.header_all("authorization"),
+        [format!("Bearer {REAL_KEY}")]
+    );
     for name in echo.header_names() {
         assert!(!name.starts_with("proxy-"), "{name} leaked upstream");
     }
@@ -84,21 +40,7 @@ fn assert_injected(echo: &Echo) {
 #[tokio::test]
 async fn curl_with_resolve_gets_the_real_credential() {
     let c = chain(&[]).await;
-    let port = c.side.addr.port();
-    let resolve = format!("api.test:{port}:127.0.0.1");
-    let url = format!("https://api.test:{port}/v1/models?limit=1");
-    let ca = c.side.ca_path().display().to_string();
-    let (ok, out, err) = curl(&[
-        "--resolve",
-        &resolve,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        &url,
-    ])
-    .await;
-    assert!(ok, "{err}");
+    let out = c.side.curl("/v1/models?limit=1").await;
     let echo = Echo::parse(&out);
     assert_injected(&echo);
     assert_eq!(echo.uri(), "/v1/models?limit=1");
@@ -137,7 +79,7 @@ async fn curl_with_connect_to_and_http2() {
 async fn client_credentials_are_stripped_unless_configured_otherwise() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     let echo = Echo::parse(
         &client
             .get(&url)
@@ -161,7 +103,7 @@ async fn client_credentials_are_stripped_unless_configured_otherwise() {
     // With the list emptied, client headers pass through (the injected one still wins).
     let c = chain(&["--strip-client-headers", ""]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     let body = client
         .get(&url)
         .header("x-api-key", "dummy")
@@ -181,7 +123,7 @@ async fn client_credentials_are_stripped_unless_configured_otherwise() {
 async fn reqwest_over_http2_posts_bodies() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/v1/chat", c.side.addr.port());
+    let url = c.side.url("api.test", "/v1/chat");
     let resp = client
         .post(&url)
         .header("authorization", "Bearer dummy")
@@ -202,13 +144,13 @@ async fn reqwest_over_http2_posts_bodies() {
 async fn connections_to_the_tokenizer_are_reused() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
-    let url = format!("https://api.test:{}/", c.side.addr.port());
+    let url = c.side.url("api.test", "/");
     for _ in 0..3 {
         let resp = client.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap();
     }
-    assert_eq!(c.upstream.connection_count(), 1);
+    assert_eq!(c.env.upstream.connection_count(), 1);
 }
 
 #[tokio::test]
@@ -216,7 +158,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
     let c = chain(&[]).await;
     let client = c.side.client_for(&["api.test"]);
     let mut resp = client
-        .get(format!("https://api.test:{}/sse", c.side.addr.port()))
+        .get(c.side.url("api.test", "/sse"))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -230,7 +172,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
         .unwrap()
         .unwrap();
     assert_eq!(&first[..], b"data: one\n\n");
-    c.upstream.release.notify_one();
+    c.env.upstream.release(1);
     assert_eq!(&resp.bytes().await.unwrap()[..], b"data: two\n\n");
 }
 
@@ -295,16 +237,8 @@ async fn https_proxy_mode_intercepts_targets() {
     let c = chain(&[]).await;
     let ca = c.side.ca_path().display().to_string();
     let proxy = c.side.proxy_url();
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        "https://api.test/v1/via-proxy",
-    ])
-    .await;
+    let url = "https://api.test/v1/via-proxy";
+    let (ok, out, err) = curl_proxied(&proxy, &ca, "Bearer dummy", url).await;
     assert!(ok, "{err}");
     let echo = Echo::parse(&out);
     assert_injected(&echo);
@@ -332,17 +266,9 @@ async fn passthrough_is_spliced_without_interception() {
     let c = chain(&[]).await;
     let proxy = c.side.proxy_url();
     // The client must trust the upstream's own CA: the sidecar does not touch TLS.
-    let upstream_ca = c.ca.pem_path.display().to_string();
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &upstream_ca,
-        "-H",
-        "Authorization: Bearer mine",
-        "https://pass.test/direct",
-    ])
-    .await;
+    let upstream_ca = c.env.ca.pem_file();
+    let url = "https://pass.test/direct";
+    let (ok, out, err) = curl_proxied(&proxy, &upstream_ca, "Bearer mine", url).await;
     assert!(ok, "{err}");
     let echo = Echo::parse(&out);
     assert_eq!(echo.header_all("authorization"), ["Bearer mine"]);
@@ -369,18 +295,12 @@ async fn unknown_hosts_are_refused() {
     assert!(out.ends_with("403"), "{out}");
     // On the TLS listener, an SNI that is not a target gets no certificate at all.
     let resolve = format!("other.test:{}:127.0.0.1", c.side.addr.port());
-    let url = format!("https://other.test:{}/", c.side.addr.port());
+    let url = c.side.url("other.test", "/");
     let (ok, _, err) = curl(&["--resolve", &resolve, "-k", &url]).await;
     assert!(!ok);
     assert!(!err.is_empty());
     // Still serving.
-    let client = c.side.client_for(&["api.test"]);
-    let resp = client
-        .get(format!("https://api.test:{}/", c.side.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(c.side.get("/").await.status(), 200);
 }
 
 #[tokio::test]
@@ -388,7 +308,7 @@ async fn localhost_serves_the_ca() {
     let c = chain(&[]).await;
     let resolve = format!("localhost:{}:127.0.0.1", c.side.addr.port());
     let ca = c.side.ca_path().display().to_string();
-    let url = format!("https://localhost:{}/ca-cert.pem", c.side.addr.port());
+    let url = c.side.url("localhost", "/ca-cert.pem");
     let (ok, out, err) = curl(&["--resolve", &resolve, "--cacert", &ca, &url]).await;
     assert!(ok, "{err}");
     assert_eq!(out, c.side.ca_pem);
@@ -460,27 +380,22 @@ async fn name_constraints_hold_even_with_the_ca_key() {
     );
 }
 
+/// A sidecar for `api.test` (with a secret no tokenizer opens) in front of `proxy`.
+async fn before(proxy: &str, extra: &[&str]) -> SideProxy {
+    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
+    let mut flags = vec!["--targets", "api.test=S", "--proxy", proxy];
+    flags.extend_from_slice(extra);
+    SideProxy::start(&flags, &[("S", &sealed)]).await
+}
+
 #[tokio::test]
 async fn a_tokenizer_that_is_down_is_a_502() {
-    let ca = TestCa::new();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
-    let side = SideProxy::start(
-        &["--targets", "api.test=S", "--proxy", &proxy],
-        &[("S", &sealed)],
-    )
-    .await;
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let closed = DeadPort::new();
+    let proxy = closed.url("");
+    let side = before(&proxy, &[]).await;
+    let resp = side.get("/").await;
     assert_eq!(resp.status(), 502);
     assert!(resp.text().await.unwrap().contains("tokenizer unreachable"));
-    let _ = ca;
 }
 
 #[tokio::test]
@@ -493,25 +408,8 @@ async fn a_tokenizer_that_never_answers_is_a_504() {
             held.push(s);
         }
     });
-    let sealed = ::tokenizer::secret::b64::encode(&[1u8; 80]);
-    let side = SideProxy::start(
-        &[
-            "--targets",
-            "api.test=S",
-            "--proxy",
-            &proxy,
-            "--tokenizer-timeout",
-            "1s",
-        ],
-        &[("S", &sealed)],
-    )
-    .await;
-    let resp = side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", side.addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let side = before(&proxy, &["--tokenizer-timeout", "1s"]).await;
+    let resp = side.get("/").await;
     assert_eq!(resp.status(), 504);
 }
 
@@ -529,12 +427,5 @@ async fn garbage_instead_of_a_client_hello_is_dropped() {
         .expect("closed promptly")
         .unwrap_or(0);
     assert!(!String::from_utf8_lossy(&buf[..n]).contains("200"));
-    let resp = c
-        .side
-        .client_for(&["api.test"])
-        .get(format!("https://api.test:{}/", c.side.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(c.side.get("/").await.status(), 200);
 }

@@ -9,49 +9,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ::tokenizer::secret::{OpenKey, Secret};
+use ::tokenizer::secret::OpenKey;
 use serde_json::{Value, json};
 
-use crate::support::binary::{self, Server, Stopped, free_port};
+use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
+use crate::support::sidecar::{curl_proxied, curl_sidecar};
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::{CURL_VARS, curl, inject, seal_for, wait_until, with};
 
 /// The caller password the sealed secrets are bound to (`TOKENIZER_AUTH`).
 const PROXY_PW: &str = "proxy-pw";
 /// The credential the tokenizer injects.
 const REAL_KEY: &str = "real-key";
 
-/// Variables `sideproxy` (and curl) read that [`binary::command`] leaves alone; removed so
-/// the caller's environment cannot change a test.
-const SIDE_VARS: &[&str] = &[
-    "TARGETS",
-    "PROXY",
-    "PORT",
-    "BIND_ADDRESSES",
-    "TOKENIZER_AUTH",
-    "CA_DIR",
-    "HTTPS_PROXY_ADDRESS",
-    "PASSTHROUGH",
-    "TOKENIZER_TIMEOUT",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "CURL_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_HOME",
-];
-
 /// `tokenizer sideproxy ARGS` with a clean environment plus `envs`.
 fn sideproxy(args: &[&str], envs: &[(&str, &str)]) -> Command {
     let mut cmd = binary::command();
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         cmd.env_remove(var);
     }
     cmd.arg("sideproxy").args(args).envs(envs.iter().copied());
@@ -60,13 +35,10 @@ fn sideproxy(args: &[&str], envs: &[(&str, &str)]) -> Command {
 
 /// An inject secret (`REAL_KEY`, bound to `PROXY_PW`) allowed for `host`, sealed for `key`.
 fn sealed_for(key: &OpenKey, host: &str) -> String {
-    let secret = with(
-        json!({"inject_processor": {"token": REAL_KEY}, "bearer_auth": bearer(PROXY_PW)}),
-        json!({"allowed_hosts": [host]}),
-    );
-    Secret::from_json(secret.to_string().as_bytes())
-        .expect("valid secret")
-        .seal(&key.seal_key())
+    seal_for(
+        key,
+        &with(inject(REAL_KEY, PROXY_PW), json!({"allowed_hosts": [host]})),
+    )
 }
 
 // === start-up errors ===
@@ -83,20 +55,13 @@ fn run_quick(mut cmd: Command) -> Quick {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let started = Instant::now();
     let mut child = cmd.spawn().expect("start tokenizer");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("still running after 5 s ({cmd:?}); stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_until(Duration::from_secs(5), || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("still running after 5 s ({cmd:?}); stderr:\n{err}");
     };
     let (mut stdout, mut stderr) = (String::new(), String::new());
     child
@@ -351,9 +316,9 @@ struct Side {
 }
 
 impl Side {
-    /// Start on free loopback ports with `CA_DIR=ca_dir`, `PROXY=proxy` and `envs` (TARGETS
-    /// and the variables it names), waiting until it has logged `sideproxy listening` and
-    /// both listeners accept.
+    /// Start on kernel-picked loopback ports with `CA_DIR=ca_dir`, `PROXY=proxy` and `envs`
+    /// (TARGETS and the variables it names), waiting until it has logged `sideproxy
+    /// listening` and both listeners accept.
     fn start(ca_dir: &Path, proxy: &str, envs: &[(&str, &str)]) -> Self {
         Self::try_start(ca_dir, proxy, envs)
             .unwrap_or_else(|e| panic!("tokenizer sideproxy did not start: {e}"))
@@ -362,56 +327,34 @@ impl Side {
     /// [`Side::start`]; when the process exits instead, what it wrote to stderr.
     fn try_start(ca_dir: &Path, proxy: &str, envs: &[(&str, &str)]) -> Result<Self, String> {
         let ca_dir_text = ca_dir.display().to_string();
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let proxy_port = free_port();
-            if port == proxy_port {
-                continue;
-            }
-            let (port_text, proxy_addr) = (port.to_string(), format!("127.0.0.1:{proxy_port}"));
-            let mut all = vec![
-                ("PORT", port_text.as_str()),
-                ("BIND_ADDRESSES", "127.0.0.1"),
-                ("CA_DIR", &ca_dir_text),
-                ("PROXY", proxy),
-                ("TOKENIZER_AUTH", PROXY_PW),
-                ("HTTPS_PROXY_ADDRESS", &proxy_addr),
-                ("LOG_FORMAT", "json"),
-            ];
-            all.extend_from_slice(envs);
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            match Server::launch(sideproxy(&[], &all), addr) {
-                Ok(server) => {
-                    let proxy: SocketAddr = proxy_addr.parse().unwrap();
-                    let deadline = Instant::now() + Duration::from_secs(5);
-                    while TcpStream::connect_timeout(&proxy, Duration::from_millis(200)).is_err() {
-                        assert!(
-                            Instant::now() < deadline,
-                            "HTTPS_PROXY listener {proxy} does not accept:\n{}",
-                            server.stderr_text()
-                        );
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    assert!(
-                        server.stderr_text().contains("sideproxy listening"),
-                        "{}",
-                        server.stderr_text()
-                    );
-                    return Ok(Self {
-                        server,
-                        port,
-                        proxy,
-                        ca_dir: ca_dir.to_owned(),
-                    });
-                }
-                Err(stderr) => last = stderr,
-            }
-            if !last.contains("cannot listen") {
-                break;
-            }
-        }
-        Err(last)
+        let mut all = vec![
+            ("PORT", "0"),
+            ("BIND_ADDRESSES", "127.0.0.1"),
+            ("CA_DIR", &ca_dir_text),
+            ("PROXY", proxy),
+            ("TOKENIZER_AUTH", PROXY_PW),
+            ("HTTPS_PROXY_ADDRESS", "127.0.0.1:0"),
+            ("LOG_FORMAT", "json"),
+        ];
+        all.extend_from_slice(envs);
+        let server = Server::launch(sideproxy(&[], &all))?;
+        assert!(
+            server.stderr_text().contains("sideproxy listening"),
+            "{}",
+            server.stderr_text()
+        );
+        let proxy = server.https_proxy.expect("an HTTPS_PROXY listener");
+        assert!(
+            TcpStream::connect_timeout(&proxy, Duration::from_secs(5)).is_ok(),
+            "HTTPS_PROXY listener {proxy} does not accept:\n{}",
+            server.stderr_text()
+        );
+        Ok(Self {
+            port: server.addr.port(),
+            server,
+            proxy,
+            ca_dir: ca_dir.to_owned(),
+        })
     }
 
     fn ca_path(&self) -> PathBuf {
@@ -467,20 +410,11 @@ async fn chain() -> Chain {
     let sealed = sealed_for(&key, "api.test");
     let dir = tempfile::tempdir().unwrap();
     let (serve, side) = tokio::task::block_in_place(|| {
-        let ca_file = ca.pem_path.display().to_string();
-        let pin = format!("api.test=127.0.0.1:{}", upstream.port());
-        let serve = Server::start(
+        let pin = upstream.pin(&["api.test"]);
+        let serve = Server::start_trusting(
+            &ca,
             &key.to_hex(),
-            &[
-                "--log-format",
-                "json",
-                "--upstream-ca-file",
-                &ca_file,
-                "--upstream-allow-cidrs",
-                "127.0.0.0/8",
-                "--upstream-resolve",
-                &pin,
-            ],
+            &["--log-format", "json", "--upstream-resolve", &pin],
             &[],
         );
         let side = Side::start(
@@ -526,41 +460,9 @@ fn assert_no_secrets(sealed: &str, side: &str, serve: &str) {
     }
 }
 
-/// `curl -sS ARGS` with no proxy or CA variables from the caller's environment.
-async fn curl(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::new("curl");
-    for var in SIDE_VARS {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .await
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// curl to `https://api.test:PORT/PATH` (hosts-file mode) must see the real credential.
 async fn curl_hosts_mode(side: &Side, path: &str) {
-    let resolve = format!("api.test:{}:127.0.0.1", side.port);
-    let url = format!("https://api.test:{}{path}", side.port);
-    let ca = side.ca_path().display().to_string();
-    let (ok, out, err) = curl(&[
-        "--resolve",
-        &resolve,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        &url,
-    ])
-    .await;
-    assert!(ok, "curl {url}: {err}");
+    let out = curl_sidecar(side.port, &side.ca_path(), path).await;
     assert_injected(&Echo::parse(&out), path);
 }
 
@@ -588,16 +490,7 @@ async fn a_real_run_injects_serves_the_ca_logs_and_stops_cleanly() {
 
     // HTTPS_PROXY mode: CONNECT api.test:443, then TLS to a forged certificate.
     let proxy = format!("http://{}", side.proxy);
-    let (ok, out, err) = curl(&[
-        "-x",
-        &proxy,
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer dummy",
-        "https://api.test/y",
-    ])
-    .await;
+    let (ok, out, err) = curl_proxied(&proxy, &ca, "Bearer dummy", "https://api.test/y").await;
     assert!(ok, "curl through HTTPS_PROXY: {err}");
     assert_injected(&Echo::parse(&out), "/y");
 
@@ -708,7 +601,7 @@ async fn env_lines_let_an_unmodified_curl_through() {
         "{text}\nexec curl -sS --max-time 10 -H 'Authorization: Bearer dummy' https://api.test/z"
     );
     let mut sh = tokio::process::Command::new("sh");
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         sh.env_remove(var);
     }
     let run = sh.arg("-c").arg(&script).output().await.expect("sh runs");
@@ -864,7 +757,7 @@ fn a_ca_key_that_does_not_match_ca_pem_is_not_used() {
     let url = format!("https://localhost:{}/ca-cert.pem", side.port);
     let ca = side.ca_path().display().to_string();
     let mut curl = Command::new("curl");
-    for var in SIDE_VARS {
+    for var in CURL_VARS {
         curl.env_remove(var);
     }
     let out = curl

@@ -12,40 +12,23 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::ca::TestCa;
-use crate::support::python;
-use crate::support::tokenizer::Tokenizer;
-use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, with};
+use crate::support::upstream::Echo;
+use crate::support::{Env, Reply, bearer, python, with};
 
 const ACCESS_KEY: &str = "AKIDREALEXAMPLE";
 const SECRET_KEY: &str = "real/Secret+Key0123456789EXAMPLE";
 const AMZ_DATE: &str = "20260304T101112Z";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-struct Env {
-    _ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-    client: reqwest::Client,
-}
-
 /// A proxy that buffers at most 4 KiB, in front of a TLS echo upstream.
 async fn env() -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
-    let tk = Tokenizer::start(&ca, &["--max-buffered-body", "4KiB"]).await;
-    let client = tk.client();
-    Env {
-        _ca: ca,
-        upstream,
-        tk,
-        client,
-    }
+    Env::builder()
+        .flags(&["--max-buffered-body", "4KiB"])
+        .start()
+        .await
 }
 
 /// The sealed keys; `no_swap: None` leaves the key out (Go's default, which swaps).
@@ -69,37 +52,23 @@ fn dummy_auth(p2: &str, p3: &str) -> String {
     )
 }
 
-impl Env {
-    /// A request through the proxy carrying `sealed`, signed by the client for
-    /// `region`/`service` (no_swap order) at AMZ_DATE.
-    fn request(
-        &self,
-        method: Method,
-        path: &str,
-        sealed: &str,
-        auth: &str,
-    ) -> reqwest::RequestBuilder {
-        self.client
-            .request(
-                method,
-                format!("http://127.0.0.1:{}{path}", self.upstream.port()),
-            )
-            .header("proxy-tokenizer", sealed)
-            .header("proxy-authorization", "Bearer trustno1")
-            .header("authorization", auth)
-            .header("x-amz-date", AMZ_DATE)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-}
-
-async fn echo_of(resp: reqwest::Response) -> Echo {
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    Echo::parse(&text)
+/// `method path` through the proxy carrying `sealed`, signed by the client with `auth`
+/// at AMZ_DATE, with more `headers` and `body`.
+async fn send(
+    e: &Env,
+    method: &str,
+    path: &str,
+    (sealed, auth): (&str, &str),
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut all = vec![
+        ("proxy-authorization", "Bearer trustno1"),
+        ("authorization", auth),
+        ("x-amz-date", AMZ_DATE),
+    ];
+    all.extend_from_slice(headers);
+    e.send(method, path, &[sealed], &all, body.to_owned()).await
 }
 
 /// The `SignedHeaders` of an Authorization value.
@@ -185,95 +154,79 @@ fn assert_aws_would_accept(e: &Env, echo: &Echo, region: &str, service: &str) {
     assert_eq!(botocore_authorization(echo, region, service), ours);
 }
 
+/// `request` (`METHOD PATH`) with `headers` and `body`, signed by the client for
+/// `(region, service)` and sealed with the real keys (no_swap): what the upstream saw,
+/// checked to be what AWS would accept.
+async fn accepted(
+    e: &Env,
+    request: &str,
+    (region, service): (&str, &str),
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Echo {
+    let (method, path) = request.split_once(' ').unwrap();
+    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
+    let auth = dummy_auth(region, service);
+    let echo = send(e, method, path, (&sealed, &auth), headers, body)
+        .await
+        .echo();
+    assert_aws_would_accept(e, &echo, region, service);
+    echo
+}
+
 // === S3 ===
 
 #[tokio::test]
 async fn s3_put_with_unsigned_payload_is_signed_as_aws_verifies_it() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = e
-        .request(
-            Method::PUT,
-            "/bucket/photos/my%20cat.jpg",
-            &sealed,
-            &dummy_auth("us-east-1", "s3"),
-        )
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        .header("content-type", "image/jpeg")
-        .header("x-amz-meta-owner", "Ada  Lovelace")
-        .body("not really a jpeg")
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let headers = [
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ("content-type", "image/jpeg"),
+        ("x-amz-meta-owner", "Ada  Lovelace"),
+    ];
+    let request = "PUT /bucket/photos/my%20cat.jpg";
+    let echo = accepted(
+        &e,
+        request,
+        ("us-east-1", "s3"),
+        &headers,
+        "not really a jpeg",
+    )
+    .await;
     assert_eq!(echo.uri(), "/bucket/photos/my%20cat.jpg");
     assert_eq!(echo.body(), "not really a jpeg");
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 #[tokio::test]
 async fn s3_put_with_a_body_hash_is_signed_as_aws_verifies_it() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "hello, object";
-    let resp = e
-        .request(
-            Method::PUT,
-            "/bucket/greeting.txt",
-            &sealed,
-            &dummy_auth("eu-west-1", "s3"),
-        )
-        .header("x-amz-content-sha256", hex::encode(Sha256::digest(body)))
-        .header("content-type", "text/plain")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let hash = hex::encode(Sha256::digest(body));
+    let headers = [
+        ("x-amz-content-sha256", hash.as_str()),
+        ("content-type", "text/plain"),
+    ];
+    let request = "PUT /bucket/greeting.txt";
+    let echo = accepted(&e, request, ("eu-west-1", "s3"), &headers, body).await;
     assert_eq!(echo.body(), body);
-    assert_aws_would_accept(&e, &echo, "eu-west-1", "s3");
 }
 
 #[tokio::test]
 async fn s3_get_without_a_body_is_signed_with_its_rewritten_query() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = e
-        .request(
-            Method::GET,
-            "/bucket?prefix=a+b&list-type=2&delimiter=%2F",
-            &sealed,
-            &dummy_auth("us-east-1", "s3"),
-        )
-        .header("x-amz-content-sha256", EMPTY_SHA256)
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let headers = [("x-amz-content-sha256", EMPTY_SHA256)];
+    let request = "GET /bucket?prefix=a+b&list-type=2&delimiter=%2F";
+    let echo = accepted(&e, request, ("us-east-1", "s3"), &headers, "").await;
     assert_eq!(echo.uri(), "/bucket?delimiter=%2F&list-type=2&prefix=a%20b");
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 #[tokio::test]
 async fn over_the_limit_an_s3_body_with_a_declared_hash_still_streams() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "x".repeat(5000);
-    let resp = e
-        .request(
-            Method::PUT,
-            "/bucket/big",
-            &sealed,
-            &dummy_auth("us-east-1", "s3"),
-        )
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let headers = [("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+    let echo = accepted(&e, "PUT /bucket/big", ("us-east-1", "s3"), &headers, &body).await;
     assert_eq!(echo.body(), body);
-    assert_aws_would_accept(&e, &echo, "us-east-1", "s3");
 }
 
 // === other services ===
@@ -281,61 +234,44 @@ async fn over_the_limit_an_s3_body_with_a_declared_hash_still_streams() {
 #[tokio::test]
 async fn sts_post_with_a_form_body_and_no_hash_header_is_signed_over_the_body() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let body = "Action=GetCallerIdentity&Version=2011-06-15";
-    let resp = e
-        .request(Method::POST, "/", &sealed, &dummy_auth("us-east-1", "sts"))
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
+    let echo = accepted(&e, "POST /", ("us-east-1", "sts"), &headers, body).await;
     assert_eq!(echo.body(), body);
     assert!(echo.header("x-amz-content-sha256").is_none());
-    assert_aws_would_accept(&e, &echo, "us-east-1", "sts");
 }
 
 #[tokio::test]
 async fn execute_api_get_with_a_query_to_re_encode_and_no_body() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = e
-        .request(
-            Method::GET,
-            "/prod/items/a%20b:c?z=1&q=hello+world&tag=%7Eok&flag",
-            &sealed,
-            &dummy_auth("eu-central-1", "execute-api"),
-        )
-        .header("x-custom-trace", "  spaced   out  ")
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let headers = [("x-custom-trace", "  spaced   out  ")];
+    let request = "GET /prod/items/a%20b:c?z=1&q=hello+world&tag=%7Eok&flag";
+    let echo = accepted(&e, request, ("eu-central-1", "execute-api"), &headers, "").await;
     assert_eq!(
         echo.uri(),
         "/prod/items/a%20b:c?flag=&q=hello%20world&tag=~ok&z=1"
     );
     assert_eq!(echo.body(), "");
-    assert_aws_would_accept(&e, &echo, "eu-central-1", "execute-api");
 }
 
 #[tokio::test]
 async fn without_no_swap_the_scope_parts_are_exchanged_as_in_go() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, None));
+    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, None));
     // A client written against the Go tokenizer names the service first.
-    let resp = e
-        .request(Method::POST, "/", &sealed, &dummy_auth("sts", "us-west-2"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("Action=GetCallerIdentity&Version=2011-06-15")
-        .send()
-        .await
-        .unwrap();
-    let echo = echo_of(resp).await;
+    let resp = send(
+        &e,
+        "POST",
+        "/",
+        (&sealed, &dummy_auth("sts", "us-west-2")),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "Action=GetCallerIdentity&Version=2011-06-15",
+    )
+    .await;
+    let echo = resp.echo();
     assert_aws_would_accept(&e, &echo, "us-west-2", "sts");
 }
 
@@ -344,15 +280,18 @@ async fn without_no_swap_the_scope_parts_are_exchanged_as_in_go() {
 #[tokio::test]
 async fn a_body_over_the_limit_without_a_declared_hash_is_413() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
-    let resp = e
-        .request(Method::POST, "/", &sealed, &dummy_auth("us-east-1", "sts"))
-        .body("x".repeat(5000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    let text = resp.text().await.unwrap();
+    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
+    let resp = send(
+        &e,
+        "POST",
+        "/",
+        (&sealed, &dummy_auth("us-east-1", "sts")),
+        &[],
+        &"x".repeat(5000),
+    )
+    .await;
+    assert_eq!(resp.status, 413);
+    let text = resp.body;
     assert!(
         !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),
         "{text}"
@@ -363,7 +302,7 @@ async fn a_body_over_the_limit_without_a_declared_hash_is_413() {
 #[tokio::test]
 async fn a_bad_client_authorization_is_400() {
     let e = env().await;
-    let sealed = e.tk.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
+    let sealed = e.seal(&secret(ACCESS_KEY, SECRET_KEY, Some(true)));
     let cases: [(Option<&str>, &str); 5] = [
         (None, AMZ_DATE),
         (
@@ -381,18 +320,14 @@ async fn a_bad_client_authorization_is_400() {
         (Some(&dummy_auth("us-east-1", "sts")), "yesterday"),
     ];
     for (auth, date) in cases {
-        let mut req = e
-            .client
-            .get(format!("http://127.0.0.1:{}/", e.upstream.port()))
-            .header("proxy-tokenizer", &sealed)
-            .header("proxy-authorization", "Bearer trustno1")
-            .header("x-amz-date", date);
-        if let Some(auth) = auth {
-            req = req.header("authorization", auth);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 400, "{auth:?} {date}");
-        let text = resp.text().await.unwrap();
+        let mut headers = vec![
+            ("proxy-authorization", "Bearer trustno1"),
+            ("x-amz-date", date),
+        ];
+        headers.extend(auth.map(|a| ("authorization", a)));
+        let resp = e.get("/", &[&sealed], &headers).await;
+        assert_eq!(resp.status, 400, "{auth:?} {date}");
+        let text = resp.body;
         assert!(text.starts_with("bad request: "), "{text}");
         assert!(
             !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),
@@ -406,14 +341,18 @@ async fn a_bad_client_authorization_is_400() {
 async fn empty_keys_are_400() {
     let e = env().await;
     for (access, secret_key) in [("", SECRET_KEY), (ACCESS_KEY, "")] {
-        let sealed = e.tk.seal(&secret(access, secret_key, Some(true)));
-        let resp = e
-            .request(Method::GET, "/", &sealed, &dummy_auth("us-east-1", "sts"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 400);
-        let text = resp.text().await.unwrap();
+        let sealed = e.seal(&secret(access, secret_key, Some(true)));
+        let resp = send(
+            &e,
+            "GET",
+            "/",
+            (&sealed, &dummy_auth("us-east-1", "sts")),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(resp.status, 400);
+        let text = resp.body;
         assert!(text.contains("missing"), "{text}");
         assert!(
             !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),

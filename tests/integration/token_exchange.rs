@@ -4,9 +4,10 @@
 //! multi_processor too; and every response shape that must fail closed.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use ::tokenizer::processor::ProcessorConfig;
-use ::tokenizer::secret::{OpenKeys, Secret, b64};
+use ::tokenizer::secret::{Secret, b64};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -16,9 +17,8 @@ use serde_json::{Value, json};
 use crate::support::binary::Server;
 use crate::support::ca::TestCa;
 use crate::support::raw::{RawConn, RawResponse};
-use crate::support::tokenizer::Tokenizer;
 use crate::support::upstream::{Echo, Upstream};
-use crate::support::{bearer, inject, with};
+use crate::support::{Env, Reply, bearer, inject, poll_until, seal_for, with};
 
 const GOOGLE: &str = "ya29.test-access-token-from-google";
 const CC_TOKEN: &str = "hs-access-token-xyz";
@@ -135,46 +135,27 @@ fn secret(processor: Value, extra: Value) -> Value {
 
 /// One TLS upstream (echo and token endpoints) known as 127.0.0.1:PORT, and pinned as
 /// `api.github.com` and `oauth.test` for the proxy.
-struct Env {
-    _ca: TestCa,
-    upstream: Upstream,
-    tk: Tokenizer,
-    client: reqwest::Client,
-}
-
 async fn env() -> Env {
     env_with(&[]).await
 }
 
 /// The environment with more `serve` flags.
 async fn env_with(extra: &[&str]) -> Env {
-    let ca = TestCa::new();
-    let upstream = Upstream::start(&ca, &["127.0.0.1", "api.github.com", "oauth.test"]).await;
-    let pins = format!(
-        "api.github.com=127.0.0.1:{p},oauth.test=127.0.0.1:{p}",
-        p = upstream.port()
-    );
-    let mut flags = vec!["--upstream-resolve", pins.as_str()];
-    flags.extend_from_slice(extra);
-    let tk = Tokenizer::start(&ca, &flags).await;
-    let client = tk.client();
-    Env {
-        _ca: ca,
-        upstream,
-        tk,
-        client,
-    }
+    Env::builder()
+        .names(&["127.0.0.1", "api.github.com", "oauth.test"])
+        .flags(extra)
+        .start()
+        .await
 }
 
-/// What the client got.
-struct Got {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Got {
+/// What a client of a token exchange got.
+trait Got {
     /// The sealed token response: `(sealed_token, expires_in)`.
+    fn sealed(&self) -> (String, i64);
+    fn assert_no_plaintext(&self);
+}
+
+impl Got for Reply {
     fn sealed(&self) -> (String, i64) {
         assert!(
             self.status == 200 || self.status == 201,
@@ -182,7 +163,7 @@ impl Got {
             self.status,
             self.body
         );
-        assert_eq!(self.content_type, "application/json");
+        assert_eq!(self.header("content-type"), Some("application/json"));
         let v: Value = serde_json::from_str(&self.body).unwrap();
         assert_eq!(
             v.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -193,11 +174,6 @@ impl Got {
         let sealed = v["sealed_token"].as_str().unwrap().to_owned();
         assert!(!sealed.is_empty());
         (sealed, v["expires_in"].as_i64().unwrap())
-    }
-
-    fn echo(&self) -> Echo {
-        assert_eq!(self.status, 200, "{}", self.body);
-        Echo::parse(&self.body)
     }
 
     fn assert_no_plaintext(&self) {
@@ -212,62 +188,38 @@ impl Got {
     }
 }
 
-impl Env {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.upstream.port())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host())
-    }
-
-    fn seal(&self, secret: &Value) -> String {
-        self.tk.seal(secret)
-    }
-
-    fn open_keys(&self) -> OpenKeys {
-        OpenKeys::new(self.tk.open_key.clone(), Vec::new())
-    }
-
-    /// `method url` through the proxy with one secret and one Proxy-Authorization.
-    async fn send(&self, method: &str, url: &str, sealed: &str, auth: Option<&str>) -> Got {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), url)
-            .header("proxy-tokenizer", sealed);
-        if let Some(a) = auth {
-            req = req.header("proxy-authorization", format!("Bearer {a}"));
-        }
-        if method == "POST" {
-            req = req
-                .header("content-type", "application/json")
-                .body(r#"{"stale":"client body"}"#);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = resp.text().await.unwrap();
-        Got {
-            status,
-            content_type,
-            body,
-        }
-    }
+/// Requests through the proxy with one secret.
+trait Through {
+    /// `method url` with `sealed` and, when given, `Proxy-Authorization: Bearer auth`; a
+    /// POST carries a stale JSON body.
+    async fn call(&self, method: &str, url: &str, sealed: &str, auth: Option<&str>) -> Reply;
 
     /// The exchange: POST `url` with the exchange secret and the right auth.
-    async fn exchange(&self, url: &str, sealed: &str) -> Got {
-        let got = self.send("POST", url, sealed, Some(AUTH)).await;
+    async fn exchange(&self, url: &str, sealed: &str) -> Reply {
+        let got = self.call("POST", url, sealed, Some(AUTH)).await;
         got.assert_no_plaintext();
         got
     }
 
     /// Use a sealed token: GET `url` with the right auth; what the upstream saw.
     async fn use_token(&self, url: &str, sealed: &str) -> Echo {
-        self.send("GET", url, sealed, Some(AUTH)).await.echo()
+        self.call("GET", url, sealed, Some(AUTH)).await.echo()
+    }
+}
+
+impl Through for Env {
+    async fn call(&self, method: &str, url: &str, sealed: &str, auth: Option<&str>) -> Reply {
+        let auth = auth.map(|a| format!("Bearer {a}"));
+        let mut headers = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("proxy-authorization", a.as_str()));
+        }
+        let mut body = "";
+        if method == "POST" {
+            headers.push(("content-type", "application/json"));
+            body = r#"{"stale":"client body"}"#;
+        }
+        self.send(method, url, &[sealed], &headers, body).await
     }
 }
 
@@ -348,13 +300,13 @@ async fn jwt_exchange_then_use_the_sealed_token() {
 
     // Wrong or no auth → 407.
     for auth in [Some("wrong"), None] {
-        let got = e.send("GET", &e.url("/"), &token, auth).await;
+        let got = e.call("GET", &e.url("/"), &token, auth).await;
         assert_eq!(got.status, 407, "{}", got.body);
         got.assert_no_plaintext();
     }
 
     // 3. What was sealed: the token, the original auth and hosts, an expiry.
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     let ProcessorConfig::Inject(inject) = &opened.processor else {
         panic!("not an inject secret: {}", opened.stripped_json());
     };
@@ -408,10 +360,15 @@ async fn expired_sealed_tokens_are_refused() {
     let got = e.exchange(&e.url("/token/short"), &sealed).await;
     let (token, expires_in) = got.sealed();
     assert_eq!(expires_in, 1);
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     assert!(opened.policy.expires_at.unwrap() <= now() + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let got = e.send("GET", &e.url("/"), &token, Some(AUTH)).await;
+    // Expiry has a one-second grain: ask until the token is refused.
+    let got = poll_until(Duration::from_secs(10), || async {
+        let got = e.call("GET", &e.url("/"), &token, Some(AUTH)).await;
+        (got.status != 200).then_some(got)
+    })
+    .await
+    .expect("the token is still accepted 10 s after it expired");
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("secret expired"), "{}", got.body);
     got.assert_no_plaintext();
@@ -421,7 +378,7 @@ async fn expired_sealed_tokens_are_refused() {
         inject(GOOGLE, AUTH),
         json!({"expires_at": now() - 10}),
     ));
-    let got = e.send("GET", &e.url("/"), &forged, Some(AUTH)).await;
+    let got = e.call("GET", &e.url("/"), &forged, Some(AUTH)).await;
     assert_eq!(got.status, 400, "{}", got.body);
     assert!(got.body.contains("secret expired"), "{}", got.body);
     got.assert_no_plaintext();
@@ -446,19 +403,19 @@ async fn exchanges_work_with_the_reflection_guard_on() {
         let got = e.exchange(&e.url(path), &sealed).await;
         assert_eq!(got.status, 200, "{}", got.body);
         let (token, _) = got.sealed();
-        let opened = Secret::open(&e.open_keys(), &token).unwrap();
+        let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
         let ProcessorConfig::Inject(inject) = &opened.processor else {
             panic!("not inject");
         };
         assert_eq!(inject.token.expose(), want);
-        let got = e.send("GET", &e.url("/"), &token, Some(AUTH)).await;
+        let got = e.call("GET", &e.url("/"), &token, Some(AUTH)).await;
         assert_eq!(got.status, 200, "{}", got.body);
         got.assert_no_plaintext();
     }
     let sealed = e.seal(&secret(github_processor(""), json!({})));
     let (token, _) = e.exchange("http://api.github.com/", &sealed).await.sealed();
     let got = e
-        .send("GET", "http://api.github.com/user", &token, Some(AUTH))
+        .call("GET", "http://api.github.com/user", &token, Some(AUTH))
         .await;
     assert_eq!(got.status, 200, "{}", got.body);
     got.assert_no_plaintext();
@@ -506,12 +463,12 @@ async fn client_credentials_exchange_then_use() {
             [format!("Bearer {CC_TOKEN}")]
         );
         assert_eq!(
-            e.send("GET", &e.url("/"), &token, Some("wrong"))
+            e.call("GET", &e.url("/"), &token, Some("wrong"))
                 .await
                 .status,
             407
         );
-        let opened = Secret::open(&e.open_keys(), &token).unwrap();
+        let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
         let at = opened.policy.expires_at.unwrap() - now();
         assert!((7190..=7200).contains(&at), "{at}");
     }
@@ -567,15 +524,15 @@ async fn github_app_exchange_then_use() {
     let echo = e.use_token("http://api.github.com/user", &token).await;
     assert_eq!(echo.header_all("authorization"), [format!("token {GHS}")]);
     assert_eq!(echo.header("host").unwrap(), "api.github.com");
-    let got = e.send("GET", &e.url("/"), &token, Some(AUTH)).await;
+    let got = e.call("GET", &e.url("/"), &token, Some(AUTH)).await;
     assert_eq!(got.status, 400, "{}", got.body);
     got.assert_no_plaintext();
     let got = e
-        .send("GET", "http://api.github.com/user", &token, Some("wrong"))
+        .call("GET", "http://api.github.com/user", &token, Some("wrong"))
         .await;
     assert_eq!(got.status, 407);
 
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     let json: Value = serde_json::from_str(&opened.to_json()).unwrap();
     assert_eq!(json["inject_processor"]["fmt"], "token %s");
     assert_eq!(json["bearer_auth"], bearer(AUTH));
@@ -602,7 +559,7 @@ async fn github_enterprise_template() {
     );
     // The installation token is pinned to the token URL's host, where the Enterprise
     // API lives (Go pins every installation token to api.github.com, useless there).
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     assert_eq!(
         opened.hosts.allowed_hosts,
         Some(vec!["ghe.example.test".to_owned()])
@@ -611,28 +568,16 @@ async fn github_enterprise_template() {
 
 // === CONNECT and multi_processor ===
 
-fn connect_request(authority: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.into_bytes()
-}
-
 /// A tunnel to `oauth.test:80` opened with `sealed` and the right auth.
 async fn tunnel(e: &Env, sealed: &str) -> RawConn {
-    let mut conn = RawConn::open(e.tk.addr).await;
-    conn.send(&connect_request(
+    let auth = format!("Bearer {AUTH}");
+    e.tunnel(
         "oauth.test:80",
-        &[
-            ("Proxy-Tokenizer", sealed),
-            ("Proxy-Authorization", &format!("Bearer {AUTH}")),
-        ],
-    ))
-    .await;
-    assert_eq!(conn.read_response(true).await.status, 200);
-    conn
+        &[sealed],
+        &[("proxy-authorization", &auth)],
+    )
+    .await
+    .expect("a tunnel")
 }
 
 async fn tunnel_request(conn: &mut RawConn, method: &str, path: &str) -> RawResponse {
@@ -644,14 +589,8 @@ async fn tunnel_request(conn: &mut RawConn, method: &str, path: &str) -> RawResp
     conn.read_response(false).await
 }
 
-fn sealed_of(resp: &RawResponse) -> String {
-    Got {
-        status: resp.status,
-        content_type: resp.header("content-type").unwrap_or("").to_owned(),
-        body: resp.text(),
-    }
-    .sealed()
-    .0
+fn sealed_of(resp: RawResponse) -> String {
+    Reply::from(resp).sealed().0
 }
 
 #[tokio::test]
@@ -664,7 +603,7 @@ async fn exchanges_on_a_connect_are_sealed() {
     let mut conn = tunnel(&e, &sealed).await;
     let resp = tunnel_request(&mut conn, "POST", "/token").await;
     assert!(!resp.text().contains("ya29"), "{}", resp.text());
-    let token = sealed_of(&resp);
+    let token = sealed_of(resp);
     verify(
         &assertion(&e.upstream.last_received()),
         jsonwebtoken::Algorithm::RS256,
@@ -672,7 +611,7 @@ async fn exchanges_on_a_connect_are_sealed() {
     );
     // A second exchange in the same tunnel is sealed too; a shape the processor does
     // not expect fails closed there as well.
-    sealed_of(&tunnel_request(&mut conn, "POST", "/token").await);
+    sealed_of(tunnel_request(&mut conn, "POST", "/token").await);
     let resp = tunnel_request(&mut conn, "POST", "/token/renamed").await;
     assert_eq!(resp.status, 502, "{}", resp.text());
     assert!(!resp.text().contains("ya29"));
@@ -724,8 +663,8 @@ async fn exchanges_inside_multi_processor_are_sealed() {
     let mut conn = tunnel(&e, &multi_jwt).await;
     let resp = tunnel_request(&mut conn, "POST", "/token").await;
     assert!(!resp.text().contains("ya29"), "{}", resp.text());
-    let token = sealed_of(&resp);
-    let opened = Secret::open(&e.open_keys(), &token).unwrap();
+    let token = sealed_of(resp);
+    let opened = Secret::open(&e.tk.open_keys(), &token).unwrap();
     let ProcessorConfig::Inject(inject) = &opened.processor else {
         panic!("not inject");
     };
@@ -737,7 +676,7 @@ async fn exchanges_inside_multi_processor_are_sealed() {
         json!({"multi_processor": [cc_processor(""), jwt_processor(&rsa_key().pem)]}),
         json!({}),
     ));
-    let got = e.send("POST", &e.url("/token"), &two, Some(AUTH)).await;
+    let got = e.call("POST", &e.url("/token"), &two, Some(AUTH)).await;
     assert_eq!(got.status, 400, "{}", got.body);
     let mut req = e
         .client
@@ -772,7 +711,7 @@ async fn unexpected_token_responses_fail_closed() {
         (&cc, "/", 502),
     ];
     for (sealed, path, status) in cases {
-        let got = e.send("POST", &e.url(path), sealed, Some(AUTH)).await;
+        let got = e.call("POST", &e.url(path), sealed, Some(AUTH)).await;
         assert_eq!(got.status, status, "{path}: {}", got.body);
         got.assert_no_plaintext();
         assert!(
@@ -785,11 +724,11 @@ async fn unexpected_token_responses_fail_closed() {
     // A plain OAuth error passes through unchanged.
     for sealed in [&jwt, &cc] {
         let got = e
-            .send("POST", &e.url("/token/invalid-grant"), sealed, Some(AUTH))
+            .call("POST", &e.url("/token/invalid-grant"), sealed, Some(AUTH))
             .await;
         assert_eq!(got.status, 400);
         assert_eq!(got.body, r#"{"error":"invalid_grant"}"#);
-        assert_eq!(got.content_type, "application/json");
+        assert_eq!(got.header("content-type"), Some("application/json"));
     }
 }
 
@@ -804,7 +743,7 @@ async fn unexpected_github_responses_fail_closed() {
             json!({}),
         ));
         let got = e
-            .send("POST", "http://api.github.com/", &sealed, Some(AUTH))
+            .call("POST", "http://api.github.com/", &sealed, Some(AUTH))
             .await;
         assert_eq!(got.status, status, "{path}: {}", got.body);
         got.assert_no_plaintext();
@@ -870,7 +809,7 @@ async fn bad_exchange_secrets_are_400_without_key_material() {
     let ec_line = ec_pem.lines().nth(1).unwrap().to_owned();
     for (processor, want) in cases {
         let sealed = e.seal(&secret(processor, json!({})));
-        let got = e.send("POST", &e.url("/token"), &sealed, Some(AUTH)).await;
+        let got = e.call("POST", &e.url("/token"), &sealed, Some(AUTH)).await;
         assert_eq!(got.status, 400, "{want}: {}", got.body);
         assert_eq!(got.body.trim(), format!("bad request: {want}"));
         for material in [&pem_line, &ec_line, CLIENT_SECRET, "not-a-real-key"] {
@@ -888,28 +827,15 @@ async fn logs_hold_no_exchange_secrets() {
     let upstream = Upstream::start(&ca, &["127.0.0.1", "api.github.com"]).await;
     let open = ::tokenizer::secret::OpenKey::generate();
     let open_hex = open.to_hex().to_string();
-    let pin = format!("api.github.com=127.0.0.1:{}", upstream.port());
-    let ca_file = ca.pem_path.display().to_string();
-    let server = Server::start(
+    let pin = upstream.pin(&["api.github.com"]);
+    let server = Server::start_trusting(
+        &ca,
         &open_hex,
-        &[
-            "--log-format",
-            "json",
-            "--upstream-ca-file",
-            &ca_file,
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-            "--upstream-resolve",
-            &pin,
-        ],
+        &["--log-format", "json", "--upstream-resolve", &pin],
         &[("RUST_LOG", "trace")],
     );
     let client = server.client();
-    let seal = |v: &Value| {
-        Secret::from_json(v.to_string().as_bytes())
-            .unwrap()
-            .seal(&open.seal_key())
-    };
+    let seal = |v: &Value| seal_for(&open, v);
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", upstream.port());
     let post = |url: String, sealed: String| {
         client
@@ -1021,7 +947,7 @@ async fn unrestricted_exchange_secrets_are_pinned_to_their_token_url() {
     cc["client_credentials_processor"]["token_url"] = json!("https://oauth.test/token/cc");
     let pinned = e.seal(&with(cc, json!({"bearer_auth": bearer(AUTH)})));
     let got = e
-        .send(
+        .call(
             "POST",
             &format!("http://{}/token/cc", e.host()),
             &pinned,

@@ -1,12 +1,16 @@
-//! The real `tokenizer` binary as a child process: one-shot subcommands, and `serve` as
-//! a server that is stopped with SIGTERM and hands back everything it wrote to stderr.
+//! The real `tokenizer` binary as a child process: one-shot subcommands, and `serve` (or
+//! `sideproxy`) as a server on kernel-picked ports that is stopped with SIGTERM and hands
+//! back everything it wrote to stderr.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::ca::TestCa;
+use super::poll::wait_until;
 
 /// Path of the binary cargo built for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tokenizer");
@@ -40,6 +44,17 @@ const TOKENIZER_VARS: &[&str] = &[
     "SHUTDOWN_TIMEOUT",
     "RUST_LOG",
     "DEBUG",
+    // sideproxy
+    "TARGETS",
+    "PROXY",
+    "PORT",
+    "BIND_ADDRESSES",
+    "TOKENIZER_AUTH",
+    "CA_DIR",
+    "HTTPS_PROXY_ADDRESS",
+    "PASSTHROUGH",
+    "TOKENIZER_TIMEOUT",
+    "ADMIN_TOKEN",
 ];
 
 /// `tokenizer` with a clean tokenizer environment (other variables, PATH included, kept).
@@ -49,6 +64,22 @@ pub fn command() -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// The Go repository's key pair (cmd/curl/.envrc), which Go users' scripts hold.
+pub const GO_OPEN_KEY: &str = "0d88a36d5c41d5c3d97b929fdebf0bea57e5fb4616da88121ba972431a161cab";
+pub const GO_SEAL_KEY: &str = "a29dcbaa824af8f0a8d435df6ca1f27cfbf1d5aaa03f3f87fa0a58f8a34d8f67";
+
+/// `tokenizer unseal --open-key OPEN_KEY --token SEALED` (with `--show-secrets` when
+/// `show`): the JSON it printed.
+pub fn unseal(open_key: &str, sealed: &str, show: bool) -> serde_json::Value {
+    let mut args = vec!["unseal", "--open-key", open_key, "--token", sealed];
+    if show {
+        args.push("--show-secrets");
+    }
+    let out = run(&args).ok();
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("unseal printed no JSON ({e}): {out:?}"))
 }
 
 /// What a finished child printed.
@@ -103,15 +134,6 @@ pub fn run(args: &[&str]) -> Output {
     run_cmd(cmd, b"")
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Let the child run on CPU 0 only.
 fn pin_to_cpu_0(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -130,10 +152,16 @@ fn pin_to_cpu_0(cmd: &mut Command) {
     }
 }
 
-/// `tokenizer serve` running as a child on a loopback port. Killed when dropped;
+/// `tokenizer serve` or `tokenizer sideproxy` running as a child, listening on ports the
+/// kernel picked (`:0`), which it names on its `listening` log line. Killed when dropped;
 /// [`Server::stop`] ends it the polite way.
 pub struct Server {
+    /// The main listener: `serve`'s proxy, `sideproxy`'s (first) TLS listener.
     pub addr: SocketAddr,
+    /// `serve`'s admin listener, when it has one.
+    pub admin: Option<SocketAddr>,
+    /// `sideproxy`'s HTTPS_PROXY listener, when it has one.
+    pub https_proxy: Option<SocketAddr>,
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
@@ -149,12 +177,64 @@ pub struct Stopped {
     pub stderr: String,
 }
 
+/// The listeners a `listening` log line names.
+struct Listeners {
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    https_proxy: Option<SocketAddr>,
+}
+
+impl Listeners {
+    /// From the first complete line of `stderr` that says `listening`, in either log
+    /// format: `serve` logs `address` and `admin` (`Some(ADDR)` or `None`), `sideproxy`
+    /// logs `tls` (a list) and `https_proxy`.
+    fn logged(stderr: &str) -> Option<Self> {
+        let complete = &stderr[..stderr.rfind('\n')?];
+        let line = complete.lines().find(|l| l.contains("listening"))?;
+        let json: Option<serde_json::Value> = serde_json::from_str(line).ok();
+        let field = |key: &str| -> Option<SocketAddr> {
+            let value = match &json {
+                Some(v) => v.get(key)?.as_str()?,
+                None => line.split_once(&format!(" {key}="))?.1,
+            };
+            let value = value.strip_prefix("Some(").unwrap_or(value);
+            let value = value.strip_prefix('[').unwrap_or(value);
+            let end = value.find([' ', ',', ')', ']']).unwrap_or(value.len());
+            value[..end].parse().ok()
+        };
+        Some(Self {
+            addr: field("address").or_else(|| field("tls"))?,
+            admin: field("admin"),
+            https_proxy: field("https_proxy"),
+        })
+    }
+}
+
 impl Server {
-    /// `tokenizer serve --listen-address 127.0.0.1:PORT --open-key OPEN_KEY ARGS`, waiting
+    /// `tokenizer serve --listen-address 127.0.0.1:0 --open-key OPEN_KEY ARGS`, waiting
     /// until it has logged `listening` and accepts connections. `envs` are set in the
     /// child's environment.
     pub fn start(open_key: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         Self::start_pinned(open_key, args, envs, false)
+    }
+
+    /// [`Server::start`], trusting `ca` upstream with loopback exempt from the
+    /// destination guard (where the test upstreams live).
+    pub fn start_trusting(
+        ca: &TestCa,
+        open_key: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let ca_file = ca.pem_file();
+        let mut all = vec![
+            "--upstream-ca-file",
+            &ca_file,
+            "--upstream-allow-cidrs",
+            "127.0.0.0/8",
+        ];
+        all.extend_from_slice(args);
+        Self::start(open_key, &all, envs)
     }
 
     /// Like [`Server::start`]; with `one_cpu`, the child may run on CPU 0 only (as under
@@ -165,52 +245,31 @@ impl Server {
         envs: &[(&str, &str)],
         one_cpu: bool,
     ) -> Self {
-        // The port is picked before the child binds it, so another process can take it
-        // in between: try a few ports.
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = command();
-            cmd.arg("serve")
-                .arg("--listen-address")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--open-key")
-                .arg(open_key)
-                .args(args)
-                // Tests read injected credentials back from echo upstreams, which the
-                // reflection guard would mask; tests of the guard turn it on.
-                .args(
-                    (!args.iter().any(|a| a.starts_with("--reflection-guard")))
-                        .then_some("--reflection-guard=false"),
-                )
-                .envs(envs.iter().copied());
-            if one_cpu {
-                pin_to_cpu_0(&mut cmd);
-            }
-            match Self::spawn(cmd, SocketAddr::from(([127, 0, 0, 1], port))) {
-                Ok(server) => return server,
-                Err(stderr) => last = stderr,
-            }
-            if !last.contains("cannot listen") {
-                break;
-            }
+        let mut cmd = command();
+        cmd.arg("serve")
+            .args(["--listen-address", "127.0.0.1:0", "--open-key", open_key])
+            .args(args)
+            // Tests read injected credentials back from echo upstreams, which the
+            // reflection guard would mask; tests of the guard turn it on.
+            .args(
+                (!args.iter().any(|a| a.starts_with("--reflection-guard")))
+                    .then_some("--reflection-guard=false"),
+            )
+            .envs(envs.iter().copied());
+        if one_cpu {
+            pin_to_cpu_0(&mut cmd);
         }
-        panic!("tokenizer serve did not start:\n{last}");
+        Self::launch(cmd).unwrap_or_else(|e| panic!("tokenizer serve did not start:\n{e}"))
     }
 
-    /// Start `cmd`, any long-running subcommand (`sideproxy`, say), and wait until it has
-    /// logged a message containing `listening` and accepts connections on `addr`. On
+    /// Start `cmd`, a long-running subcommand told to listen on port 0, and wait until it
+    /// has logged a `listening` line naming its listeners and accepts connections. On
     /// failure (exit, or no listener within 20 s), everything it wrote to stderr.
-    pub fn launch(cmd: Command, addr: SocketAddr) -> Result<Self, String> {
-        Self::spawn(cmd, addr)
-    }
-
-    /// Start `cmd` and wait for it to listen on `addr`; on failure, its stderr.
-    fn spawn(mut cmd: Command, addr: SocketAddr) -> Result<Self, String> {
+    pub fn launch(mut cmd: Command) -> Result<Self, String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start tokenizer serve");
+        let mut child = cmd.spawn().expect("start tokenizer");
         let mut pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = stderr.clone();
@@ -224,34 +283,69 @@ impl Server {
             }
         });
         let mut server = Self {
-            addr,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: None,
+            https_proxy: None,
             child: Some(child),
             stderr,
             reader: Some(reader),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let child = server.child.as_mut().unwrap();
-            if let Some(status) = child.try_wait().unwrap() {
+        let up = wait_until(Duration::from_secs(20), || {
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(Err(status));
+            }
+            let logged = Listeners::logged(&server.stderr_text())?;
+            TcpStream::connect_timeout(&logged.addr, Duration::from_millis(200))
+                .is_ok()
+                .then_some(Ok(logged))
+        });
+        match up {
+            Some(Ok(logged)) => {
+                server.addr = logged.addr;
+                server.admin = logged.admin;
+                server.https_proxy = logged.https_proxy;
+                Ok(server)
+            }
+            Some(Err(status)) => {
                 server.child = None;
                 if let Some(r) = server.reader.take() {
                     let _ = r.join();
                 }
-                return Err(format!("exited with {status}: {}", server.stderr_text()));
+                Err(format!("exited with {status}: {}", server.stderr_text()))
             }
-            if server.stderr_text().contains("listening")
-                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "not listening on {addr} after 20s: {}",
-                    server.stderr_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            None => Err(format!("not listening after 20s: {}", server.stderr_text())),
         }
+    }
+
+    /// Every IPv4 TCP address the child listens on, from `/proc` (for a listener its log
+    /// does not name: the sidecar's admin listener).
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        let pid = self.pid();
+        let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(|link| {
+                let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                Some(inode.to_owned())
+            })
+            .collect();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|row| {
+                // sl local_address rem_address st … inode
+                let cols: Vec<&str> = row.split_whitespace().collect();
+                let inode = *cols.get(9)?;
+                if cols[3] != "0A" || !sockets.iter().any(|s| s == inode) {
+                    return None;
+                }
+                let (ip, port) = cols[1].split_once(':')?;
+                let ip = u32::from_str_radix(ip, 16).ok()?.to_ne_bytes();
+                Some(SocketAddr::from((ip, u16::from_str_radix(port, 16).ok()?)))
+            })
+            .collect()
     }
 
     pub fn proxy_url(&self) -> String {
@@ -292,19 +386,13 @@ impl Server {
             .expect("run kill");
         assert!(kill.success(), "kill -TERM failed: {kill}");
         let sent = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if sent.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "tokenizer serve still running {timeout:?} after SIGTERM; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = wait_until(timeout, || child.try_wait().unwrap()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tokenizer serve still running {timeout:?} after SIGTERM; stderr:\n{}",
+                self.stderr_text()
+            );
         };
         let took = sent.elapsed();
         if let Some(r) = self.reader.take() {

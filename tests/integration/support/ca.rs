@@ -40,6 +40,11 @@ impl TestCa {
         }
     }
 
+    /// The certificate's PEM file, as a flag value.
+    pub fn pem_file(&self) -> String {
+        self.pem_path.display().to_string()
+    }
+
     /// A server config with a leaf for `names` (DNS names or IP literals).
     pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         let mut params =

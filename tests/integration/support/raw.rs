@@ -29,6 +29,7 @@ impl RawResponse {
 }
 
 /// A connection that writes raw bytes and reads one response at a time.
+#[derive(Debug)]
 pub struct RawConn {
     pub stream: TcpStream,
     buf: Vec<u8>,
@@ -40,6 +41,22 @@ impl RawConn {
             stream: TcpStream::connect(addr).await.unwrap(),
             buf: Vec::new(),
         }
+    }
+
+    /// `CONNECT authority` with `headers` on a new connection to `proxy`: the tunnel when
+    /// the answer is 200, else that answer.
+    pub async fn tunnel(
+        proxy: SocketAddr,
+        authority: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, RawResponse> {
+        let mut conn = Self::open(proxy).await;
+        conn.send(&connect_request(authority, headers)).await;
+        let head = conn.read_response(true).await;
+        if head.status != 200 {
+            return Err(conn.read_body(head).await);
+        }
+        Ok(conn)
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -67,7 +84,7 @@ impl RawConn {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect();
-        let mut resp = RawResponse {
+        let resp = RawResponse {
             status,
             headers,
             body: Vec::new(),
@@ -75,6 +92,11 @@ impl RawConn {
         if head_only {
             return resp;
         }
+        self.read_body(resp).await
+    }
+
+    /// The body of the response whose head is `resp`: Content-Length or chunked framed.
+    async fn read_body(&mut self, mut resp: RawResponse) -> RawResponse {
         if let Some(len) = resp.header("content-length") {
             let len: usize = len.parse().unwrap();
             while self.buf.len() < len {
@@ -136,6 +158,16 @@ impl RawConn {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
+}
+
+/// A `CONNECT authority` request with `headers`.
+pub fn connect_request(authority: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.into_bytes()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -2,12 +2,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ::tokenizer::cli::SideproxyArgs;
 use ::tokenizer::sideproxy::Sidecar;
 use clap::Parser;
+use serde_json::json;
 use tokio::sync::oneshot;
+
+use super::env::Env;
+use super::{inject, with};
+
+/// The credential [`SideProxy::in_front_of`] has injected for `api.test`.
+pub const REAL_KEY: &str = "real-key";
+/// The caller password that credential's secret is bound to, which the sidecar sends.
+pub const SIDECAR_AUTH: &str = "proxy-pw";
 
 /// Parses `sideproxy` flags the way the CLI does.
 #[derive(Parser)]
@@ -89,12 +98,63 @@ impl SideProxy {
         }
     }
 
+    /// A sidecar in front of `env`'s proxy: its only target is `api.test`, with a secret
+    /// that injects [`REAL_KEY`] there for callers holding [`SIDECAR_AUTH`] (which the
+    /// sidecar sends); an HTTPS_PROXY listener; `pass.test` spliced through, untouched,
+    /// to `env`'s upstream. `extra` are more flags.
+    pub async fn in_front_of(env: &Env, extra: &[&str]) -> Self {
+        let sealed = env.seal(&with(
+            inject(REAL_KEY, SIDECAR_AUTH),
+            json!({"allowed_hosts": ["api.test"]}),
+        ));
+        let proxy = env.tk.proxy_url();
+        let pass = env.upstream.pin(&["pass.test"]);
+        let mut flags = vec![
+            "--targets",
+            "api.test=API_SEALED",
+            "--proxy",
+            &proxy,
+            "--tokenizer-auth",
+            SIDECAR_AUTH,
+            "--https-proxy-address",
+            "127.0.0.1:0",
+            "--passthrough",
+            "pass.test",
+            "--upstream-resolve",
+            &pass,
+            "--upstream-allow-cidrs",
+            "127.0.0.0/8",
+        ];
+        flags.extend_from_slice(extra);
+        Self::start(&flags, &[("API_SEALED", &sealed)]).await
+    }
+
+    /// curl in hosts-file mode: `https://api.test:PORT/PATH` with api.test resolved to
+    /// this sidecar, trusting its CA, with a dummy `Authorization`.
+    pub async fn curl(&self, path: &str) -> String {
+        curl_sidecar(self.addr.port(), &self.ca_path(), path).await
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.ca_dir.join("ca.pem")
     }
 
     pub fn proxy_url(&self) -> String {
         format!("http://{}", self.proxy_addr.expect("HTTPS_PROXY listener"))
+    }
+
+    /// `https://HOST:PORT/PATH` on the TLS listener.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.addr.port())
+    }
+
+    /// GET `https://api.test:PORT/PATH` from the sidecar, as a client that trusts its CA.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client_for(&["api.test"])
+            .get(self.url("api.test", path))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A reqwest client that trusts the sidecar's CA and sends `host` to it.
@@ -108,4 +168,32 @@ impl SideProxy {
         }
         b.build().unwrap()
     }
+}
+
+/// curl in HTTPS_PROXY mode, as a sandbox would: `url` through the CONNECT proxy at
+/// `proxy` (`http://ADDR`), trusting `ca`, with `Authorization: AUTH`: success, stdout,
+/// stderr.
+pub async fn curl_proxied(proxy: &str, ca: &str, auth: &str, url: &str) -> (bool, String, String) {
+    let auth = format!("Authorization: {auth}");
+    super::curl(&["-x", proxy, "--cacert", ca, "-H", &auth, url]).await
+}
+
+/// curl in hosts-file mode, as a sandbox would: `https://api.test:PORT/PATH` with api.test
+/// resolved to a sidecar's TLS listener on 127.0.0.1:PORT, trusting `ca`, with a dummy
+/// `Authorization` (the sidecar replaces it). What curl printed; panics if curl failed.
+pub async fn curl_sidecar(port: u16, ca: &Path, path: &str) -> String {
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let url = format!("https://api.test:{port}{path}");
+    let (ok, out, err) = super::curl(&[
+        "--resolve",
+        &resolve,
+        "--cacert",
+        &ca.display().to_string(),
+        "-H",
+        "Authorization: Bearer dummy",
+        &url,
+    ])
+    .await;
+    assert!(ok, "curl {url}: {err}");
+    out
 }

@@ -5,13 +5,30 @@ use std::net::SocketAddr;
 use ::tokenizer::admin::{self, AdminState};
 use ::tokenizer::cli::ServeArgs;
 use ::tokenizer::proxy::{self, Proxy};
-use ::tokenizer::secret::{OpenKey, SealKey, Secret};
+use ::tokenizer::secret::{OpenKey, OpenKeys, SealKey, Secret};
 use clap::Parser;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::ca::TestCa;
+
+/// What the destination guard exempts in most tests: where the test upstreams live.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1/128";
+
+/// `serve` flags that trust `ca` upstream and, with `loopback`, exempt loopback from the
+/// destination guard; then `extra`, with the reflection guard off unless `extra` sets it.
+pub fn trusting(ca: &TestCa, loopback: bool, extra: Vec<String>) -> Vec<String> {
+    let mut args = vec!["--upstream-ca-file".to_owned(), ca.pem_file()];
+    if loopback {
+        args.extend(["--upstream-allow-cidrs".to_owned(), LOOPBACK.to_owned()]);
+    }
+    if !extra.iter().any(|a| a.starts_with("--reflection-guard")) {
+        args.push("--reflection-guard=false".to_owned());
+    }
+    args.extend(extra);
+    args
+}
 
 /// A running tokenizer; stops when dropped.
 pub struct Tokenizer {
@@ -37,17 +54,8 @@ impl Tokenizer {
     /// unless `extra` turns it on: most tests read the injected credential back from an
     /// echo upstream, which is exactly what the guard masks.
     pub async fn start(ca: &TestCa, extra: &[&str]) -> Self {
-        let mut args = vec![
-            "--upstream-ca-file".to_owned(),
-            ca.pem_path.display().to_string(),
-            "--upstream-allow-cidrs".to_owned(),
-            "127.0.0.0/8,::1/128".to_owned(),
-        ];
-        if !extra.iter().any(|a| a.starts_with("--reflection-guard")) {
-            args.push("--reflection-guard=false".to_owned());
-        }
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Self::start_raw(args).await
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        Self::start_raw(trusting(ca, true, extra)).await
     }
 
     /// Only the key and listen address are set; `args` are everything else (the
@@ -108,6 +116,11 @@ impl Tokenizer {
 
     pub fn proxy_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The keys that open what this proxy's seal key sealed.
+    pub fn open_keys(&self) -> OpenKeys {
+        OpenKeys::new(self.open_key.clone(), Vec::new())
     }
 
     /// The admin listener's `/metrics` value of `name` (a gauge or counter without

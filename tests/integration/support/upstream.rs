@@ -14,7 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 use super::ca::TestCa;
@@ -26,8 +26,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
-    /// Lets `/stream` send its second part.
-    pub release: Arc<Notify>,
+    /// One permit lets one `/stream` response send its second part ([`Upstream::release`]).
+    release: Arc<Semaphore>,
     /// What the token endpoints ([`token_endpoint`]) received, in order, as echoes.
     pub received: Arc<Mutex<Vec<Value>>>,
     /// `METHOD URI` of every request any route was handed, in order.
@@ -45,7 +45,7 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let release = Arc::new(Notify::new());
+        let release = Arc::new(Semaphore::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = oneshot::channel::<()>();
@@ -105,6 +105,21 @@ impl Upstream {
         self.addr.port()
     }
 
+    /// An `--upstream-resolve` value that sends each of `names` here.
+    pub fn pin(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("{n}={}", self.addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Let `n` held `/stream` responses send their second part, whether or not they are
+    /// waiting yet.
+    pub fn release(&self, n: usize) {
+        self.release.add_permits(n);
+    }
+
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
@@ -133,7 +148,7 @@ impl Upstream {
 
 async fn handle(
     req: Request<Incoming>,
-    release: Arc<Notify>,
+    release: Arc<Semaphore>,
     received: Arc<Mutex<Vec<Value>>>,
 ) -> Result<Response<BoxBody>, std::convert::Infallible> {
     if req.uri().path() == "/ws" {
@@ -154,7 +169,7 @@ async fn handle(
         tokio::spawn(async move {
             let _ = tx.send(Ok(Frame::data(Bytes::from_static(first)))).await;
             tokio::select! {
-                () = release.notified() => {}
+                permit = release.acquire() => permit.unwrap().forget(),
                 () = tokio::time::sleep(Duration::from_secs(20)) => {}
             }
             let _ = tx.send(Ok(Frame::data(Bytes::from_static(second)))).await;
