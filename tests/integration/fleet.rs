@@ -141,6 +141,7 @@ impl Drop for Redis {
     }
 }
 
+/// A port that was free a moment ago (redis-server cannot report the port it bound).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -175,8 +176,6 @@ impl Fleet {
 
     /// `tokenizer serve` with this fleet's key and `envs`; an admin listener too.
     fn instance(&self, envs: &[(&str, &str)]) -> (Server, SocketAddr) {
-        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let admin_arg = admin.to_string();
         let server = Server::start(
             &self.open_hex,
             &[
@@ -187,10 +186,11 @@ impl Fleet {
                 "--log-format",
                 "json",
                 "--admin-address",
-                &admin_arg,
+                "127.0.0.1:0",
             ],
             &[&[("ADMIN_TOKEN", ADMIN_TOKEN)], envs].concat(),
         );
+        let admin = server.admin.expect("the admin listener");
         (server, admin)
     }
 
@@ -627,4 +627,36 @@ fn a_bad_redis_url_is_refused_at_start() {
     ]);
     assert_eq!(out.code(), Some(2));
     assert!(!out.stderr.contains("hunter2-pw"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_holds_at_most_rate_limit_keys_counters() {
+    let redis = Redis::start();
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str()), ("RATE_LIMIT_KEYS", "2")];
+    let (a, _) = fleet.instance(&env);
+    let (b, _) = fleet.instance(&env);
+    let secrets: Vec<String> = (0..3)
+        .map(|i| {
+            fleet.seal(&secret(
+                &format!("tok-cap-{i}"),
+                json!({"rate_limit": "1/day"}),
+            ))
+        })
+        .collect();
+    assert_eq!(call(&a, &fleet.url(), &secrets[0]).await.0, 200);
+    assert_eq!(call(&b, &fleet.url(), &secrets[1]).await.0, 200);
+    // Two counters live in the fleet: a third secret is refused on either instance,
+    // and the counted ones keep their spent day (nothing was evicted for it).
+    for s in [&a, &b] {
+        let (status, body, retry) = call(s, &fleet.url(), &secrets[2]).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(body.contains("too many rate-limited secrets"), "{body}");
+        assert!(retry.is_some());
+    }
+    let (status, body, _) = call(&b, &fleet.url(), &secrets[0]).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("retry in"), "{body}");
+    assert_eq!(redis.cli(&["ZCARD", "tokenizer:counters"]).trim(), "2");
 }
