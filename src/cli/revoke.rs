@@ -41,7 +41,9 @@ pub fn run(args: RevokeArgs) -> Result<(), Failure> {
         _ => return Err(Failure::Input("give --id, --digest or --sealed".to_owned())),
     };
     let entry = fleet::revocations::entry(&entry).map_err(Failure::Input)?;
-    let client = fleet::client(&config.url).map_err(|e| Failure::Input(e.to_string()))?;
+    let ca = fleet::read_ca(&config).map_err(|e| Failure::Input(e.to_string()))?;
+    let client =
+        fleet::client(&config.url, ca.as_deref()).map_err(|e| Failure::Input(e.to_string()))?;
     let runtime = super::runtime::build()?;
     runtime.block_on(async {
         let connect = client.get_multiplexed_async_connection();

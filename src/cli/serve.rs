@@ -146,6 +146,10 @@ pub struct FleetArgs {
     #[arg(long, env = "REDIS_TIMEOUT", value_parser = config::parse_duration,
           default_value = "500ms")]
     pub redis_timeout: Duration,
+    /// PEM CA a rediss:// server's certificate must chain to (instead of the system's
+    /// roots).
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 impl FleetArgs {
@@ -154,17 +158,20 @@ impl FleetArgs {
         let Some(url) = &self.redis_url else {
             return Ok(None);
         };
-        let url = crate::secret::SecretString::new(url.clone());
-        crate::fleet::client(&url).map_err(|e| ConfigError::Invalid {
-            name: "REDIS_URL",
-            detail: e.to_string(),
-        })?;
-        Ok(Some(crate::fleet::FleetConfig {
-            url,
+        let config = crate::fleet::FleetConfig {
+            url: crate::secret::SecretString::new(url.clone()),
             prefix: self.redis_prefix.clone(),
             failure: self.redis_failure,
             timeout: self.redis_timeout,
-        }))
+            ca_file: self.redis_ca_file.clone(),
+        };
+        let invalid = |e: crate::fleet::FleetError| ConfigError::Invalid {
+            name: "REDIS_URL",
+            detail: e.to_string(),
+        };
+        let ca = crate::fleet::read_ca(&config).map_err(invalid)?;
+        crate::fleet::client(&config.url, ca.as_deref()).map_err(invalid)?;
+        Ok(Some(config))
     }
 }
 

@@ -62,6 +62,9 @@ pub struct FleetConfig {
     pub failure: FailureMode,
     /// How long one Redis call may take (`REDIS_TIMEOUT`).
     pub timeout: Duration,
+    /// `REDIS_CA_FILE`: the CA (PEM) a `rediss://` server's certificate must chain to,
+    /// instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for FleetConfig {
             .field("prefix", &self.prefix)
             .field("failure", &self.failure)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -138,14 +142,42 @@ impl Keys {
     }
 }
 
-/// Open a client for `url` (`redis://` or `rediss://` only).
-pub fn client(url: &SecretString) -> Result<redis::Client, FleetError> {
+/// Open a client for `url` (`redis://` or `rediss://` only); `ca_pem` replaces the
+/// system's roots for `rediss://`.
+pub fn client(url: &SecretString, ca_pem: Option<&[u8]>) -> Result<redis::Client, FleetError> {
     let text = url.expose();
-    if !(text.starts_with("redis://") || text.starts_with("rediss://")) {
+    let tls = text.starts_with("rediss://");
+    if !(tls || text.starts_with("redis://")) {
         return Err(FleetError::Url("want redis://… or rediss://…".to_owned()));
     }
     // The parser's message could quote the URL, password included: not passed on.
-    redis::Client::open(text).map_err(|_| FleetError::Url("not a valid Redis URL".to_owned()))
+    let bad = |_| FleetError::Url("not a valid Redis URL".to_owned());
+    match ca_pem {
+        Some(pem) if tls => redis::Client::build_with_tls(
+            text,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        .map_err(bad),
+        Some(_) => Err(FleetError::Url(
+            "REDIS_CA_FILE needs a rediss:// URL".to_owned(),
+        )),
+        None => redis::Client::open(text).map_err(bad),
+    }
+}
+
+/// Read `REDIS_CA_FILE`.
+pub fn read_ca(config: &FleetConfig) -> Result<Option<Vec<u8>>, FleetError> {
+    config
+        .ca_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| FleetError::Url(format!("REDIS_CA_FILE {}: {e}", path.display())))
+        })
+        .transpose()
 }
 
 /// The fleet: a reconnecting connection, the health monitor and the revocation sync.
@@ -167,7 +199,7 @@ impl Fleet {
         revocations: Revocations,
         capacity: usize,
     ) -> Result<Arc<Self>, FleetError> {
-        let client = client(&config.url)?;
+        let client = client(&config.url, read_ca(config)?.as_deref())?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout.max(Duration::from_secs(1))))
             .set_response_timeout(Some(config.timeout))

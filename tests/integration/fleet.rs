@@ -26,34 +26,73 @@ struct Redis {
     port: u16,
     password: String,
     dir: tempfile::TempDir,
+    /// TLS only (`rediss://`), with a certificate for 127.0.0.1 from this CA file.
+    tls_ca: Option<String>,
 }
 
 impl Redis {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A TLS-only server whose certificate `ca` issued.
+    fn start_tls(ca: &TestCa) -> Self {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&TestCa>) -> Self {
         let password = format!("redis-pw-{}", &OpenKey::generate().to_hex()[..16]);
         // The port is picked before redis-server binds it: try a few.
+        let mut last = String::new();
         for _ in 0..5 {
             let mut redis = Self {
                 child: None,
                 port: free_port(),
                 password: password.clone(),
                 dir: tempfile::tempdir().unwrap(),
+                tls_ca: ca.map(TestCa::pem_file),
             };
+            if let Some(ca) = ca {
+                let (cert, key) = ca.leaf_pem(&["127.0.0.1"]);
+                std::fs::write(redis.dir.path().join("server.pem"), cert).unwrap();
+                std::fs::write(redis.dir.path().join("server.key"), key).unwrap();
+            }
             if redis.spawn() {
                 return redis;
             }
+            last = std::fs::read_to_string(redis.dir.path().join("redis.log")).unwrap_or_default();
         }
-        panic!("redis-server did not start on any port");
+        panic!("redis-server did not start on any port:\n{last}");
     }
 
     /// Start redis-server on `self.port`; whether it answers PING within 10 s.
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls_ca {
+            None => cmd.args(["--port", &port]),
+            Some(ca) => cmd
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(self.dir.path().join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(self.dir.path().join("server.key"))
+                .args(["--tls-ca-cert-file", ca]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--requirepass", &self.password])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(["--logfile", "redis.log"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -80,12 +119,21 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://:{}@127.0.0.1:{}/0", self.password, self.port)
     }
 
     /// `redis-cli ARGS` against this server; its standard output.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let mut cmd = Command::new("redis-cli");
+        if let Some(ca) = &self.tls_ca {
+            cmd.args(["--tls", "--cacert", ca]);
+        }
+        let out = cmd
             .args([
                 "-h",
                 "127.0.0.1",
@@ -659,4 +707,40 @@ async fn the_fleet_holds_at_most_rate_limit_keys_counters() {
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("retry in"), "{body}");
     assert_eq!(redis.cli(&["ZCARD", "tokenizer:counters"]).trim(), "2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rediss_with_a_private_ca() {
+    let ca = TestCa::new();
+    let redis = Redis::start_tls(&ca);
+    let fleet = Fleet::new().await;
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let ca_file = ca.pem_file();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_CA_FILE", ca_file.as_str()),
+    ];
+    let (a, admin) = fleet.instance(&env);
+    let (b, _) = fleet.instance(&env);
+    let sealed = fleet.seal(&secret("tok-tls", json!({"rate_limit": "3/min"})));
+    let mut admitted = 0;
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        if call(s, &fleet.url(), &sealed).await.0 == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3, "counted across both over TLS");
+    assert!(admin_get(admin, "/readyz").await.1.contains("redis: up"));
+    // Without the CA, the server's certificate is not trusted: the fleet view is down.
+    let (c, c_admin) = fleet.instance(&[("REDIS_URL", url.as_str())]);
+    let _ = c;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        admin_get(c_admin, "/readyz")
+            .await
+            .1
+            .contains("redis: down")
+    );
 }

@@ -45,8 +45,14 @@ impl TestCa {
         self.pem_path.display().to_string()
     }
 
-    /// A server config with a leaf for `names` (DNS names or IP literals).
-    pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+    /// A server leaf for `names` (DNS names or IP literals): (certificate PEM, PKCS#8
+    /// key PEM), for servers that read files (redis-server).
+    pub fn leaf_pem(&self, names: &[&str]) -> (String, String) {
+        let (cert, key) = self.leaf(names);
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn leaf(&self, names: &[&str]) -> (rcgen::Certificate, KeyPair) {
         let mut params =
             CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
                 .unwrap();
@@ -56,6 +62,12 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert, key)
+    }
+
+    /// A server config with a leaf for `names` (DNS names or IP literals).
+    pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+        let (cert, key) = self.leaf(names);
         let chain = vec![cert.der().clone(), self.cert_der.clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let mut config =
