@@ -87,6 +87,24 @@ pub struct ServeConfig {
     /// How long a `max_requests` count is kept after a secret's last use when the secret
     /// has no `expires_at` (`MAX_REQUESTS_RETENTION`).
     pub max_requests_retention: Duration,
+    /// OIDC issuers whose workload tokens may be verified (`OIDC_ISSUERS`): exact `iss`.
+    pub oidc_issuers: Vec<String>,
+    /// The least time between two key fetches of an issuer for an unknown `kid`
+    /// (`OIDC_REFRESH_INTERVAL`).
+    pub oidc_refresh: Duration,
+    /// The TLS listener (`LISTEN_TLS_ADDRESS`, `TLS_CERT_FILE`, `TLS_KEY_FILE`,
+    /// `CLIENT_CA_FILE`).
+    pub tls_listener: Option<TlsListenerConfig>,
+}
+
+/// A TLS listener for callers, verifying client certificates when `client_ca` is set.
+#[derive(Clone, Debug)]
+pub struct TlsListenerConfig {
+    /// Tried in order (`:8443` is IPv6-any, then IPv4-any).
+    pub addresses: Vec<SocketAddr>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `ADMIN_TOKEN`: unset leaves the admin API open (documented); set, it must not be

@@ -54,6 +54,10 @@ pub struct AuditEntry {
     /// The verified Fly-Src, as `org/app/instance`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub flysrc: String,
+    /// Other verified identities of the caller: `oidc ISSUER SUBJECT` for each verified
+    /// workload token, `mtls NAME` for a verified client certificate (never a token).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub identity: String,
     pub method: String,
     pub host: String,
     pub path: String,
@@ -118,6 +122,7 @@ impl AuditEntry {
         for field in [
             &mut self.source,
             &mut self.flysrc,
+            &mut self.identity,
             &mut self.method,
             &mut self.host,
             &mut self.path,
@@ -217,6 +222,9 @@ impl AuditEntry {
         if !self.flysrc.is_empty() {
             field("flysrc", &self.flysrc);
         }
+        if !self.identity.is_empty() {
+            field("identity", &self.identity);
+        }
         field("method", &self.method);
         field("host", &self.host);
         field("path", &self.path);
@@ -268,6 +276,7 @@ mod tests {
             mode: "",
             source: long.clone(),
             flysrc: long.clone(),
+            identity: long.clone(),
             method: long.clone(),
             host: long.clone(),
             path: long.clone(),

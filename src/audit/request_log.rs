@@ -107,6 +107,7 @@ impl RequestLog {
                 mode: "",
                 source: source.to_string(),
                 flysrc: String::new(),
+                identity: String::new(),
                 method: method.to_string(),
                 host,
                 path: uri.path().to_owned(),
@@ -185,6 +186,23 @@ impl RequestLog {
     /// The SNI or CONNECT target a sidecar request was routed by.
     pub fn set_host(&mut self, host: &str) {
         self.entry.host = host.to_owned();
+    }
+
+    /// The caller's verified OIDC tokens and client certificate, for the audit line.
+    pub fn set_identity(
+        &mut self,
+        tokens: &crate::auth::VerifiedTokens,
+        cert: Option<&crate::auth::ClientCert>,
+    ) {
+        let mut parts: Vec<String> = tokens
+            .tokens()
+            .iter()
+            .map(|t| format!("oidc {}", t.identity()))
+            .collect();
+        if let Some(cert) = cert {
+            parts.push(format!("mtls {}", cert.name()));
+        }
+        self.entry.identity = parts.join(", ");
     }
 
     pub fn set_flysrc(&mut self, src: &FlySrc) {

@@ -117,6 +117,7 @@ mod tests {
             mode: "",
             source: "127.0.0.1:1".into(),
             flysrc: String::new(),
+            identity: String::new(),
             method: "GET".into(),
             host: host.into(),
             path: "/".into(),

@@ -5,8 +5,12 @@ mod candidates;
 pub mod fly_src;
 mod fly_src_auth;
 mod flyio_macaroon_auth;
+pub mod glob;
 pub mod macaroon;
 mod macaroon_auth;
+mod mtls_auth;
+pub mod oidc;
+mod oidc_auth;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
@@ -16,6 +20,9 @@ pub use fly_src::{FlySrc, FlySrcError, FlySrcVerifier};
 pub use fly_src_auth::FlySrcAuth;
 pub use flyio_macaroon_auth::FlyioMacaroonAuth;
 pub use macaroon_auth::MacaroonAuth;
+pub use mtls_auth::{ClientCert, MtlsAuth};
+pub use oidc::{OidcVerifier, VerifiedTokens};
+pub use oidc_auth::OidcAuth;
 
 /// Why a caller may not use a secret. The public message never says more than this.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -43,6 +50,15 @@ pub enum AuthError {
         "flyio_macaroon_auth needs Fly.io's token verification API, which this tokenizer does not call"
     )]
     NeedsFlyApi,
+    /// No verified OIDC token satisfies `oidc_auth`.
+    #[error("oidc: {0}")]
+    Oidc(String),
+    /// `mtls_auth`, but the request did not come with a verified client certificate.
+    #[error("mtls: no verified client certificate (use the TLS listener)")]
+    NoClientCert,
+    /// The client certificate names another workload.
+    #[error("mtls: {0} not allowed")]
+    ClientCertDenied(String),
 }
 
 /// The auth config of a secret: exactly one wire key.
@@ -53,6 +69,8 @@ pub enum AuthConfig {
     Macaroon(MacaroonAuth),
     FlyioMacaroon(FlyioMacaroonAuth),
     FlySrc(FlySrcAuth),
+    Oidc(OidcAuth),
+    Mtls(MtlsAuth),
     /// Anyone may use the secret.
     None,
 }
@@ -67,6 +85,10 @@ pub struct AuthInput<'a> {
     pub request: Option<(&'a str, &'a str)>,
     /// Unix seconds.
     pub now: i64,
+    /// The request's OIDC tokens, verified (issuer, signature, validity).
+    pub oidc: &'a VerifiedTokens,
+    /// The client certificate the TLS listener verified, if any.
+    pub cert: Option<&'a ClientCert>,
 }
 
 #[derive(Default, Deserialize)]
@@ -80,6 +102,10 @@ pub(crate) struct WireAuth {
     #[serde(default)]
     fly_src_auth: Option<FlySrcAuth>,
     #[serde(default)]
+    oidc_auth: Option<OidcAuth>,
+    #[serde(default)]
+    mtls_auth: Option<MtlsAuth>,
+    #[serde(default)]
     no_auth: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -92,6 +118,8 @@ impl AuthConfig {
             Self::Macaroon(_) => "macaroon_auth",
             Self::FlyioMacaroon(_) => "flyio_macaroon_auth",
             Self::FlySrc(_) => "fly_src_auth",
+            Self::Oidc(_) => "oidc_auth",
+            Self::Mtls(_) => "mtls_auth",
             Self::None => "no_auth",
         }
     }
@@ -109,6 +137,8 @@ impl AuthConfig {
             },
             Self::FlyioMacaroon(c) => c.authorize(),
             Self::FlySrc(c) => c.authorize(input.flysrc),
+            Self::Oidc(c) => c.authorize(input.oidc),
+            Self::Mtls(c) => c.authorize(input.cert),
             Self::None => Ok(()),
         }
     }
@@ -132,6 +162,8 @@ impl TryFrom<WireAuth> for AuthConfig {
             w.macaroon_auth.map(Self::Macaroon),
             w.flyio_macaroon_auth.map(Self::FlyioMacaroon),
             w.fly_src_auth.map(Self::FlySrc),
+            w.oidc_auth.map(Self::Oidc),
+            w.mtls_auth.map(Self::Mtls),
             w.no_auth.map(|_| Self::None),
         ];
         let mut present = found.into_iter().flatten();
@@ -151,6 +183,8 @@ impl Serialize for AuthConfig {
             Self::Macaroon(c) => map.serialize_entry(key, c)?,
             Self::FlyioMacaroon(c) => map.serialize_entry(key, c)?,
             Self::FlySrc(c) => map.serialize_entry(key, c)?,
+            Self::Oidc(c) => map.serialize_entry(key, c)?,
+            Self::Mtls(c) => map.serialize_entry(key, c)?,
             Self::None => map.serialize_entry(key, &serde_json::Map::new())?,
         }
         map.end()

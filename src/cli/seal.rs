@@ -1,7 +1,8 @@
 //! `tokenizer seal`: seal a credential for SEAL_KEY (or the seal key of OPEN_KEY).
 //!
 //! Either a whole secret (`--json`, `--json-file`), or tlsproxy's shorthand:
-//! `--host H [--header NAME] (--org O --app A | --auth-token T | --no-auth) TOKEN`.
+//! `--host H [--header NAME] (--org O --app A | --auth-token T | --oidc-issuer URL
+//! --oidc-audience A [--oidc-claim k=v]… | --mtls-uri P… | --no-auth) TOKEN`.
 //! Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`, `--expires-at`/`--ttl`,
 //! `--not-before`, `--rate-limit`) add our extensions on top of either. What is sealed
 //! is linted (warnings on stderr). Prints the base64 sealed secret on stdout.
@@ -13,7 +14,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::{Failure, KeyArgs};
-use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth};
+use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth, MtlsAuth, OidcAuth};
 use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit, time};
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::secret::{SealKey, Secret, SecretString, lint};
@@ -58,6 +59,24 @@ pub struct SealArgs {
     /// Shorthand: anyone holding the sealed secret may use it.
     #[arg(long, requires = "host")]
     no_auth: bool,
+    /// Shorthand: callers must present an OIDC token from this issuer (in OIDC_ISSUERS)
+    /// as `Proxy-Authorization: Bearer <jwt>` (with --oidc-audience, --oidc-claim).
+    #[arg(long, requires_all = ["host", "oidc_audience"],
+          conflicts_with_all = ["org", "auth_token", "no_auth", "mtls_uri", "mtls_dns"])]
+    oidc_issuer: Option<String>,
+    /// Shorthand: the audience the OIDC token must carry.
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
+    /// Shorthand: a claim the OIDC token must carry, `name=value` (`*` globs; repeated).
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_claim: Vec<String>,
+    /// Shorthand: callers must present a client certificate (TLS listener) with a URI
+    /// SAN matching this pattern, e.g. a SPIFFE ID (`*` one segment; repeated).
+    #[arg(long, requires = "host", conflicts_with_all = ["org", "auth_token", "no_auth"])]
+    mtls_uri: Vec<String>,
+    /// Shorthand: … or with a DNS SAN matching this pattern (repeated).
+    #[arg(long, requires = "host", conflicts_with_all = ["org", "auth_token", "no_auth"])]
+    mtls_dns: Vec<String>,
     /// Shorthand: the credential, or `-` to read it from standard input.
     #[arg(requires = "host")]
     token: Option<String>,
@@ -186,6 +205,15 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
     };
     let token = read_arg_or_stdin(token)?;
     let auth = match (&args.org, &args.app, &args.auth_token) {
+        _ if args.oidc_issuer.is_some() => oidc_auth(args)?,
+        _ if !args.mtls_uri.is_empty() || !args.mtls_dns.is_empty() => {
+            let auth: MtlsAuth = serde_json::from_value(serde_json::json!({
+                "uris": args.mtls_uri,
+                "dns": args.mtls_dns,
+            }))
+            .map_err(|e| Failure::Input(e.to_string()))?;
+            AuthConfig::Mtls(auth)
+        }
         (Some(org), Some(app), _) => AuthConfig::FlySrc(FlySrcAuth {
             allowed_orgs: Some(vec![org.clone()]),
             allowed_apps: Some(vec![app.clone()]),
@@ -195,7 +223,8 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
         _ if args.no_auth => AuthConfig::None,
         _ => {
             return Err(Failure::Input(
-                "choose who may use the secret: --org O --app A, --auth-token T, or --no-auth"
+                "choose who may use the secret: --org O --app A, --auth-token T, \
+                 --oidc-issuer URL --oidc-audience A, --mtls-uri P, or --no-auth"
                     .to_owned(),
             ));
         }
@@ -220,6 +249,24 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
         },
         policy: Default::default(),
     })
+}
+
+/// `oidc_auth` from `--oidc-issuer`, `--oidc-audience` and `--oidc-claim name=value`.
+fn oidc_auth(args: &SealArgs) -> Result<AuthConfig, Failure> {
+    let mut claims = serde_json::Map::new();
+    for claim in &args.oidc_claim {
+        let (name, value) = claim.split_once('=').ok_or_else(|| {
+            Failure::Input(format!("--oidc-claim {claim:?}: want name=value"))
+        })?;
+        claims.insert(name.to_owned(), serde_json::Value::from(value));
+    }
+    let auth: OidcAuth = serde_json::from_value(serde_json::json!({
+        "issuer": args.oidc_issuer,
+        "audience": args.oidc_audience,
+        "claims": claims,
+    }))
+    .map_err(|e| Failure::Input(e.to_string()))?;
+    Ok(AuthConfig::Oidc(auth))
 }
 
 /// The value itself, or standard input (trailing newline removed) when it is `-`.

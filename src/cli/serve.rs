@@ -120,11 +120,89 @@ pub struct ServeArgs {
     pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     /// How long a max_requests count is kept after a secret's last use, when the secret
     /// has no expires_at (it is kept until expires_at otherwise).
     #[arg(long, env = "MAX_REQUESTS_RETENTION", value_parser = config::parse_duration,
           default_value = "90d")]
     pub max_requests_retention: Duration,
+}
+
+/// Caller identity outside Fly: OIDC issuers and the mutual-TLS listener.
+#[derive(Args, Clone, Debug, Default)]
+pub struct IdentityArgs {
+    /// Issuers whose workload tokens oidc_auth secrets may accept (comma list of https
+    /// URLs, exactly as the tokens' `iss`). Only these are ever contacted.
+    #[arg(long, env = "OIDC_ISSUERS")]
+    pub oidc_issuers: Option<String>,
+    /// The least time between two fetches of an issuer's keys for an unknown `kid`.
+    #[arg(long, env = "OIDC_REFRESH_INTERVAL", value_parser = config::parse_duration,
+          default_value = "30s")]
+    pub oidc_refresh_interval: Duration,
+    /// Also listen here with TLS (host:port), for callers that prove who they are with a
+    /// client certificate (mtls_auth) or want TLS to the proxy.
+    #[arg(long, env = "LISTEN_TLS_ADDRESS")]
+    pub listen_tls_address: Option<String>,
+    /// The TLS listener's certificate chain (PEM).
+    #[arg(long, env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The TLS listener's private key (PEM).
+    #[arg(long, env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to; the TLS listener then asks for
+    /// one (optional: callers without one can use the other auth kinds).
+    #[arg(long, env = "CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl IdentityArgs {
+    fn issuers(&self) -> Result<Vec<String>, ConfigError> {
+        config::comma_list(self.oidc_issuers.as_deref().unwrap_or(""))
+            .map(|i| {
+                if i.starts_with("https://") && i.parse::<http::Uri>().is_ok() {
+                    Ok(i.to_owned())
+                } else {
+                    Err(ConfigError::Invalid {
+                        name: "OIDC_ISSUERS",
+                        detail: format!("{i:?} is not an https:// URL"),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn tls_listener(&self) -> Result<Option<config::TlsListenerConfig>, ConfigError> {
+        let missing = |name: &'static str| ConfigError::Invalid {
+            name,
+            detail: "required with LISTEN_TLS_ADDRESS".to_owned(),
+        };
+        let Some(address) = &self.listen_tls_address else {
+            for (name, set) in [
+                ("TLS_CERT_FILE", self.tls_cert_file.is_some()),
+                ("TLS_KEY_FILE", self.tls_key_file.is_some()),
+                ("CLIENT_CA_FILE", self.client_ca_file.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        detail: "needs LISTEN_TLS_ADDRESS".to_owned(),
+                    });
+                }
+            }
+            return Ok(None);
+        };
+        let addresses = config::listen_addrs(address).map_err(|_| ConfigError::Invalid {
+            name: "LISTEN_TLS_ADDRESS",
+            detail: format!("{address:?} is not host:port or :port"),
+        })?;
+        Ok(Some(config::TlsListenerConfig {
+            addresses,
+            cert_file: self.tls_cert_file.clone().ok_or(missing("TLS_CERT_FILE"))?,
+            key_file: self.tls_key_file.clone().ok_or(missing("TLS_KEY_FILE"))?,
+            client_ca: self.client_ca_file.clone(),
+        }))
+    }
 }
 
 /// The fleet's Redis, shared with `tokenizer revoke`.
@@ -282,6 +360,9 @@ impl ServeArgs {
             drain_timeout: self.shutdown_timeout,
             fleet: self.fleet.config()?,
             max_requests_retention: self.max_requests_retention,
+            oidc_issuers: self.identity.issuers()?,
+            oidc_refresh: self.identity.oidc_refresh_interval,
+            tls_listener: self.identity.tls_listener()?,
         })
     }
 }
@@ -309,10 +390,22 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         None => None,
     };
     let admin_local = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let tls = match &config.tls_listener {
+        Some(tls) => {
+            let acceptor =
+                proxy::tls_listener::acceptor(tls).map_err(|e| Failure::Input(e.to_string()))?;
+            Some((bind(&tls.addresses).await?, acceptor))
+        }
+        None => None,
+    };
+    let tls_local = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
     let seal_key = config.keys.current().seal_key();
     let admin_token = config.admin_token.clone();
     let drain = config.drain_timeout;
-    let own: Vec<SocketAddr> = std::iter::once(local).chain(admin_local).collect();
+    let own: Vec<SocketAddr> = std::iter::once(local)
+        .chain(admin_local)
+        .chain(tls_local)
+        .collect();
     let proxy = Proxy::new(config, &own).map_err(|e| Failure::Input(e.to_string()))?;
     if let Some(fleet) = proxy.fleet()
         && !fleet.ready(Duration::from_secs(2)).await
@@ -323,7 +416,13 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         );
     }
     let signal = shutdown_signal();
-    tracing::info!(address = %local, admin = ?admin_local, seal_key = %seal_key.to_hex(), "listening");
+    tracing::info!(
+        address = %local,
+        admin = ?admin_local,
+        tls = ?tls_local,
+        seal_key = %seal_key.to_hex(),
+        "listening"
+    );
 
     crate::memory::spawn_trimmer();
     let stopping = CancellationToken::new();
@@ -346,7 +445,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         signal.await;
         stopping.cancel();
     };
-    proxy::serve(listener, proxy, signal, drain).await;
+    proxy::serve_with_tls(listener, tls, proxy, signal, drain).await;
     done.cancel();
     tracing::info!("stopped");
     Ok(())

@@ -16,7 +16,7 @@ use super::pipeline;
 use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
 use crate::audit::request_log::RequestLog;
-use crate::auth::{FlySrc, FlySrcError};
+use super::Caller;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::secret::PROXY_TOKENIZER;
@@ -27,18 +27,18 @@ struct Tunnel {
     target: Target,
     /// The CONNECT's `Proxy-Tokenizer` and `Proxy-Authorization` lines.
     secrets: HeaderMap,
-    /// The CONNECT's verified Fly-Src: the identity of whoever opened the tunnel, used by
-    /// requests inside that carry no Fly-Src of their own.
-    flysrc: Option<Result<FlySrc, FlySrcError>>,
+    /// Who opened the tunnel: its verified Fly-Src (used by requests inside that carry
+    /// none of their own) and client certificate.
+    caller: Caller,
 }
 
 /// Check the CONNECT's own secrets, answer 200, and serve the tunnel once upgraded.
-pub fn open(
+pub async fn open(
     proxy: &Arc<Proxy>,
     peer: SocketAddr,
     mut req: Request<Incoming>,
     target: Target,
-    flysrc: Option<Result<FlySrc, FlySrcError>>,
+    caller: Caller,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ProxyError> {
     let authority = req
@@ -47,19 +47,23 @@ pub fn open(
         .cloned()
         .ok_or(ProxyError::Target("bad CONNECT authority"))?;
     log.set_connect_host(authority.as_str());
+    // Fail early: a bad CONNECT-level secret never opens a tunnel. Method and path
+    // rules wait for the requests inside.
+    let oidc = proxy.verify_oidc([req.headers()]).await;
+    log.set_identity(&oidc, caller.cert.as_deref());
     let source = SecretSource {
         headers: req.headers(),
         policy_host: &target.policy_host,
         dial_host: &target.host,
     };
-    // Fail early: a bad CONNECT-level secret never opens a tunnel. Method and path
-    // rules wait for the requests inside.
     let facts = RequestFacts {
         method: None,
         path: None,
         query: None,
         headers: None,
-        flysrc: flysrc.as_ref(),
+        flysrc: caller.flysrc.as_ref(),
+        oidc: &oidc,
+        cert: caller.cert.as_deref(),
     };
     prepare::prepare(proxy, &[source], &facts, log)?;
 
@@ -76,7 +80,7 @@ pub fn open(
         authority,
         target,
         secrets,
-        flysrc,
+        caller,
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
     let proxy = proxy.clone();
@@ -148,10 +152,13 @@ async fn request(
             policy_host: &tunnel.target.policy_host,
             dial_host: &tunnel.target.host,
         };
-        let own_flysrc = if parts.headers.contains_key("fly-src") {
-            proxy.fly_src(&parts.headers, peer)?
-        } else {
-            tunnel.flysrc.clone()
+        let caller = Caller {
+            flysrc: if parts.headers.contains_key("fly-src") {
+                proxy.fly_src(&parts.headers, peer)?
+            } else {
+                tunnel.caller.flysrc.clone()
+            },
+            cert: tunnel.caller.cert.clone(),
         };
         let body = log.count_request(proxy.client_body(incoming));
         pipeline::forward(
@@ -160,7 +167,7 @@ async fn request(
             parts,
             body,
             Some(connect),
-            own_flysrc.as_ref(),
+            &caller,
             &mut log,
         )
         .await

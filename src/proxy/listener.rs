@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
+use crate::auth::ClientCert;
 use crate::lifecycle::{Lifecycle, boxed_response, run_connection};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
@@ -40,13 +41,28 @@ async fn connection(
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
+    serve_io(proxy, stream, peer, None, stop).await;
+}
+
+/// Serve HTTP/1.1 on an accepted connection (plain TCP, or TLS with the client
+/// certificate it verified).
+pub(super) async fn serve_io<IO>(
+    proxy: Arc<Proxy>,
+    io: IO,
+    peer: SocketAddr,
+    cert: Option<Arc<ClientCert>>,
+    stop: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = proxy.config().client_header_timeout;
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        boxed_response(async move { proxy.handle(peer, req).await })
+        let cert = cert.clone();
+        boxed_response(async move { proxy.handle(peer, cert, req).await })
     });
     let conn = http1_builder(header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;
 }

@@ -1,10 +1,12 @@
 //! `tokenizer serve`: the stateless credential-injecting proxy.
 
+mod caller;
 mod connect;
 mod listener;
 mod pipeline;
 mod prepare;
 pub mod target;
+pub mod tls_listener;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +17,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
+pub use caller::Caller;
 pub use listener::http1_builder;
 
 use crate::audit::Telemetry;
 use crate::audit::request_log::RequestLog;
-use crate::auth::{FlySrc, FlySrcError};
+use crate::auth::{ClientCert, FlySrc, FlySrcError, OidcVerifier, VerifiedTokens};
 use crate::body::{self, Body, Budget, IdleTimeout};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
@@ -39,6 +42,8 @@ pub struct Proxy {
     revocations: Revocations,
     limiter: Limiter,
     fleet: Option<Arc<Fleet>>,
+    /// Verifies workload tokens of `OIDC_ISSUERS`.
+    oidc: OidcVerifier,
     telemetry: Arc<Telemetry>,
     secrets: SecretCache,
     /// Bytes all buffered request bodies may hold together.
@@ -102,6 +107,7 @@ impl Proxy {
         let proxy = Arc::new(Self {
             limiter: Limiter::new(config.rate_limit_keys),
             fleet,
+            oidc: OidcVerifier::new(&config.oidc_issuers, config.oidc_refresh),
             budget: Budget::new(config.buffered_body_budget),
             config,
             upstream,
@@ -220,26 +226,48 @@ impl Proxy {
         ))
     }
 
-    /// Handle one request from a client connection.
-    async fn handle(self: &Arc<Self>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    /// Handle one request from a client connection (`cert`: the client certificate the
+    /// TLS listener verified).
+    async fn handle(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        cert: Option<Arc<ClientCert>>,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
         let mut log = RequestLog::start(&self.telemetry, "serve", peer, &parts);
         let flysrc = match self.fly_src(&parts.headers, peer) {
             Ok(f) => f,
             Err(e) => return log.respond(Err(e)),
         };
+        let caller = Caller { flysrc, cert };
         let result = match classify(&parts, &self.config.hostnames) {
             Ok(Kind::Connect(target)) => {
                 let req = Request::from_parts(parts, incoming);
-                connect::open(self, peer, req, target, flysrc, &mut log)
+                connect::open(self, peer, req, target, caller, &mut log).await
             }
             Ok(Kind::Forward(target)) => {
                 let body = log.count_request(self.client_body(incoming));
-                pipeline::forward(self, &target, parts, body, None, flysrc.as_ref(), &mut log).await
+                pipeline::forward(self, &target, parts, body, None, &caller, &mut log).await
             }
             Err(e) => Err(e),
         };
         log.respond(result)
+    }
+
+    /// Verify the OIDC tokens among the `Proxy-Authorization` values of `maps` (only
+    /// with `OIDC_ISSUERS`).
+    pub(crate) async fn verify_oidc<'a>(
+        &self,
+        maps: impl IntoIterator<Item = &'a http::HeaderMap>,
+    ) -> VerifiedTokens {
+        if self.oidc.is_empty() {
+            return VerifiedTokens::default();
+        }
+        let candidates = crate::auth::Candidates::from_headers(maps);
+        self.oidc
+            .verify(&candidates, &self.upstream, &self.budget)
+            .await
     }
 }
 
@@ -250,9 +278,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    serve_with_tls(listener, None, proxy, shutdown, drain).await;
+}
+
+/// [`serve`], and the TLS listener too when there is one (`MAX_CONNECTIONS` counts
+/// both).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
     let lifecycle = Lifecycle::with_max_connections(proxy.config().max_connections);
+    let plain = listener::serve(listener, proxy.clone(), &lifecycle);
+    let secure = async {
+        match tls {
+            Some((l, acceptor)) => tls_listener::serve(l, acceptor, proxy, &lifecycle).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        () = listener::serve(listener, proxy, &lifecycle) => {}
+        () = plain => {}
+        () = secure => {}
         () = shutdown => {}
     }
     lifecycle.drain(drain).await;

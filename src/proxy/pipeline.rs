@@ -13,7 +13,8 @@ use super::Proxy;
 use super::prepare::{Prepared, RequestFacts, SecretSource, prepare};
 use super::target::Target;
 use crate::audit::request_log::RequestLog;
-use crate::auth::{FlySrc, FlySrcError};
+use super::Caller;
+use crate::auth::VerifiedTokens;
 use crate::body::Body;
 use crate::error::ProxyError;
 use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
@@ -27,13 +28,17 @@ pub async fn forward(
     mut parts: Parts,
     body: Body,
     connect: Option<SecretSource<'_>>,
-    flysrc: Option<&Result<FlySrc, FlySrcError>>,
+    caller: &Caller,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ProxyError> {
     if !plain_or_chunked(&parts.headers) {
         return Err(ProxyError::Target("unsupported transfer coding"));
     }
-    let prepared = prepare_request(proxy, target, &parts, connect, flysrc, log)?;
+    let oidc = proxy
+        .verify_oidc(connect.iter().map(|c| c.headers).chain([&parts.headers]))
+        .await;
+    log.set_identity(&oidc, caller.cert.as_deref());
+    let prepared = prepare_request(proxy, target, &parts, connect, caller, &oidc, log)?;
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
@@ -98,7 +103,8 @@ fn prepare_request(
     target: &Target,
     parts: &Parts,
     connect: Option<SecretSource<'_>>,
-    flysrc: Option<&Result<FlySrc, FlySrcError>>,
+    caller: &Caller,
+    oidc: &VerifiedTokens,
     log: &mut RequestLog,
 ) -> Result<Prepared, ProxyError> {
     let own = SecretSource {
@@ -112,7 +118,9 @@ fn prepare_request(
         path: Some(parts.uri.path()),
         query: parts.uri.query(),
         headers: Some(&parts.headers),
-        flysrc,
+        flysrc: caller.flysrc.as_ref(),
+        oidc,
+        cert: caller.cert.as_deref(),
     };
     prepare(proxy, &sources, &facts, log)
 }

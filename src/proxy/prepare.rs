@@ -22,7 +22,9 @@ use http::HeaderMap;
 
 use super::Proxy;
 use crate::audit::request_log::RequestLog;
-use crate::auth::{AuthConfig, AuthInput, Candidates, FlySrc, FlySrcError};
+use crate::auth::{
+    AuthConfig, AuthInput, Candidates, ClientCert, FlySrc, FlySrcError, VerifiedTokens,
+};
 use crate::error::ProxyError;
 use crate::exchange::TokenSealer;
 use crate::fleet::FailureMode;
@@ -55,6 +57,10 @@ pub struct RequestFacts<'a> {
     pub headers: Option<&'a HeaderMap>,
     /// The verified Fly-Src; `None` when verification is off.
     pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
+    /// The request's verified OIDC tokens.
+    pub oidc: &'a VerifiedTokens,
+    /// The verified client certificate (TLS listener).
+    pub cert: Option<&'a ClientCert>,
 }
 
 /// The built processors of every secret of a request.
@@ -111,6 +117,8 @@ pub fn prepare(
         flysrc: facts.flysrc,
         request: facts.method.zip(path.as_deref()),
         now,
+        oidc: facts.oidc,
+        cert: facts.cert,
     };
     let mut prepared = Prepared {
         pii: proxy.config().pii,

@@ -26,6 +26,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "macaroon_auth",
     "flyio_macaroon_auth",
     "fly_src_auth",
+    "oidc_auth",
+    "mtls_auth",
     "no_auth",
     // validators
     "allowed_hosts",

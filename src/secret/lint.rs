@@ -26,6 +26,14 @@ pub fn lint(secret: &Secret) -> Vec<String> {
     if secret.auth == AuthConfig::None {
         out.push("no_auth: anyone holding the sealed secret can use it".to_owned());
     }
+    if let AuthConfig::Oidc(oidc) = &secret.auth
+        && oidc.claims.is_empty()
+    {
+        out.push(format!(
+            "oidc_auth without claims: any workload {} issues a token for (audience {}) can use it",
+            oidc.issuer, oidc.audience
+        ));
+    }
     let now = now_unix();
     if secret.policy.expires_at.is_some_and(|t| t <= now) {
         out.push("expires_at is in the past: the secret is already expired".to_owned());

@@ -1,0 +1,144 @@
+//! `mtls_auth`: the caller's client certificate, verified on the TLS listener
+//! (`LISTEN_TLS_ADDRESS` with `CLIENT_CA_FILE`), must carry a URI SAN matching one of
+//! `uris` (SPIFFE IDs, say) or a DNS SAN matching one of `dns`. A request that did not
+//! arrive over a TLS connection with a verified client certificate never satisfies it.
+
+use serde::{Deserialize, Serialize};
+
+use super::AuthError;
+use super::glob::{DnsGlob, UriGlob};
+
+/// The most patterns in one secret.
+const MAX_PATTERNS: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireMtls")]
+pub struct MtlsAuth {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<UriGlob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<DnsGlob>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMtls {
+    #[serde(default)]
+    uris: Vec<UriGlob>,
+    #[serde(default)]
+    dns: Vec<DnsGlob>,
+}
+
+impl TryFrom<WireMtls> for MtlsAuth {
+    type Error = String;
+
+    fn try_from(w: WireMtls) -> Result<Self, String> {
+        if w.uris.is_empty() && w.dns.is_empty() {
+            return Err("mtls_auth needs uris or dns patterns".to_owned());
+        }
+        if w.uris.len() + w.dns.len() > MAX_PATTERNS {
+            return Err(format!("mtls_auth: at most {MAX_PATTERNS} patterns"));
+        }
+        Ok(Self {
+            uris: w.uris,
+            dns: w.dns,
+        })
+    }
+}
+
+/// The identity a verified client certificate proves: its SANs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    pub uris: Vec<String>,
+    /// Lower case.
+    pub dns: Vec<String>,
+}
+
+impl ClientCert {
+    /// The SANs of a DER certificate (already verified by the TLS stack); `None` when it
+    /// does not parse.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let mut out = Self::default();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::URI(uri) => out.uris.push((*uri).to_owned()),
+                    GeneralName::DNSName(dns) => out.dns.push(dns.to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// For logs: the first URI SAN, else the first DNS SAN.
+    pub fn name(&self) -> &str {
+        self.uris
+            .first()
+            .or(self.dns.first())
+            .map_or("", String::as_str)
+    }
+}
+
+impl MtlsAuth {
+    pub fn authorize(&self, cert: Option<&ClientCert>) -> Result<(), AuthError> {
+        let Some(cert) = cert else {
+            return Err(AuthError::NoClientCert);
+        };
+        let uri_ok = cert
+            .uris
+            .iter()
+            .any(|u| self.uris.iter().any(|p| p.0.matches(u)));
+        let dns_ok = cert
+            .dns
+            .iter()
+            .any(|d| self.dns.iter().any(|p| p.0.matches(d)));
+        if uri_ok || dns_ok {
+            Ok(())
+        } else {
+            Err(AuthError::ClientCertDenied(cert.name().to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(json: &str) -> Result<MtlsAuth, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn matches_uri_or_dns_sans() {
+        let a = auth(r#"{"uris":["spiffe://example.org/ns/agents/*"],"dns":["worker.internal"]}"#)
+            .unwrap();
+        let spiffe = ClientCert {
+            uris: vec!["spiffe://example.org/ns/agents/a1".into()],
+            dns: vec![],
+        };
+        assert!(a.authorize(Some(&spiffe)).is_ok());
+        let dns = ClientCert {
+            uris: vec![],
+            dns: vec!["worker.internal".into()],
+        };
+        assert!(a.authorize(Some(&dns)).is_ok());
+        let other = ClientCert {
+            uris: vec!["spiffe://example.org/ns/other/a1".into()],
+            dns: vec!["evil.internal".into()],
+        };
+        assert!(matches!(
+            a.authorize(Some(&other)),
+            Err(AuthError::ClientCertDenied(_))
+        ));
+        assert_eq!(a.authorize(None), Err(AuthError::NoClientCert));
+        assert!(auth("{}").is_err());
+        assert!(auth(r#"{"uri":["x"]}"#).is_err());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"uris":["spiffe://example.org/ns/agents/*"],"dns":["worker.internal"]}"#
+        );
+    }
+}

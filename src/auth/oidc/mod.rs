@@ -1,0 +1,225 @@
+//! Verifying OIDC workload tokens (`oidc_auth`) before the secrets are checked.
+//!
+//! Only issuers the operator lists in `OIDC_ISSUERS` are ever contacted: a sealed secret
+//! names an issuer, but cannot make the proxy fetch anything. For each `Proxy-Authorization`
+//! bearer value shaped like a JWT whose (unverified) `iss` is such an issuer, the token is
+//! verified with the `jsonwebtoken` crate against the issuer's JWKS ([`keys`]): signature
+//! (RS256/384/512, ES256/384, EdDSA only — `none` and HMAC are refused, so a token
+//! "signed" with a public key as an HMAC secret goes nowhere), `iss`, `exp` and `nbf`
+//! (60 s of clock skew). The audience and claims are each secret's own and are checked
+//! in [`super::oidc_auth`].
+
+mod keys;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use super::Candidates;
+use crate::body::Budget;
+use crate::upstream::Upstream;
+use keys::IssuerKeys;
+
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 60;
+/// The longest token looked at.
+const MAX_TOKEN: usize = 16 * 1024;
+/// At most this many bearer values of one request are tried as tokens.
+const MAX_TOKENS: usize = 8;
+/// The signature algorithms accepted.
+const ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// A token whose signature, issuer and validity window verified.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub claims: Map<String, Value>,
+}
+
+impl VerifiedToken {
+    /// `issuer subject`, for audit lines.
+    pub fn identity(&self) -> String {
+        let sub = self.claims.get("sub").and_then(Value::as_str).unwrap_or("?");
+        format!("{} {sub}", self.issuer)
+    }
+}
+
+/// What one request's tokens proved, and why the others did not.
+#[derive(Clone, Debug, Default)]
+pub struct VerifiedTokens {
+    issuers: Arc<[String]>,
+    tokens: Vec<VerifiedToken>,
+    /// (issuer, reason) for tokens of an allowed issuer that did not verify.
+    failures: Vec<(String, String)>,
+}
+
+impl VerifiedTokens {
+    pub fn issuer_allowed(&self, issuer: &str) -> bool {
+        self.issuers.iter().any(|i| i == issuer)
+    }
+
+    pub fn from_issuer<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a VerifiedToken> {
+        self.tokens.iter().filter(move |t| t.issuer == issuer)
+    }
+
+    /// Why a token from `issuer` was refused, if one was.
+    pub fn failure(&self, issuer: &str) -> Option<&str> {
+        self.failures
+            .iter()
+            .find(|(i, _)| i == issuer)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// The verified tokens.
+    pub fn tokens(&self) -> &[VerifiedToken] {
+        &self.tokens
+    }
+}
+
+/// The issuers of `OIDC_ISSUERS` and their keys.
+pub struct OidcVerifier {
+    names: Arc<[String]>,
+    issuers: Vec<IssuerKeys>,
+}
+
+impl OidcVerifier {
+    /// `issuers`: exact `iss` values (https URLs). `refresh`: the least time between two
+    /// fetches of an issuer's keys for an unknown `kid`.
+    pub fn new(issuers: &[String], refresh: Duration) -> Self {
+        Self {
+            names: issuers.iter().cloned().collect(),
+            issuers: issuers
+                .iter()
+                .map(|i| IssuerKeys::new(i.clone(), refresh))
+                .collect(),
+        }
+    }
+
+    /// Nothing to verify without issuers.
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Verify every JWT-shaped bearer value from a configured issuer.
+    pub async fn verify(
+        &self,
+        candidates: &Candidates,
+        upstream: &Upstream,
+        budget: &Budget,
+    ) -> VerifiedTokens {
+        let mut out = VerifiedTokens {
+            issuers: self.names.clone(),
+            ..VerifiedTokens::default()
+        };
+        if self.issuers.is_empty() {
+            return out;
+        }
+        for value in candidates
+            .values()
+            .map(|v| v.expose())
+            .filter(|v| looks_like_jwt(v))
+            .take(MAX_TOKENS)
+        {
+            let Some(issuer) = unverified_issuer(value) else {
+                continue;
+            };
+            let Some(keys) = self.issuers.iter().find(|k| k.issuer() == issuer) else {
+                continue;
+            };
+            match verify_one(value, keys, upstream, budget).await {
+                Ok(claims) => out.tokens.push(VerifiedToken {
+                    issuer: issuer.clone(),
+                    claims,
+                }),
+                Err(why) => out.failures.push((issuer, why)),
+            }
+        }
+        out
+    }
+}
+
+/// Three base64url parts, within the size limit.
+fn looks_like_jwt(value: &str) -> bool {
+    value.len() <= MAX_TOKEN
+        && value.split('.').count() == 3
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The payload's `iss`, read without verifying anything (to pick the keys).
+fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let doc: Value = serde_json::from_slice(&bytes).ok()?;
+    doc.get("iss")?.as_str().map(str::to_owned)
+}
+
+async fn verify_one(
+    token: &str,
+    keys: &IssuerKeys,
+    upstream: &Upstream,
+    budget: &Budget,
+) -> Result<Map<String, Value>, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(format!("algorithm {:?} is not accepted", header.alg));
+    }
+    let key = keys
+        .key_for(header.kid.as_deref(), header.alg, upstream, budget)
+        .await?;
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_issuer(&[keys.issuer()]);
+    validation.set_required_spec_claims(&["exp", "iss"]);
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map_err(|e| token_error(&e))?;
+    Ok(data.claims)
+}
+
+/// A short public reason.
+fn token_error(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "token expired".to_owned(),
+        ErrorKind::ImmatureSignature => "token not yet valid".to_owned(),
+        ErrorKind::InvalidSignature => "bad signature".to_owned(),
+        ErrorKind::InvalidIssuer => "wrong issuer".to_owned(),
+        ErrorKind::InvalidAlgorithm => "key and algorithm do not match".to_owned(),
+        ErrorKind::MissingRequiredClaim(c) => format!("token has no {c}"),
+        _ => "invalid token".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_jwt_shapes_from_a_readable_payload_are_tried() {
+        assert!(!looks_like_jwt("caller-password"));
+        assert!(!looks_like_jwt("a.b"));
+        assert!(!looks_like_jwt("a.b.c d"));
+        assert!(looks_like_jwt("eyJh.eyJp.sig"));
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://issuer.test"}"#);
+        assert_eq!(
+            unverified_issuer(&format!("eyJhbGciOiJub25lIn0.{payload}.")).as_deref(),
+            Some("https://issuer.test")
+        );
+        assert_eq!(unverified_issuer("a.!!.c"), None);
+    }
+}
