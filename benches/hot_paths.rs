@@ -81,6 +81,8 @@ fn one_header(keys: &OpenKeys, value: &HeaderValue, headers: &HeaderMap) -> Vec<
         flysrc: None,
         request: Some(("GET", "/v1/things")),
         now: 1_800_000_000,
+        oidc: &tokenizer::auth::VerifiedTokens::default(),
+        cert: None,
     };
     assert!(matches!(secret.auth, AuthConfig::Bearer(_)));
     secret

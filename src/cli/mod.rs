@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the TLS-forging sidecar (`sideproxy env` prints sandbox variables).
     Sideproxy(SideproxyCommand),
     /// Seal a credential for this tokenizer (prints base64 for Proxy-Tokenizer).
@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches_from(args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Sideproxy(cmd) => sideproxy::run(cmd),
         Command::Seal(args) => seal::run(args),
         Command::Unseal(args) => unseal::run(args),

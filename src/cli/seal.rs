@@ -255,9 +255,9 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
 fn oidc_auth(args: &SealArgs) -> Result<AuthConfig, Failure> {
     let mut claims = serde_json::Map::new();
     for claim in &args.oidc_claim {
-        let (name, value) = claim.split_once('=').ok_or_else(|| {
-            Failure::Input(format!("--oidc-claim {claim:?}: want name=value"))
-        })?;
+        let (name, value) = claim
+            .split_once('=')
+            .ok_or_else(|| Failure::Input(format!("--oidc-claim {claim:?}: want name=value")))?;
         claims.insert(name.to_owned(), serde_json::Value::from(value));
     }
     let auth: OidcAuth = serde_json::from_value(serde_json::json!({

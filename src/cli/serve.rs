@@ -419,7 +419,7 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
     tracing::info!(
         address = %local,
         admin = ?admin_local,
-        tls = ?tls_local,
+        tls_address = ?tls_local,
         seal_key = %seal_key.to_hex(),
         "listening"
     );

@@ -11,12 +11,12 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 
+use super::Caller;
 use super::Proxy;
 use super::pipeline;
 use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
 use crate::audit::request_log::RequestLog;
-use super::Caller;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::secret::PROXY_TOKENIZER;

@@ -9,11 +9,11 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 
+use super::Caller;
 use super::Proxy;
 use super::prepare::{Prepared, RequestFacts, SecretSource, prepare};
 use super::target::Target;
 use crate::audit::request_log::RequestLog;
-use super::Caller;
 use crate::auth::VerifiedTokens;
 use crate::body::Body;
 use crate::error::ProxyError;

@@ -40,13 +40,12 @@ pub enum TlsListenerError {
 
 /// The listener's rustls configuration.
 pub fn acceptor(config: &TlsListenerConfig) -> Result<TlsAcceptor, TlsListenerError> {
-    let file_err = |name: &'static str, path: &std::path::Path, detail: String| {
-        TlsListenerError::File {
+    let file_err =
+        |name: &'static str, path: &std::path::Path, detail: String| TlsListenerError::File {
             name,
             path: path.display().to_string(),
             detail,
-        }
-    };
+        };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
         .and_then(Iterator::collect)
         .map_err(|e| file_err("TLS_CERT_FILE", &config.cert_file, e.to_string()))?;

@@ -512,12 +512,16 @@ async fn redis_failure_open_and_closed_and_recovery() {
     redis.kill();
     eventually(
         Duration::from_secs(5),
-        "readyz shows redis down",
+        "both instances see redis down",
         async || {
             admin_get(open_admin, "/readyz")
                 .await
                 .1
                 .contains("redis: down")
+                && admin_get(closed_admin, "/readyz")
+                    .await
+                    .1
+                    .contains("redis: down")
         },
     )
     .await;
@@ -553,8 +557,14 @@ async fn redis_failure_open_and_closed_and_recovery() {
     redis.restart();
     eventually(
         Duration::from_secs(10),
-        "closed instance serves again",
-        async || call(&closed, &fleet.url(), &plain).await.0 == 200,
+        "both instances see redis again and the closed one serves",
+        async || {
+            call(&closed, &fleet.url(), &plain).await.0 == 200
+                && admin_get(open_admin, "/readyz")
+                    .await
+                    .1
+                    .contains("redis: up")
+        },
     )
     .await;
     let (status, body) = admin_get(closed_admin, "/readyz").await;

@@ -17,6 +17,8 @@ mod go_dropin;
 mod logs;
 mod macaroon;
 mod macaroon_cli;
+mod mtls;
+mod oidc;
 mod outside_attack;
 mod pii;
 mod proxying;

@@ -138,7 +138,12 @@ impl IssuerKeys {
             return Err("jwks_uri is not https".to_owned());
         }
         let set: JwkSet = get_json(jwks_uri, upstream, budget).await?;
-        Ok(set.keys.iter().filter_map(Key::from_jwk).take(MAX_KEYS).collect())
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(Key::from_jwk)
+            .take(MAX_KEYS)
+            .collect())
     }
 }
 

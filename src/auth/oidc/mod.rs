@@ -50,7 +50,11 @@ pub struct VerifiedToken {
 impl VerifiedToken {
     /// `issuer subject`, for audit lines.
     pub fn identity(&self) -> String {
-        let sub = self.claims.get("sub").and_then(Value::as_str).unwrap_or("?");
+        let sub = self
+            .claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         format!("{} {sub}", self.issuer)
     }
 }

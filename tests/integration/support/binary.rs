@@ -162,6 +162,8 @@ pub struct Server {
     pub admin: Option<SocketAddr>,
     /// `sideproxy`'s HTTPS_PROXY listener, when it has one.
     pub https_proxy: Option<SocketAddr>,
+    /// `serve`'s TLS listener (`LISTEN_TLS_ADDRESS`), when it has one.
+    pub tls: Option<SocketAddr>,
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
@@ -182,6 +184,7 @@ struct Listeners {
     addr: SocketAddr,
     admin: Option<SocketAddr>,
     https_proxy: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
 }
 
 impl Listeners {
@@ -206,6 +209,7 @@ impl Listeners {
             addr: field("address").or_else(|| field("tls"))?,
             admin: field("admin"),
             https_proxy: field("https_proxy"),
+            tls: field("tls_address"),
         })
     }
 }
@@ -286,6 +290,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: None,
             https_proxy: None,
+            tls: None,
             child: Some(child),
             stderr,
             reader: Some(reader),
@@ -304,6 +309,7 @@ impl Server {
                 server.addr = logged.addr;
                 server.admin = logged.admin;
                 server.https_proxy = logged.https_proxy;
+                server.tls = logged.tls;
                 Ok(server)
             }
             Some(Err(status)) => {

@@ -65,6 +65,29 @@ impl TestCa {
         (cert, key)
     }
 
+    /// A client certificate (client-auth usage) with these URI and DNS SANs: (certificate
+    /// PEM, PKCS#8 key PEM).
+    pub fn client_leaf_pem(&self, uris: &[&str], dns: &[&str]) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "test client");
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| rcgen::SanType::URI((*u).try_into().unwrap()))
+            .chain(
+                dns.iter()
+                    .map(|d| rcgen::SanType::DnsName((*d).try_into().unwrap())),
+            )
+            .collect();
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A server config with a leaf for `names` (DNS names or IP literals).
     pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         let (cert, key) = self.leaf(names);

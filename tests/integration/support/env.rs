@@ -41,6 +41,7 @@ pub struct Env {
 
 /// How to start an [`Env`].
 pub struct EnvBuilder {
+    ca: Option<TestCa>,
     names: Vec<String>,
     pins: Vec<String>,
     flags: Vec<String>,
@@ -50,6 +51,7 @@ pub struct EnvBuilder {
 impl Env {
     pub fn builder() -> EnvBuilder {
         EnvBuilder {
+            ca: None,
             names: vec!["127.0.0.1".to_owned()],
             pins: Vec::new(),
             flags: Vec::new(),
@@ -156,6 +158,13 @@ impl EnvBuilder {
         self
     }
 
+    /// Use this CA (for other servers of the test the proxy must trust too) instead of a
+    /// fresh one.
+    pub fn ca(mut self, ca: TestCa) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
     /// More `serve` flags. The reflection guard is off unless they turn it on: most tests
     /// read the injected credential back from the echo upstream.
     pub fn flags(mut self, flags: &[&str]) -> Self {
@@ -176,8 +185,8 @@ impl EnvBuilder {
         self
     }
 
-    pub async fn start(self) -> Env {
-        let ca = TestCa::new();
+    pub async fn start(mut self) -> Env {
+        let ca = self.ca.take().unwrap_or_else(TestCa::new);
         let certified: Vec<&str> = self.names.iter().map(|n| cert_name(n)).collect();
         let upstream = Upstream::start(&ca, &certified).await;
         let pinned_elsewhere = |name: &str| {
