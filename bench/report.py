@@ -300,6 +300,135 @@ if sse:
         p(f"Added by the tokenizer (median): {f_signed_us(sse_added)}.")
     p("")
 
+# --- limits in Redis ----------------------------------------------------------------------------
+limit_labels = [
+    ("none", "no limit (baseline)", "—"),
+    ("local-rate", "`rate_limit`", "in process"),
+    ("redis-none", "no limit", "`REDIS_URL` set¹"),
+    ("redis-rate", "`rate_limit`", "Redis"),
+    ("redis-rate-max", "`rate_limit` + `max_requests`", "Redis"),
+    ("none-again", "no limit, again³", "—"),
+]
+lthr = {k: find("limits-throughput", k) for k, _, _ in limit_labels}
+llat = {k: find("limits-latency", k) for k, _, _ in limit_labels}
+if any(lthr.values()) or any(llat.values()):
+    b50, b99 = lat(llat["none"], "p50_us"), lat(llat["none"], "p99_us")
+
+    def redis_cpu_us_per_req(r):
+        w = r and r.get("wrk")
+        if not w or not w["requests"] or r.get("redis_ticks") is None:
+            return None
+        return r["redis_ticks"] / CLK * 1e6 / w["requests"]
+
+    def scripts_per_req(r):
+        w = r and r.get("wrk")
+        if not w or not w["requests"] or not r.get("redis"):
+            return None
+        return r["redis"]["scripts"] / w["requests"]
+
+    def script_us(r):
+        s = r and r.get("redis")
+        return s["script_usec"] / s["scripts"] if s and s.get("scripts") else None
+
+    def f_num(x, fmt):
+        return "n/a" if x is None else format(x, fmt)
+
+    p("### Limits in Redis (loopback)")
+    p("")
+    p(
+        "The same request (one secret injecting `Authorization`) through `tokenizer serve`, its "
+        "secret sealed without limits, with `rate_limit` 1000000/s, or with that and "
+        "`max_requests` 1000000000 (so no request is ever refused: a 429 would count as an "
+        "error). Without `REDIS_URL` the limits are counted in the tokenizer's memory; with it, "
+        "each request runs one Lua script in Redis (`redis-server` on 127.0.0.1, on core "
+        f"{meta.get('load_cpu')} with wrk and the upstream; the tokenizer on core "
+        f"{meta.get('proxy_cpu')}; `REDIS_FAILURE=closed`). Throughput and latency runs as in the "
+        "side-by-side table; *added* = the row's latency minus the baseline's."
+    )
+    p("")
+    p(
+        "| secret | counted | req/s | vs baseline | tokenizer CPU | CPU µs/req | Redis CPU µs/req | p50 | p99 "
+        "| added p50 | added p99 | scripts/req² | script in Redis² | errors |"
+    )
+    p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    base_rps = rps(lthr["none"])
+    for key, name, where in limit_labels:
+        t, l = lthr[key], llat[key]
+        p50, p99 = lat(l, "p50_us"), lat(l, "p99_us")
+        errs = sum(e for e in (errors(t), errors(l)) if e is not None) if (t or l) else None
+        is_base = key == "none"
+        p(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    where,
+                    f_int(rps(t)),
+                    "—" if is_base else f_ratio(rps(t), base_rps),
+                    f_pct(cpu_pct(t)),
+                    f_num(cpu_us_per_req(t), ".1f"),
+                    "—" if not key.startswith("redis") else f_num(redis_cpu_us_per_req(t), ".1f"),
+                    f_us(p50),
+                    f_us(p99),
+                    "—" if is_base else f_signed_us(None if p50 is None or b50 is None else p50 - b50),
+                    "—" if is_base else f_signed_us(None if p99 is None or b99 is None else p99 - b99),
+                    "—" if not key.startswith("redis") else f_num(scripts_per_req(l), ".2f"),
+                    "—" if script_us(l) is None else f_us(script_us(l)),
+                    f_int(errs),
+                ]
+            )
+            + " |"
+        )
+    p("")
+    p(
+        "tokenizer CPU, CPU µs/req: the tokenizer's CPU time in the throughput run, over its wall "
+        "time (100% = the whole pinned core) and per request; Redis CPU µs/req: redis-server's, in "
+        f"the same run (it shares core {meta.get('load_cpu')} with wrk and the upstream, so it also "
+        "takes from the load generator; below ~95% tokenizer CPU, that core was the bottleneck)."
+    )
+    p(
+        "¹ A tokenizer started with `REDIS_URL` (health ping a second, revocations subscribed), "
+        "the secret without limits: what the fleet mode costs when no limit is counted."
+    )
+    p(
+        "² Counted by Redis (`INFO commandstats`, reset after the warm-up) during the latency run: "
+        "EVALSHA/EVAL calls per completed request, and the script's mean execution time inside "
+        "Redis (not the round trip)."
+    )
+    if lthr.get("none-again") or llat.get("none-again"):
+        p(
+            "³ The baseline repeated last, on a fresh tokenizer without `REDIS_URL`: its distance "
+            "from the first row is how much the machine drifted during the section (noise)."
+        )
+    lim_short = [
+        f"{k} {rps(llat[k]):,.0f}" for k, _, _ in limit_labels if rps(llat[k]) is not None and rps(llat[k]) < 0.95 * offered
+    ]
+    if lim_short:
+        p(f"Achieved rate below the {offered:,} req/s offered: {', '.join(lim_short)} req/s.")
+    lr = find("limits-redis")
+    if lr:
+        rtt = lr.get("rtt")
+        gauge = [g for g in (lr.get("gauge_rtt_s") or []) if g is not None]
+        parts = []
+        if rtt:
+            parts.append(
+                f"`redis-benchmark -c 1 -n {rtt['n']:,} PING` from the tokenizer's core: p50 "
+                f"{f_us(rtt['p50_us'])}, p99 {f_us(rtt['p99_us'])}, mean {f_us(rtt['avg_us'])}, "
+                f"max {f_us(rtt['max_us'])}"
+            )
+        if gauge:
+            parts.append(
+                "the tokenizer's `tokenizer_redis_rtt_seconds` (its last health ping), sampled "
+                f"{len(gauge)}× idle after the runs: " + ", ".join(f_us(g * 1e6) for g in gauge)
+            )
+        p("")
+        p(
+            f"Redis {lr.get('redis', '?')} round trip on loopback, idle: "
+            + ("; ".join(parts) if parts else "n/a")
+            + f". Failed Redis calls seen by the tokenizer: {f_int(lr.get('redis_errors'))}."
+        )
+    p("")
+
 # --- machine noise ---------------------------------------------------------------------------------
 noisy = []
 for r in rows:
