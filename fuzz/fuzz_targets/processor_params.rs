@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(body) = apply(&steps, &mut parts, body, &mut ctx).await else {
                 return;
             };
-            if let Ok(body) = finish(&steps, &mut parts, body, &ctx).await {
+            if let Ok(body) = finish(&steps, &mut parts, body, &mut ctx).await {
                 let _ = body.collect().await;
             }
         });
