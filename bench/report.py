@@ -89,8 +89,10 @@ p(
     f"nginx {meta.get('nginx', '?')}, mitmproxy {meta.get('mitmproxy', '?')}, wrk {meta.get('wrk', '?')}. "
     f"Every proxy under test is pinned to core {meta.get('proxy_cpu')} (`taskset`); wrk (one thread) "
     f"and the TLS upstream (nginx, one worker) share core {meta.get('load_cpu')}. Each run: "
-    f"{meta.get('warm')} s warm-up, {meta.get('dur')} s measured. The tokenizer logs JSON at "
-    f"`RUST_LOG=warn` (no per-request lines) unless the row says otherwise."
+    f"{meta.get('warm')} s warm-up, {meta.get('dur')} s measured. In the side-by-side table the "
+    f"tokenizer runs with its defaults (reflection guard on, one JSON audit line per request at "
+    f"`RUST_LOG=info`) and nginx writes one JSON access line per request (`buffer=64k flush=1s`), "
+    f"unless the row says otherwise; the other sections log at `RUST_LOG=warn`."
 )
 p("")
 
@@ -98,8 +100,8 @@ p("")
 labels = [
     ("direct", "direct (no proxy)"),
     ("direct-xcore", "direct, upstream on the proxy core⁴"),
-    ("tokenizer", "**tokenizer**"),
-    ("tokenizer-info", "tokenizer, `RUST_LOG=info`¹"),
+    ("tokenizer", "**tokenizer** (defaults)¹"),
+    ("tokenizer-warn", "tokenizer, `RUST_LOG=warn` (no audit line)"),
     ("tokenizer-noguard", "tokenizer, `REFLECTION_GUARD=false`³"),
     ("nginx", "nginx"),
     ("mitmproxy", "mitmproxy"),
@@ -162,14 +164,15 @@ p(
 if meta.get("info_log_bytes"):
     p(
         f"¹ Every request logs one JSON audit line to stderr (here a file: "
-        f"{meta['info_log_bytes'] / MiB:,.0f} MiB over this row's runs)."
+        f"{meta['info_log_bytes'] / MiB:,.0f} MiB over this row's runs; nginx's access log: "
+        f"{meta.get('nginx_log_bytes', 0) / MiB:,.0f} MiB)."
     )
 p(
     "² A TLS client (wrk, SNI api.test) → `tokenizer sideproxy` (forged leaf) → `tokenizer "
     "serve` → upstream; both processes share the one pinned core."
 )
 p(
-    "³ The same tokenizer with the reflection guard (response scanning for the injected "
+    "³ The defaults with the reflection guard (response scanning for the injected "
     "credential) turned off: what the guard costs per request."
 )
 if latr.get("direct-xcore"):
@@ -471,17 +474,28 @@ def ge(a, b, k):
     return None if a is None or not b else a >= k * b
 
 
+tok_cpu, ngx_cpu = cpu_us_per_req(thr["tokenizer"]), cpu_us_per_req(thr["nginx"])
+ng99_thr = lat(latr["nginx"], "p99_us")
 verdict(
-    ge(tok_rps, nginx_rps, 0.8),
-    f"tokenizer throughput ≥ 0.8× nginx: {f_int(tok_rps)} vs {f_int(nginx_rps)} req/s = {f_ratio(tok_rps, nginx_rps)}",
+    ge(tok_rps, nginx_rps, 1.0),
+    f"tokenizer (defaults) throughput ≥ 1.0× nginx: {f_int(tok_rps)} vs {f_int(nginx_rps)} req/s = {f_ratio(tok_rps, nginx_rps)}",
+)
+verdict(
+    None if tok_cpu is None or ngx_cpu is None else tok_cpu <= ngx_cpu,
+    "tokenizer (defaults) CPU per request ≤ nginx's: "
+    + ("n/a" if tok_cpu is None or ngx_cpu is None else f"{tok_cpu:.1f} vs {ngx_cpu:.1f} µs = {tok_cpu / ngx_cpu:.2f}×"),
+)
+verdict(
+    None if t99 is None or ng99_thr is None else t99 <= ng99_thr,
+    f"tokenizer p99 at {offered:,} req/s no worse than nginx's: {f_us(t99)} vs {f_us(ng99_thr)}",
 )
 verdict(
     ge(tok_rps, mitm_rps, 20),
     f"tokenizer throughput ≥ 20× mitmproxy: {f_int(tok_rps)} vs {f_int(mitm_rps)} req/s = {f_ratio(tok_rps, mitm_rps)}",
 )
 verdict(
-    ge(chain_rps, nginx_rps, 0.4),
-    f"sideproxy chain ≥ 0.4× nginx: {f_int(chain_rps)} vs {f_int(nginx_rps)} req/s = {f_ratio(chain_rps, nginx_rps)}",
+    ge(chain_rps, nginx_rps, 0.6),
+    f"sideproxy chain ≥ 0.6× nginx: {f_int(chain_rps)} vs {f_int(nginx_rps)} req/s = {f_ratio(chain_rps, nginx_rps)}",
 )
 verdict(
     None if add50 is None else add50 <= 100,
@@ -502,8 +516,8 @@ verdict(None if h256 is None else h256 <= 40 * 1024, f"peak RSS ≤ 40 MiB at 25
 hidle = idle and idle.get("hwm_kib")
 idle_ok = idle and idle.get("established", 0) >= 0.99 * int(idle["target"])
 verdict(
-    None if not hidle else (hidle <= 150 * 1024 and bool(idle_ok)),
-    f"peak RSS ≤ 150 MiB at {int(idle['target']) if idle else 10000:,} idle keep-alive connections: "
+    None if not hidle else (hidle <= 100 * 1024 and bool(idle_ok)),
+    f"peak RSS ≤ 100 MiB at {int(idle['target']) if idle else 10000:,} idle keep-alive connections: "
     f"{f_mib(hidle)}" + ("" if idle_ok else " (not all connections were held)"),
 )
 for d, name in (("up", "request"), ("down", "response")):

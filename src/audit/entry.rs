@@ -23,6 +23,22 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every decision, in the order of [`Decision::index`].
+    pub const ALL: [Decision; 7] = [
+        Self::Allowed,
+        Self::Denied,
+        Self::RateLimited,
+        Self::PiiRedacted,
+        Self::PiiBlocked,
+        Self::Passthrough,
+        Self::Error,
+    ];
+
+    /// The position of this decision in [`Decision::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allowed => "allowed",
@@ -180,31 +196,29 @@ impl AuditEntry {
         }
     }
 
+    /// The JSON line: `level` and `target` first (as tracing's JSON lines), then the
+    /// entry's fields, then the secrets array. The array is spliced in as it is: it is
+    /// built only from our own serializer's output (stripped secrets and params), so it
+    /// needs no second parse.
     fn json_line(&self, level: &'static str) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            level: &'static str,
-            target: &'static str,
-            #[serde(flatten)]
-            entry: &'a AuditEntry,
-            secrets: &'a serde_json::value::RawValue,
+        let secrets = self.logged_secrets();
+        let mut out = Vec::with_capacity(512 + secrets.len());
+        out.extend_from_slice(b"{\"level\":\"");
+        out.extend_from_slice(level.as_bytes());
+        out.extend_from_slice(b"\",\"target\":\"tokenizer::audit\"");
+        let fields = out.len();
+        // Serializing plain fields into a Vec cannot fail; the entry is a non-empty
+        // object, `{…}`: its braces become the separator and the secrets' closing.
+        let _ = serde_json::to_writer(&mut out, self);
+        if out.get(fields) == Some(&b'{') && out.last() == Some(&b'}') {
+            out[fields] = b',';
+            out.pop();
+        } else {
+            out.truncate(fields);
         }
-        let fallback = serde_json::value::RawValue::from_string("[]".to_owned());
-        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(self.logged_secrets())
-            .or(fallback)
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(512 + self.secrets.len());
-        // Serializing plain fields into a Vec cannot fail.
-        let _ = serde_json::to_writer(
-            &mut out,
-            &Line {
-                level,
-                target: "tokenizer::audit",
-                entry: self,
-                secrets: &raw,
-            },
-        );
-        out.push(b'\n');
+        out.extend_from_slice(b",\"secrets\":");
+        out.extend_from_slice(secrets.as_bytes());
+        out.extend_from_slice(b"}\n");
         out
     }
 
@@ -300,5 +314,58 @@ mod tests {
         assert!(bytes <= MAX_ENTRY_BYTES, "{bytes}");
         assert!(e.path.ends_with('…'));
         assert_eq!(e.secret_ids.last().unwrap(), "+92 more");
+    }
+
+    #[test]
+    fn every_decision_sits_at_its_index() {
+        for (i, d) in Decision::ALL.iter().enumerate() {
+            assert_eq!(d.index(), i, "{}", d.as_str());
+        }
+    }
+
+    #[test]
+    fn the_json_line_is_one_object_with_level_target_fields_and_secrets() {
+        let mut e = entry_for_test();
+        e.secrets = r#"[{"secret":{"inject_processor":{}},"params":{"dst":"X"}}]"#.to_owned();
+        let line = e.json_line("INFO");
+        assert_eq!(line.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["target"], "tokenizer::audit");
+        assert_eq!(v["path"], "/v1/x\"y");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["secrets"][0]["params"]["dst"], "X");
+        e.secrets = String::new();
+        let v: serde_json::Value = serde_json::from_slice(&e.json_line("WARN")).unwrap();
+        assert_eq!(v["secrets"], serde_json::json!([]));
+    }
+
+    fn entry_for_test() -> AuditEntry {
+        AuditEntry {
+            timestamp: "2026-12-07T00:00:00Z".to_owned(),
+            unix_ms: 0,
+            role: "serve",
+            mode: "",
+            source: "127.0.0.1:1".to_owned(),
+            flysrc: String::new(),
+            identity: String::new(),
+            method: "GET".to_owned(),
+            host: "api.test".to_owned(),
+            path: "/v1/x\"y".to_owned(),
+            query_keys: String::new(),
+            connect_host: String::new(),
+            status: 200,
+            decision: Decision::Allowed,
+            reason: String::new(),
+            secret_ids: vec![],
+            secrets: String::new(),
+            processors: 1,
+            request_bytes: 0,
+            response_bytes: 0,
+            upstream_ms: Some(1.5),
+            total_ms: 2.0,
+            reflections: 0,
+            pii: vec![],
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Upstream connections opened, and open now.
     pub upstream_connections: Counter,
     pub upstream_connections_open: Gauge,
+    /// Idle keep-alive client connections parked without their HTTP buffers.
+    pub connections_parked: Gauge,
     /// The tables a client can grow, sampled when scraped (see [`Metrics::set_sampler`]).
     pub unseal_cache_bytes: Gauge,
     pub unseal_cache_entries: Gauge,
@@ -100,6 +102,7 @@ impl Metrics {
             cert_cache_misses: Counter::default(),
             upstream_connections: Counter::default(),
             upstream_connections_open: Gauge::default(),
+            connections_parked: Gauge::default(),
             unseal_cache_bytes: Gauge::default(),
             unseal_cache_entries: Gauge::default(),
             rate_limit_keys: Gauge::default(),
@@ -177,6 +180,11 @@ impl Metrics {
             "upstream_connections_open",
             "Upstream connections open now",
             this.upstream_connections_open.clone(),
+        );
+        registry.register(
+            "connections_parked",
+            "Idle keep-alive client connections parked without their HTTP buffers",
+            this.connections_parked.clone(),
         );
         for (name, help, gauge) in [
             (

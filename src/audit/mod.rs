@@ -8,7 +8,8 @@ pub mod request_log;
 mod ring;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use entry::{AuditEntry, Decision, MAX_ENTRY_BYTES};
 pub use metrics::Metrics;
@@ -19,8 +20,8 @@ pub use ring::{AuditQuery, AuditRing};
 pub struct Telemetry {
     pub ring: AuditRing,
     pub metrics: Metrics,
-    /// Requests since start, by decision.
-    totals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests since start, by decision (indexed by [`Decision::index`]).
+    totals: [AtomicU64; Decision::ALL.len()],
 }
 
 impl Telemetry {
@@ -29,16 +30,14 @@ impl Telemetry {
         Arc::new(Self {
             ring: AuditRing::new(ring_size),
             metrics: Metrics::new(fleet),
-            totals: Mutex::default(),
+            totals: Default::default(),
         })
     }
 
     /// Log, store and count one finished request.
     pub fn record(&self, mut entry: AuditEntry) {
         self.metrics.observe(&entry);
-        if let Ok(mut totals) = self.totals.lock() {
-            *totals.entry(entry.decision.as_str()).or_default() += 1;
-        }
+        self.totals[entry.decision.index()].fetch_add(1, Ordering::Relaxed);
         entry.log();
         // The secrets' JSON is for the log line only; the ring keeps clipped fields, so
         // it is bounded in bytes (about AUDIT_RING_SIZE × MAX_ENTRY_BYTES).
@@ -49,7 +48,11 @@ impl Telemetry {
 
     /// Requests since start by decision, plus `total`.
     pub fn totals(&self) -> BTreeMap<&'static str, u64> {
-        let mut totals = self.totals.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut totals: BTreeMap<&'static str, u64> = Decision::ALL
+            .iter()
+            .map(|d| (d.as_str(), self.totals[d.index()].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         let total = totals.values().sum();
         totals.insert("total", total);
         totals

@@ -32,6 +32,8 @@ pub struct RequestLog {
     request_bytes: Arc<AtomicU64>,
     reflections: Arc<AtomicUsize>,
     pii: Option<Arc<crate::pii::Findings>>,
+    /// The parkable client connection, told when the response has ended.
+    activity: Option<Arc<crate::proxy::park::Activity>>,
 }
 
 impl RequestLog {
@@ -132,7 +134,13 @@ impl RequestLog {
             request_bytes: Arc::default(),
             reflections: Arc::default(),
             pii: None,
+            activity: None,
         }
+    }
+
+    /// Tell `activity` (a parkable client connection's) when the response has ended.
+    pub fn set_activity(&mut self, activity: Option<Arc<crate::proxy::park::Activity>>) {
+        self.activity = activity;
     }
 
     /// Count the request body's bytes as it streams.
@@ -217,10 +225,17 @@ impl RequestLog {
         params: &crate::secret::Params,
         name: String,
     ) {
-        let params = serde_json::to_string(params).unwrap_or_default();
-        self.secrets.push(format!(
-            "{{\"secret\":{stripped_json},\"params\":{params}}}"
-        ));
+        let mut entry = String::with_capacity(24 + stripped_json.len());
+        entry.push_str("{\"secret\":");
+        entry.push_str(stripped_json);
+        entry.push_str(",\"params\":");
+        if params.is_empty() {
+            entry.push_str("{}");
+        } else {
+            entry.push_str(&serde_json::to_string(params).unwrap_or_else(|_| "{}".to_owned()));
+        }
+        entry.push('}');
+        self.secrets.push(entry);
         self.entry.secret_ids.push(name);
     }
 
@@ -288,7 +303,20 @@ impl RequestLog {
             e.decision = Decision::PiiRedacted;
         }
         e.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        e.secrets = format!("[{}]", self.secrets.join(","));
+        let mut secrets =
+            String::with_capacity(2 + self.secrets.iter().map(|s| s.len() + 1).sum::<usize>());
+        secrets.push('[');
+        for (i, s) in self.secrets.iter().enumerate() {
+            if i > 0 {
+                secrets.push(',');
+            }
+            secrets.push_str(s);
+        }
+        secrets.push(']');
+        e.secrets = secrets;
+        if let Some(activity) = self.activity.take() {
+            activity.end();
+        }
         self.telemetry.record(self.entry);
     }
 }

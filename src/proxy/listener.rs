@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
+use super::park::{self, Activity, PARK_AFTER, ParkIo, Verdict};
 use crate::auth::ClientCert;
-use crate::lifecycle::{Lifecycle, boxed_response, run_connection};
+use crate::lifecycle::{GracefulConnection, Lifecycle, boxed_response, run_connection};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
 /// `header_timeout` bounds how long request headers may take to arrive (slowloris).
@@ -35,13 +36,107 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, lifecycle: &Lifecyc
         .await;
 }
 
+/// Serve a plain connection, parking it while it idles (see [`super::park`]).
 async fn connection(
     proxy: Arc<Proxy>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
-    serve_io(proxy, stream, peer, None, stop).await;
+    let header_timeout = proxy.config().client_header_timeout;
+    loop {
+        // Boxed: while parked, the task holds no room for a hyper connection.
+        let Some(home) = Box::pin(serve_until_idle(&proxy, stream, peer, &stop)).await else {
+            return;
+        };
+        // hyper's side is gone (and its buffers with it); the socket comes back. (Not
+        // when an upgrade took it in the same instant: then the tunnel has it.)
+        let Ok(Ok(returned)) = tokio::time::timeout(Duration::from_secs(1), home).await else {
+            return;
+        };
+        stream = returned;
+        let parked = &proxy.telemetry().metrics.connections_parked;
+        parked.inc();
+        let woke = tokio::select! {
+            r = tokio::time::timeout(header_timeout.saturating_sub(PARK_AFTER), stream.readable()) => {
+                matches!(r, Ok(Ok(())))
+            }
+            () = stop.cancelled() => false,
+        };
+        parked.dec();
+        if !woke {
+            return;
+        }
+    }
+}
+
+/// Serve HTTP/1.1 on `stream` until it closes (`None`) or idles: then the socket
+/// arrives on the returned receiver.
+async fn serve_until_idle(
+    proxy: &Arc<Proxy>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: &CancellationToken,
+) -> Option<tokio::sync::oneshot::Receiver<TcpStream>> {
+    let activity = Activity::new();
+    let (io, home) = ParkIo::new(stream, activity.clone());
+    let service = {
+        let proxy = proxy.clone();
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            let activity = activity.clone();
+            activity.begin();
+            boxed_response(async move { proxy.handle(peer, None, Some(activity), req).await })
+        })
+    };
+    let conn = http1_builder(proxy.config().client_header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    run_parkable(conn, stop, peer, &activity)
+        .await
+        .then_some(home)
+}
+
+/// Drive `conn` like [`run_connection`], and park it once idle for [`PARK_AFTER`]:
+/// `true` when hyper let go of the connection to park it.
+async fn run_parkable<C, E>(
+    conn: C,
+    stop: &CancellationToken,
+    peer: SocketAddr,
+    activity: &Activity,
+) -> bool
+where
+    C: GracefulConnection<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let check = tokio::time::sleep(PARK_AFTER);
+    tokio::pin!(check);
+    loop {
+        tokio::select! {
+            biased;
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                }
+                return false;
+            }
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.as_mut().await;
+                return false;
+            }
+            () = &mut check => match activity.verdict(PARK_AFTER) {
+                Verdict::Park => {
+                    park::start_parking(activity);
+                    conn.as_mut().graceful_shutdown();
+                    return conn.as_mut().await.is_ok();
+                }
+                Verdict::CheckIn(d) => check.as_mut().reset(tokio::time::Instant::now() + d),
+            },
+        }
+    }
 }
 
 /// Serve HTTP/1.1 on an accepted connection (plain TCP, or TLS with the client
@@ -59,7 +154,7 @@ pub(super) async fn serve_io<IO>(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let cert = cert.clone();
-        boxed_response(async move { proxy.handle(peer, cert, req).await })
+        boxed_response(async move { proxy.handle(peer, cert, None, req).await })
     });
     let conn = http1_builder(header_timeout)
         .serve_connection(TokioIo::new(io), service)

@@ -3,6 +3,7 @@
 mod caller;
 mod connect;
 mod listener;
+pub(crate) mod park;
 mod pipeline;
 mod prepare;
 pub mod target;
@@ -228,14 +229,17 @@ impl Proxy {
 
     /// Handle one request from a client connection (`cert`: the client certificate the
     /// TLS listener verified).
+    /// `activity`: the parkable connection's, which learns when the response ends.
     async fn handle(
         self: &Arc<Self>,
         peer: SocketAddr,
         cert: Option<Arc<ClientCert>>,
+        activity: Option<Arc<park::Activity>>,
         req: Request<Incoming>,
     ) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
         let mut log = RequestLog::start(&self.telemetry, "serve", peer, &parts);
+        log.set_activity(activity);
         let flysrc = match self.fly_src(&parts.headers, peer) {
             Ok(f) => f,
             Err(e) => return log.respond(Err(e)),

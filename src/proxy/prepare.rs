@@ -158,11 +158,11 @@ fn open_all<'a>(
                 Opened::Cached => proxy.telemetry().metrics.unseal_cache_hits.inc(),
                 Opened::Decrypted => proxy.telemetry().metrics.secrets_opened.inc(),
             };
-            let name = match &secret.policy.id {
-                Some(id) => format!("id:{id}"),
-                None => format!("sha256:{}", &digest.hex()[..16]),
-            };
-            log.add_secret(secret.logged_json(), &header.params, name);
+            log.add_secret(
+                secret.logged_json(),
+                &header.params,
+                secret.audit_name().to_owned(),
+            );
             opened.push(OpenedSecret {
                 secret,
                 params: header.params,

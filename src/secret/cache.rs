@@ -44,6 +44,8 @@ pub struct Unsealed {
     guard: Result<Option<Arc<Guard>>, GuardError>,
     /// [`Secret::stripped_json`], for the audit entry of every request that uses it.
     logged: String,
+    /// The secret's name in audit entries: `id:<id>`, or `sha256:<digest prefix>`.
+    audit_name: String,
     /// Names the secret's rate-limit counter: a keyed hash of its `id` and credentials
     /// (see [`SecretCache::new`]), or of the sealed text when it has no `id`.
     limit_key: [u8; 32],
@@ -61,6 +63,10 @@ impl Unsealed {
             Ok(None)
         };
         let logged = secret.stripped_json();
+        let audit_name = match &secret.policy.id {
+            Some(id) => format!("id:{id}"),
+            None => format!("sha256:{}", &digest.hex()[..16]),
+        };
         let inherited = secret
             .policy
             .rate_limit_key
@@ -89,11 +95,12 @@ impl Unsealed {
             _ => 0,
         };
         // The sealed text, the decoded secret (about as large) and its logged form.
-        let bytes = 2 * sealed_len + logged.len() + guard_bytes;
+        let bytes = 2 * sealed_len + logged.len() + audit_name.len() + guard_bytes;
         Self {
             secret,
             guard,
             logged,
+            audit_name,
             limit_key,
             bytes,
         }
@@ -102,6 +109,11 @@ impl Unsealed {
     /// The secret's JSON with every credential redacted.
     pub fn logged_json(&self) -> &str {
         &self.logged
+    }
+
+    /// The secret's name in audit entries: `id:<id>`, or `sha256:<digest prefix>`.
+    pub fn audit_name(&self) -> &str {
+        &self.audit_name
     }
 
     /// The reflection guard for what this secret injects.

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
-use crate::support::{Env, bearer, curl, inject, with};
+use crate::support::{Env, bearer, curl, inject, poll_until, with};
 
 /// A proxy (plus `extra` flags) and an upstream that is `api.test` (pinned) and
 /// `127.0.0.1`.
@@ -180,6 +180,58 @@ async fn client_connections_are_kept_alive() {
         assert_eq!(resp.status, 200);
         assert_ne!(resp.header("connection"), Some("close"));
     }
+}
+
+/// An idle keep-alive connection is parked (hyper's buffers released, the socket kept)
+/// and served again when the client comes back, any number of times; a parked client
+/// that closes leaves nothing behind, and a connection that never sent a byte parks too.
+#[tokio::test]
+async fn idle_connections_are_parked_and_served_again() {
+    let p = Env::builder()
+        .names(&["api.test", "127.0.0.1"])
+        .admin()
+        .start()
+        .await;
+    let sealed = p.tk.seal(&inject("supersecret", "trustno1"));
+    let request = format!(
+        "GET http://api.test/again HTTP/1.1\r\nHost: api.test\r\nProxy-Tokenizer: {sealed}\r\n\
+         Proxy-Authorization: Bearer trustno1\r\n\r\n"
+    );
+    let mut conn = RawConn::open(p.tk.addr).await;
+    let mut silent = RawConn::open(p.tk.addr).await;
+    for round in 0..3 {
+        conn.send(request.as_bytes()).await;
+        let resp = conn.read_response(false).await;
+        assert_eq!(resp.status, 200, "round {round}: {}", resp.text());
+        assert_ne!(resp.header("connection"), Some("close"));
+        assert_eq!(
+            Echo::parse(&resp.text()).header("authorization").unwrap(),
+            "Bearer supersecret"
+        );
+        // Idle past the parking delay: both connections are parked.
+        let parked = poll_until(Duration::from_secs(5), || async {
+            p.tk.metric("tokenizer_connections_parked").await >= 2.0
+        })
+        .await;
+        assert!(parked.is_some(), "round {round}: two parked connections");
+    }
+    // A request sent in two parts with a pause shorter than the parking delay is one
+    // request (bytes read since the last response keep a connection in hyper's hands).
+    let (head, rest) = request.split_at(request.len() / 2);
+    conn.send(head.as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.send(rest.as_bytes()).await;
+    assert_eq!(conn.read_response(false).await.status, 200);
+    // The silent connection is served when it finally speaks.
+    silent.send(request.as_bytes()).await;
+    assert_eq!(silent.read_response(false).await.status, 200);
+    drop(conn);
+    drop(silent);
+    let gone = poll_until(Duration::from_secs(5), || async {
+        p.tk.metric("tokenizer_connections_parked").await == 0.0
+    })
+    .await;
+    assert!(gone.is_some(), "closed parked connections are released");
 }
 
 #[tokio::test]
