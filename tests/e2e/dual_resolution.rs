@@ -257,7 +257,10 @@ fn a_name_with_a_public_and_a_private_address_is_refused_without_a_dial() {
     assert_eq!(public.count(), 1);
     assert_eq!(private.count(), 0);
 
+    // The log writer writes in batches (at least every 100 ms).
+    let logged = proxy.wait_for("dual.test", Duration::from_secs(5));
     let log = proxy.stderr();
+    assert!(logged.is_ok(), "the refusal is logged:\n{log}");
     for secret in [TOKEN, AUTH] {
         assert!(!log.contains(secret), "the log holds {secret:?}");
     }

@@ -397,27 +397,35 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
     }
 
     // The audit trail: intercepted and refused connections, all in transparent mode.
-    let sidecar_out = format!("{}{}", sidecar.stdout(), sidecar.stderr());
-    let audit = |host: &str, decision: &str| {
-        sidecar_out.lines().any(|l| {
+    // Connections (not requests) are logged as host:port, as CONNECT tunnels are. The
+    // log writer writes in batches (at least every 100 ms): wait for the lines.
+    let expected = [
+        ("api.openai.com".to_owned(), "allowed"),
+        (format!("{OTHER_HOST}:443"), "denied"),
+        (format!("{PASSTHROUGH_HOST}:443"), "passthrough"),
+    ];
+    let audit = |out: &str, host: &str, decision: &str| {
+        out.lines().any(|l| {
             l.contains("\"mode\":\"transparent\"")
                 && l.contains(&format!("\"host\":\"{host}\""))
                 && l.contains(&format!("\"decision\":\"{decision}\""))
         })
     };
-    assert!(
-        audit("api.openai.com", "allowed"),
-        "no transparent audit line for OpenAI:\n{sidecar_out}"
-    );
-    // Connections (not requests) are logged as host:port, as CONNECT tunnels are.
-    assert!(
-        audit(&format!("{OTHER_HOST}:443"), "denied"),
-        "no refusal of {OTHER_HOST}:\n{sidecar_out}"
-    );
-    assert!(
-        audit(&format!("{PASSTHROUGH_HOST}:443"), "passthrough"),
-        "no passthrough line for {PASSTHROUGH_HOST}:\n{sidecar_out}"
-    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sidecar_out = loop {
+        let out = format!("{}{}", sidecar.stdout(), sidecar.stderr());
+        let all = expected.iter().all(|(h, d)| audit(&out, h, d));
+        if all || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (host, decision) in &expected {
+        assert!(
+            audit(&sidecar_out, host, decision),
+            "no transparent audit line for {host} ({decision}):\n{sidecar_out}"
+        );
+    }
 
     check_watched(&watcher.stop(), &sidecar, &shell);
     let n = check_sdk_requests(&internet, &sidecar_auth, &staged);
