@@ -149,3 +149,29 @@ where
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
 }
+
+/// A client must finish its TLS handshake within this time.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server side of a client's TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT`]; a
+/// failed or slow handshake is logged (debug) and gives `None`.
+pub async fn accept_tls<IO>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    io: IO,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -21,9 +20,6 @@ use super::listener::serve_io;
 use crate::auth::ClientCert;
 use crate::config::TlsListenerConfig;
 use crate::lifecycle::Lifecycle;
-
-/// How long a client may take to finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -112,16 +108,8 @@ async fn connection(
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let Some(tls) = crate::lifecycle::accept_tls(&acceptor, stream, peer).await else {
+        return;
     };
     // rustls verified the chain (to CLIENT_CA_FILE, for client authentication) before
     // the handshake completed; only the leaf's names are read here.

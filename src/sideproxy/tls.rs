@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -19,8 +18,6 @@ use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
 use crate::lifecycle::{boxed_response, run_connection};
 
-/// A client must finish its TLS handshake within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The SNI on which the CA certificate is served.
 pub const CA_HOST: &str = "localhost";
 
@@ -61,16 +58,8 @@ async fn serve_as<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, side.acceptor.accept(io)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let Some(tls) = crate::lifecycle::accept_tls(&side.acceptor, io, peer).await else {
+        return;
     };
     let Some(sni) = tls.get_ref().1.server_name().map(str::to_ascii_lowercase) else {
         return;
