@@ -46,6 +46,8 @@ pub struct Metrics {
     pub upstream_connections_open: Gauge,
     /// Idle keep-alive client connections parked without their HTTP buffers.
     pub connections_parked: Gauge,
+    /// OIDC tokens accepted from the cache of verified tokens.
+    pub oidc_cache_hits: Counter,
     /// The tables a client can grow, sampled when scraped (see [`Metrics::set_sampler`]).
     pub unseal_cache_bytes: Gauge,
     pub unseal_cache_entries: Gauge,
@@ -103,6 +105,7 @@ impl Metrics {
             upstream_connections: Counter::default(),
             upstream_connections_open: Gauge::default(),
             connections_parked: Gauge::default(),
+            oidc_cache_hits: Counter::default(),
             unseal_cache_bytes: Gauge::default(),
             unseal_cache_entries: Gauge::default(),
             rate_limit_keys: Gauge::default(),
@@ -185,6 +188,11 @@ impl Metrics {
             "connections_parked",
             "Idle keep-alive client connections parked without their HTTP buffers",
             this.connections_parked.clone(),
+        );
+        registry.register(
+            "oidc_verified_cache_hits",
+            "OIDC tokens accepted without a second signature check (verified before)",
+            this.oidc_cache_hits.clone(),
         );
         for (name, help, gauge) in [
             (

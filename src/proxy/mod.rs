@@ -269,9 +269,15 @@ impl Proxy {
             return VerifiedTokens::default();
         }
         let candidates = crate::auth::Candidates::from_headers(maps);
-        self.oidc
+        let verified = self
+            .oidc
             .verify(&candidates, &self.upstream, &self.budget)
-            .await
+            .await;
+        self.telemetry
+            .metrics
+            .oidc_cache_hits
+            .inc_by(verified.cache_hits());
+        verified
     }
 }
 

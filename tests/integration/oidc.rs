@@ -273,6 +273,39 @@ async fn a_kubernetes_service_account_token_with_nested_claims() {
     assert_refused(&other, "does not match", "another namespace");
 }
 
+/// The same token with every request is verified once: later requests take it from the
+/// cache of verified tokens; a token differing in one byte is checked afresh (and fails).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_sent_again_is_not_verified_again() {
+    let ca = TestCa::new();
+    let key = SigningKey::rs256("gh-cache");
+    let issuer = OidcIssuer::start(&ca, GITHUB, &[&key]).await;
+    let e = env(ca, &[&issuer], &[issuer.pin()]).await;
+    let sealed = e.seal(&github_secret(&issuer.url));
+    let jwt = key.sign(&github_claims(&issuer.url));
+    for _ in 0..3 {
+        let ok = call(&e, &sealed, &jwt).await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    }
+    assert_eq!(
+        e.tk.metric("tokenizer_oidc_verified_cache_hits_total")
+            .await,
+        2.0
+    );
+    // Tampered signature: not a cache hit, and refused.
+    let mut tampered = jwt.clone().into_bytes();
+    let i = tampered.len() - 20;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let refused = call(&e, &sealed, &tampered).await;
+    assert_eq!(refused.status, 407, "{}", refused.body);
+    assert_eq!(
+        e.tk.metric("tokenizer_oidc_verified_cache_hits_total")
+            .await,
+        2.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rotated_keys_are_fetched_on_an_unknown_kid_at_most_once_per_interval() {
     let ca = TestCa::new();

@@ -8,6 +8,7 @@
 //! - A failed fetch keeps the last good keys until they are a day old.
 //! - One fetch at a time per issuer; requests that need it wait for it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode, header};
@@ -33,6 +34,8 @@ pub(super) struct IssuerKeys {
     issuer: String,
     refresh: Duration,
     state: Mutex<State>,
+    /// Counts successful fetches: a token verified under an older set is checked again.
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,6 +79,7 @@ impl IssuerKeys {
             issuer,
             refresh,
             state: Mutex::new(State::default()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -83,14 +87,20 @@ impl IssuerKeys {
         &self.issuer
     }
 
-    /// The key for a token's `kid` and `alg`, fetching the keys when the cache says so.
+    /// Which fetch of the keys is in use (bumped by every successful fetch).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The key for a token's `kid` and `alg`, fetching the keys when the cache says so,
+    /// and the generation of the key set it came from.
     pub(super) async fn key_for(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
         upstream: &Upstream,
         budget: &Budget,
-    ) -> Result<DecodingKey, String> {
+    ) -> Result<(DecodingKey, u64), String> {
         let kind = Kind::of(alg).ok_or("algorithm not accepted")?;
         let mut state = self.state.lock().await;
         let now = Instant::now();
@@ -106,6 +116,7 @@ impl IssuerKeys {
                     tracing::info!(issuer = %self.issuer, keys = keys.len(), "OIDC keys fetched");
                     state.keys = keys;
                     state.fetched = Some(now);
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(issuer = %self.issuer, error = %e, "OIDC keys: fetch failed");
@@ -119,8 +130,11 @@ impl IssuerKeys {
         {
             return Err("the issuer's keys are unavailable".to_owned());
         }
+        // Bumped only under this lock: the generation of the keys searched.
+        let generation = self.generation();
         state
             .find(kid, alg, kind)
+            .map(|k| (k, generation))
             .ok_or_else(|| "unknown signing key".to_owned())
     }
 

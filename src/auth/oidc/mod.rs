@@ -7,8 +7,11 @@
 //! (RS256/384/512, ES256/384, EdDSA only — `none` and HMAC are refused, so a token
 //! "signed" with a public key as an HMAC secret goes nowhere), `iss`, `exp` and `nbf`
 //! (60 s of clock skew). The audience and claims are each secret's own and are checked
-//! in [`super::oidc_auth`].
+//! in [`super::oidc_auth`]. A token that verified is remembered ([`cache`]) until it
+//! expires (at most five minutes), so a workload that sends the same token with every
+//! request pays for one signature check.
 
+mod cache;
 mod keys;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use serde_json::{Map, Value};
 use super::Candidates;
 use crate::body::Budget;
 use crate::upstream::Upstream;
+use cache::VerifiedCache;
 use keys::IssuerKeys;
 
 /// Clock skew allowed on `exp` and `nbf`.
@@ -66,6 +70,8 @@ pub struct VerifiedTokens {
     tokens: Vec<VerifiedToken>,
     /// (issuer, reason) for tokens of an allowed issuer that did not verify.
     failures: Vec<(String, String)>,
+    /// Tokens taken from the cache of verified tokens (no signature check).
+    cache_hits: u64,
 }
 
 impl VerifiedTokens {
@@ -89,12 +95,18 @@ impl VerifiedTokens {
     pub fn tokens(&self) -> &[VerifiedToken] {
         &self.tokens
     }
+
+    /// How many of them came from the cache of verified tokens.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits
+    }
 }
 
 /// The issuers of `OIDC_ISSUERS` and their keys.
 pub struct OidcVerifier {
     names: Arc<[String]>,
     issuers: Vec<IssuerKeys>,
+    verified: VerifiedCache,
 }
 
 impl OidcVerifier {
@@ -107,6 +119,7 @@ impl OidcVerifier {
                 .iter()
                 .map(|i| IssuerKeys::new(i.clone(), refresh))
                 .collect(),
+            verified: VerifiedCache::default(),
         }
     }
 
@@ -135,6 +148,18 @@ impl OidcVerifier {
             .filter(|v| looks_like_jwt(v))
             .take(MAX_TOKENS)
         {
+            let now = unix_now();
+            let generation = |issuer: &str| {
+                self.issuers
+                    .iter()
+                    .find(|k| k.issuer() == issuer)
+                    .map(IssuerKeys::generation)
+            };
+            if let Some((issuer, claims)) = self.verified.get(value, now, generation) {
+                out.tokens.push(VerifiedToken { issuer, claims });
+                out.cache_hits += 1;
+                continue;
+            }
             let Some(issuer) = unverified_issuer(value) else {
                 continue;
             };
@@ -142,15 +167,34 @@ impl OidcVerifier {
                 continue;
             };
             match verify_one(value, keys, upstream, budget).await {
-                Ok(claims) => out.tokens.push(VerifiedToken {
-                    issuer: issuer.clone(),
-                    claims,
-                }),
+                Ok((claims, generation)) => {
+                    if let Some(exp) = claims.get("exp").and_then(unix_seconds) {
+                        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+                        self.verified
+                            .insert(value, &issuer, generation, &claims, exp, leeway, now);
+                    }
+                    out.tokens.push(VerifiedToken {
+                        issuer: issuer.clone(),
+                        claims,
+                    });
+                }
                 Err(why) => out.failures.push((issuer, why)),
             }
         }
         out
     }
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A NumericDate claim (integer or fractional seconds).
+fn unix_seconds(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
 /// Three base64url parts, within the size limit.
@@ -170,17 +214,19 @@ fn unverified_issuer(token: &str) -> Option<String> {
     doc.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The claims of a token that verified, and the generation of the issuer's key set it
+/// verified with.
 async fn verify_one(
     token: &str,
     keys: &IssuerKeys,
     upstream: &Upstream,
     budget: &Budget,
-) -> Result<Map<String, Value>, String> {
+) -> Result<(Map<String, Value>, u64), String> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
     if !ALGORITHMS.contains(&header.alg) {
         return Err(format!("algorithm {:?} is not accepted", header.alg));
     }
-    let key = keys
+    let (key, generation) = keys
         .key_for(header.kid.as_deref(), header.alg, upstream, budget)
         .await?;
     let mut validation = Validation::new(header.alg);
@@ -192,7 +238,7 @@ async fn verify_one(
     validation.set_required_spec_claims(&["exp", "iss"]);
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
         .map_err(|e| token_error(&e))?;
-    Ok(data.claims)
+    Ok((data.claims, generation))
 }
 
 /// A short public reason.
