@@ -137,16 +137,40 @@ where
     C: GracefulConnection<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
+    run_connection_until_idle(conn, stop, peer, std::future::pending()).await;
+}
+
+/// [`run_connection`], and also shut `conn` down gracefully when `idle` resolves: `true`
+/// when that is how it ended, without error (the connection can be parked).
+pub async fn run_connection_until_idle<C, E>(
+    conn: C,
+    stop: &CancellationToken,
+    peer: SocketAddr,
+    idle: impl Future<Output = ()>,
+) -> bool
+where
+    C: GracefulConnection<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
+    let (result, idled) = tokio::select! {
+        biased;
+        r = conn.as_mut() => (r, false),
         () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            conn.as_mut().await
+            (conn.as_mut().await, false)
+        }
+        () = idle => {
+            conn.as_mut().graceful_shutdown();
+            (conn.as_mut().await, true)
         }
     };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    match result {
+        Ok(()) => idled,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            false
+        }
     }
 }
 

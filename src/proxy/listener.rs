@@ -12,9 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
-use super::park::{self, Activity, PARK_AFTER, ParkIo, Verdict};
+use super::park::{Activity, PARK_AFTER, ParkIo};
 use crate::auth::ClientCert;
-use crate::lifecycle::{GracefulConnection, Lifecycle, boxed_response, run_connection};
+use crate::lifecycle::{Lifecycle, boxed_response, run_connection, run_connection_until_idle};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
 /// `header_timeout` bounds how long request headers may take to arrive (slowloris).
@@ -93,50 +93,9 @@ async fn serve_until_idle(
     let conn = http1_builder(proxy.config().client_header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    run_parkable(conn, stop, peer, &activity)
+    run_connection_until_idle(conn, stop, peer, activity.idle(PARK_AFTER))
         .await
         .then_some(home)
-}
-
-/// Drive `conn` like [`run_connection`], and park it once idle for [`PARK_AFTER`]:
-/// `true` when hyper let go of the connection to park it.
-async fn run_parkable<C, E>(
-    conn: C,
-    stop: &CancellationToken,
-    peer: SocketAddr,
-    activity: &Activity,
-) -> bool
-where
-    C: GracefulConnection<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    tokio::pin!(conn);
-    let check = tokio::time::sleep(PARK_AFTER);
-    tokio::pin!(check);
-    loop {
-        tokio::select! {
-            biased;
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
-                }
-                return false;
-            }
-            () = stop.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.as_mut().await;
-                return false;
-            }
-            () = &mut check => match activity.verdict(PARK_AFTER) {
-                Verdict::Park => {
-                    park::start_parking(activity);
-                    conn.as_mut().graceful_shutdown();
-                    return conn.as_mut().await.is_ok();
-                }
-                Verdict::CheckIn(d) => check.as_mut().reset(tokio::time::Instant::now() + d),
-            },
-        }
-    }
 }
 
 /// Serve HTTP/1.1 on an accepted connection (plain TCP, or TLS with the client

@@ -50,7 +50,7 @@ pub struct Activity {
 
 /// Whether to park now, or when to look again.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+enum Verdict {
     Park,
     CheckIn(Duration),
 }
@@ -85,8 +85,23 @@ impl Activity {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Resolves once the connection has been idle for `after`, marked as parking: from
+    /// then on hyper's shutdown keeps the socket. Looks again when it could first be
+    /// true, and every `after` while requests are in flight.
+    pub async fn idle(&self, after: Duration) {
+        let mut wait = after;
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.verdict(after) {
+                Verdict::Park => break,
+                Verdict::CheckIn(d) => wait = d,
+            }
+        }
+        self.parking.store(true, Ordering::Relaxed);
+    }
+
     /// Park when idle for `after`: nothing in flight and nothing read since.
-    pub fn verdict(&self, after: Duration) -> Verdict {
+    fn verdict(&self, after: Duration) -> Verdict {
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         if self.in_flight.load(Ordering::Relaxed) > 0
             || self.reads.load(Ordering::Relaxed) != self.reads_when_idle.load(Ordering::Relaxed)
@@ -188,11 +203,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ParkIo<T> {
         }
         Pin::new(self.io()?).poll_shutdown(cx)
     }
-}
-
-/// Mark the connection as parking: from now on hyper's shutdown keeps the socket.
-pub fn start_parking(activity: &Activity) {
-    activity.parking.store(true, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::{LEEWAY_SECS, VerifiedToken};
 
 /// The longest an entry is used after its token was verified.
 pub const MAX_AGE_SECS: i64 = 300;
@@ -27,10 +29,9 @@ const MAX_ENTRIES: usize = 4096;
 const MAX_BYTES: usize = 8 << 20;
 
 struct Entry {
-    issuer: String,
+    verified: VerifiedToken,
     /// The issuer's key-set generation the token verified under.
     generation: u64,
-    claims: Map<String, Value>,
     /// Unix seconds after which the entry is not used.
     until: i64,
     bytes: usize,
@@ -49,41 +50,39 @@ pub struct VerifiedCache {
     inner: Mutex<Inner>,
 }
 
+/// A NumericDate claim (integer or fractional seconds).
+fn unix_seconds(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
 impl VerifiedCache {
-    /// The issuer and claims of `token` if it verified before, its entry still holds at
-    /// `now` (Unix seconds), and `generation(issuer)` is still the key set it verified
-    /// under.
+    /// `token` as it verified before, if its entry still holds at `now` (Unix seconds)
+    /// and `generation(issuer)` is still the key set it verified under.
     pub fn get(
         &self,
         token: &str,
         now: i64,
         generation: impl Fn(&str) -> Option<u64>,
-    ) -> Option<(String, Map<String, Value>)> {
+    ) -> Option<VerifiedToken> {
         let key = digest(token);
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let e = inner.map.get(&key)?;
-        (now < e.until && generation(&e.issuer) == Some(e.generation))
-            .then(|| (e.issuer.clone(), e.claims.clone()))
+        (now < e.until && generation(&e.verified.issuer) == Some(e.generation))
+            .then(|| e.verified.clone())
     }
 
-    /// Remember that `token` verified at `now` for `issuer` under its key-set
-    /// `generation`; `exp` is its expiry (Unix seconds) and `leeway` the clock skew the
-    /// verification allowed.
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert(
-        &self,
-        token: &str,
-        issuer: &str,
-        generation: u64,
-        claims: &Map<String, Value>,
-        exp: i64,
-        leeway: i64,
-        now: i64,
-    ) {
+    /// Remember that `token` verified at `now` (Unix seconds) as `verified`, under its
+    /// issuer's key-set `generation`: until its `exp` with the verification's clock
+    /// skew, at most [`MAX_AGE_SECS`].
+    pub fn insert(&self, token: &str, verified: &VerifiedToken, generation: u64, now: i64) {
+        let Some(exp) = verified.claims.get("exp").and_then(unix_seconds) else {
+            return;
+        };
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
         let until = exp
             .saturating_add(leeway)
             .min(now.saturating_add(MAX_AGE_SECS));
@@ -91,7 +90,7 @@ impl VerifiedCache {
             return;
         }
         // The claims are about as large as the token's payload.
-        let bytes = 2 * token.len() + issuer.len();
+        let bytes = 2 * token.len() + verified.issuer.len();
         let key = digest(token);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = inner.map.remove(&key) {
@@ -111,9 +110,8 @@ impl VerifiedCache {
         inner.map.insert(
             key,
             Entry {
-                issuer: issuer.to_owned(),
+                verified: verified.clone(),
                 generation,
-                claims: claims.clone(),
                 until,
                 bytes,
             },
@@ -132,28 +130,31 @@ mod tests {
 
     const GEN1: fn(&str) -> Option<u64> = |_| Some(1);
 
-    fn claims(sub: &str) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("sub".to_owned(), Value::from(sub));
-        m
+    /// A token of `sub` expiring at `exp` (the verification allowed 60 s of skew).
+    fn verified(sub: &str, exp: i64) -> VerifiedToken {
+        let claims = serde_json::json!({"sub": sub, "exp": exp});
+        VerifiedToken {
+            issuer: "https://iss".to_owned(),
+            claims: claims.as_object().unwrap().clone(),
+        }
     }
 
     #[test]
     fn a_verified_token_is_reused_until_its_expiry_or_max_age() {
         let c = VerifiedCache::default();
-        c.insert("a.b.c", "https://iss", 1, &claims("x"), 1_000, 60, 900);
-        let (iss, got) = c.get("a.b.c", 1_059, GEN1).unwrap();
-        assert_eq!(iss, "https://iss");
-        assert_eq!(got["sub"], "x");
+        c.insert("a.b.c", &verified("x", 1_000), 1, 900);
+        let got = c.get("a.b.c", 1_059, GEN1).unwrap();
+        assert_eq!(got.issuer, "https://iss");
+        assert_eq!(got.claims["sub"], "x");
         // exp + leeway reached.
         assert!(c.get("a.b.c", 1_060, GEN1).is_none());
         // A long-lived token: at most MAX_AGE_SECS after verification.
-        c.insert("d.e.f", "https://iss", 1, &claims("y"), 100_000, 60, 900);
+        c.insert("d.e.f", &verified("y", 100_000), 1, 900);
         assert!(c.get("d.e.f", 900 + MAX_AGE_SECS - 1, GEN1).is_some());
         assert!(c.get("d.e.f", 900 + MAX_AGE_SECS, GEN1).is_none());
         // Any other byte string is a miss; an expired token is not kept.
         assert!(c.get("a.b.C", 950, GEN1).is_none());
-        c.insert("g.h.i", "https://iss", 1, &claims("z"), 100, 60, 900);
+        c.insert("g.h.i", &verified("z", 100), 1, 900);
         assert!(c.get("g.h.i", 900, GEN1).is_none());
         // Once the issuer's keys were fetched again (or the issuer is gone): a miss.
         assert!(c.get("a.b.c", 950, |_| Some(2)).is_none());
@@ -165,15 +166,7 @@ mod tests {
     fn bounded_in_entries_and_bytes_oldest_out_first() {
         let c = VerifiedCache::default();
         for i in 0..MAX_ENTRIES + 10 {
-            c.insert(
-                &format!("t.{i}.s"),
-                "https://iss",
-                1,
-                &claims("x"),
-                2_000,
-                60,
-                1_000,
-            );
+            c.insert(&format!("t.{i}.s"), &verified("x", 2_000), 1, 1_000);
         }
         assert_eq!(c.len(), MAX_ENTRIES);
         assert!(c.get("t.0.s", 1_001, GEN1).is_none());
@@ -183,15 +176,7 @@ mod tests {
         );
         let big = "x".repeat(16 * 1024);
         for i in 0..1_000 {
-            c.insert(
-                &format!("{big}.{i}"),
-                "https://iss",
-                1,
-                &claims("x"),
-                2_000,
-                60,
-                1_000,
-            );
+            c.insert(&format!("{big}.{i}"), &verified("x", 2_000), 1, 1_000);
         }
         let inner = c.inner.lock().unwrap();
         assert!(inner.bytes <= MAX_BYTES, "{}", inner.bytes);

@@ -155,8 +155,8 @@ impl OidcVerifier {
                     .find(|k| k.issuer() == issuer)
                     .map(IssuerKeys::generation)
             };
-            if let Some((issuer, claims)) = self.verified.get(value, now, generation) {
-                out.tokens.push(VerifiedToken { issuer, claims });
+            if let Some(token) = self.verified.get(value, now, generation) {
+                out.tokens.push(token);
                 out.cache_hits += 1;
                 continue;
             }
@@ -168,15 +168,9 @@ impl OidcVerifier {
             };
             match verify_one(value, keys, upstream, budget).await {
                 Ok((claims, generation)) => {
-                    if let Some(exp) = claims.get("exp").and_then(unix_seconds) {
-                        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
-                        self.verified
-                            .insert(value, &issuer, generation, &claims, exp, leeway, now);
-                    }
-                    out.tokens.push(VerifiedToken {
-                        issuer: issuer.clone(),
-                        claims,
-                    });
+                    let token = VerifiedToken { issuer, claims };
+                    self.verified.insert(value, &token, generation, now);
+                    out.tokens.push(token);
                 }
                 Err(why) => out.failures.push((issuer, why)),
             }
@@ -190,11 +184,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// A NumericDate claim (integer or fractional seconds).
-fn unix_seconds(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
 /// Three base64url parts, within the size limit.
