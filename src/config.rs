@@ -84,8 +84,8 @@ pub struct ServeConfig {
     pub client_body_timeout: Duration,
     /// The fleet's Redis (`REDIS_URL`, …); `None`: limits and revocations per instance.
     pub fleet: Option<crate::fleet::FleetConfig>,
-    /// How long a `max_requests` count is kept after a secret's last use when the secret
-    /// has no `expires_at` (`MAX_REQUESTS_RETENTION`).
+    /// How long a `max_requests` count is kept after a secret's last use, and never past
+    /// its `expires_at` (`MAX_REQUESTS_RETENTION`).
     pub max_requests_retention: Duration,
     /// OIDC issuers whose workload tokens may be verified (`OIDC_ISSUERS`): exact `iss`.
     pub oidc_issuers: Vec<String>,

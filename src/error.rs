@@ -71,7 +71,7 @@ fn rate_limit_message(refusal: Refusal) -> String {
     match refusal {
         Refusal::Wait(wait) => format!("rate limited: retry in {}s", retry_secs(wait)),
         Refusal::Full(wait) => format!(
-            "rate limited: too many rate-limited secrets in use; retry in {}s",
+            "rate limited: this request carries more limited secrets than RATE_LIMIT_KEYS; retry in {}s",
             retry_secs(wait)
         ),
         Refusal::Exhausted => "rate limited: this secret's max_requests are used up".to_owned(),

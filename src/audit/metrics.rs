@@ -52,6 +52,8 @@ pub struct Metrics {
     pub unseal_cache_bytes: Gauge,
     pub unseal_cache_entries: Gauge,
     pub rate_limit_keys: Gauge,
+    /// Limit counters dropped to make room (the largest pool's least recently used).
+    pub rate_limit_evictions: Gauge,
     pub buffered_body_bytes: Gauge,
     /// Log lines dropped because the writer's queue was full (see `logging`).
     log_lines_dropped: Gauge,
@@ -70,6 +72,8 @@ pub struct FleetMetrics {
     pub errors: Gauge,
     /// Entries of the fleet's revocation set this instance holds.
     pub revocations: Gauge,
+    /// Times Redis was found to have lost the fleet's data.
+    pub data_losses: Gauge,
 }
 
 /// Reads the proxy's table sizes into the gauges before they are encoded.
@@ -109,6 +113,7 @@ impl Metrics {
             unseal_cache_bytes: Gauge::default(),
             unseal_cache_entries: Gauge::default(),
             rate_limit_keys: Gauge::default(),
+            rate_limit_evictions: Gauge::default(),
             buffered_body_bytes: Gauge::default(),
             log_lines_dropped: Gauge::default(),
             fleet: fleet.then(|| FleetMetrics {
@@ -116,6 +121,7 @@ impl Metrics {
                 rtt_seconds: Gauge::default(),
                 errors: Gauge::default(),
                 revocations: Gauge::default(),
+                data_losses: Gauge::default(),
             }),
             sampler: std::sync::OnceLock::new(),
         };
@@ -211,6 +217,12 @@ impl Metrics {
                 &this.rate_limit_keys,
             ),
             (
+                "rate_limit_evictions",
+                "Limit counters dropped to make room since start, in this process and by \
+                 this instance's requests in Redis (the largest pool's least recently used)",
+                &this.rate_limit_evictions,
+            ),
+            (
                 "buffered_body_bytes",
                 "Request body bytes buffered now (bound: BUFFERED_BODY_BUDGET)",
                 &this.buffered_body_bytes,
@@ -243,6 +255,12 @@ impl Metrics {
                 "fleet_revocations",
                 "Entries of the fleet's revocation set held by this instance",
                 f.revocations.clone(),
+            );
+            registry.register(
+                "redis_data_losses",
+                "Times the fleet's Redis was found to have lost its data (counters started \
+                 afresh; revocations written back) since start",
+                f.data_losses.clone(),
             );
         }
         Self { registry, ..this }

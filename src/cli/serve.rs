@@ -122,8 +122,8 @@ pub struct ServeArgs {
     pub fleet: FleetArgs,
     #[command(flatten)]
     pub identity: IdentityArgs,
-    /// How long a max_requests count is kept after a secret's last use, when the secret
-    /// has no expires_at (it is kept until expires_at otherwise).
+    /// How long a max_requests count is kept after a secret's last use (and never past
+    /// the secret's expires_at); at most 3650d.
     #[arg(long, env = "MAX_REQUESTS_RETENTION", value_parser = config::parse_duration,
           default_value = "90d")]
     pub max_requests_retention: Duration,
@@ -319,6 +319,14 @@ impl ServeArgs {
         } else {
             None
         };
+        // Counters live at most this long, in this process and in Redis (`PX`).
+        const MAX_RETENTION: Duration = Duration::from_secs(10 * 365 * 86_400);
+        if self.max_requests_retention.is_zero() || self.max_requests_retention > MAX_RETENTION {
+            return Err(ConfigError::Invalid {
+                name: "MAX_REQUESTS_RETENTION",
+                detail: "want a duration from 1s to 3650d".to_owned(),
+            });
+        }
         Ok(ServeConfig {
             flysrc,
             require_flysrc,

@@ -1,4 +1,4 @@
-use super::derived::icann_domain;
+use super::derived::site;
 use super::response::{DEFAULT_LIFETIME, carries_token, github_token, oauth_token};
 use super::*;
 
@@ -348,7 +348,7 @@ fn derived_tokens_keep_every_rule_and_never_go_anywhere() {
 }
 
 #[test]
-fn registrable_domains_follow_icann_rules() {
+fn sites_follow_the_whole_public_suffix_list() {
     for (host, domain) in [
         ("oauth2.googleapis.com", Some("googleapis.com")),
         ("api.github.com", Some("github.com")),
@@ -357,8 +357,46 @@ fn registrable_domains_follow_icann_rules() {
         ("example.com", Some("example.com")),
         ("co.uk", None),
         ("localhost", None),
+        // Shared hosting: each customer's name is a site of its own.
+        ("auth-myco.fly.dev", Some("auth-myco.fly.dev")),
+        ("login.auth-myco.fly.dev", Some("auth-myco.fly.dev")),
+        ("auth-myco.herokuapp.com", Some("auth-myco.herokuapp.com")),
+        ("myco.github.io", Some("myco.github.io")),
+        ("fly.dev", None),
+        ("Auth-MyCo.Fly.Dev", Some("Auth-MyCo.Fly.Dev")),
     ] {
-        assert_eq!(icann_domain(host), domain, "{host}");
+        assert_eq!(site(host), domain, "{host}");
+    }
+}
+
+#[test]
+fn a_token_from_a_shared_hosting_domain_stays_with_its_tenant() {
+    for (token_url, own, strangers) in [
+        (
+            "https://auth-myco.fly.dev/oauth/token",
+            ["auth-myco.fly.dev", "api.auth-myco.fly.dev"],
+            ["evil-attacker.fly.dev", "fly.dev"],
+        ),
+        (
+            "https://auth-myco.herokuapp.com/token",
+            ["auth-myco.herokuapp.com", "v2.auth-myco.herokuapp.com"],
+            ["evil.herokuapp.com", "herokuapp.com"],
+        ),
+    ] {
+        let p = Secret::from_json(
+            json!({"client_credentials_processor": {"client_id": "i",
+                "client_secret": "s", "token_url": token_url}, "no_auth": {}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let hosts = derived_hosts(Exchange::OAuth, &p);
+        for host in own {
+            assert!(hosts.check(host).is_ok(), "{token_url}: {host}");
+        }
+        for host in strangers {
+            assert!(hosts.check(host).is_err(), "{token_url}: {host}");
+        }
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Health {
     /// Round trip of the last successful ping, in microseconds.
     rtt_us: AtomicU64,
     errors: AtomicU64,
+    /// Times the fleet's data was found lost (see `revocations`).
+    data_losses: AtomicU64,
     /// Woken when Redis comes (back) up.
     came_up: Notify,
 }
@@ -42,6 +44,15 @@ impl Health {
     /// Failed Redis calls and pings since start.
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Times Redis was found to have lost the fleet's data since start.
+    pub fn data_losses(&self) -> u64 {
+        self.data_losses.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn record_data_loss(&self) {
+        self.data_losses.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_error(&self) {

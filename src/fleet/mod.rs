@@ -80,21 +80,55 @@ impl std::fmt::Debug for FleetConfig {
 }
 
 /// Why a Redis call failed. Messages never hold the URL.
+///
+/// Only an unreachable Redis ([`FleetError::is_outage`]) is an outage, for which
+/// `REDIS_FAILURE` decides; an error *answer* (a script error, a refused command, a
+/// wrong type, an ACL refusal) means Redis is there and said no, and fails closed.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error("REDIS_URL: {0}")]
     Url(String),
+    /// The connection failed or broke, or Redis is loading, failing over or read-only.
     #[error("redis: {0}")]
     Redis(String),
+    /// Redis answered, with an error (or an answer this code does not understand).
+    #[error("redis answered with an error: {0}")]
+    Answer(String),
     #[error("redis: no answer within the timeout")]
     Timeout,
     #[error("redis is unreachable")]
     Down,
 }
 
+impl FleetError {
+    /// Is Redis unreachable (or not serving), rather than answering with an error?
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Redis(_) | Self::Timeout | Self::Down)
+    }
+}
+
 impl From<redis::RedisError> for FleetError {
     fn from(e: redis::RedisError) -> Self {
-        Self::Redis(e.to_string())
+        use redis::{ErrorKind, ServerErrorKind};
+        let unreachable = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || matches!(
+                e.kind(),
+                ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::ReadOnly
+                )
+            );
+        if unreachable {
+            Self::Redis(e.to_string())
+        } else {
+            Self::Answer(e.to_string())
+        }
     }
 }
 
@@ -111,19 +145,40 @@ impl Keys {
         }
     }
 
-    /// A secret's counter of one kind (`rl`: rate, `max`: uses). The name is a one-way
-    /// hash of the counter key: whoever reads Redis cannot name the counter in a secret
-    /// of their own (`rate_limit_key`) to spend another secret's limit.
-    fn counter(&self, kind: &str, key: &[u8; 32]) -> String {
+    /// Every key starts with it.
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A secret's counters' name: a one-way hash of the counter key, so whoever reads
+    /// Redis cannot name the counter in a secret of their own (`rate_limit_key`) to
+    /// spend another secret's limit.
+    fn counter_id(&self, key: &[u8; 32]) -> String {
         let mut h = Sha256::new();
         h.update(b"tokenizer fleet counter\0");
         h.update(key);
-        format!("{}{kind}:{}", self.prefix, hex::encode(h.finalize()))
+        hex::encode(h.finalize())
     }
 
-    /// Every live counter, scored by its expiry (ms): bounds the counters in Redis.
+    /// A secret's counter of one kind (`rl`: rate, `max`: uses), by its id.
+    fn counter(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    /// Every limited secret (`pool|id`), scored by its counters' expiry (ms): bounds the
+    /// counters in Redis.
     fn registry(&self) -> String {
         format!("{}counters", self.prefix)
+    }
+
+    /// Each pool's number of limited secrets.
+    fn pools(&self) -> String {
+        format!("{}pools", self.prefix)
+    }
+
+    /// One pool's secrets (ids), scored by their last use (ms).
+    fn pool(&self, pool: &str) -> String {
+        format!("{}pool:{pool}", self.prefix)
     }
 
     /// The revocation set.
@@ -134,6 +189,11 @@ impl Keys {
     /// Bumped with every revocation, so instances re-read the set only when it changed.
     pub fn revoked_version(&self) -> String {
         format!("{}revoked:version", self.prefix)
+    }
+
+    /// A random marker of the data Redis holds: gone or changed when Redis lost it.
+    pub fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
     }
 
     /// The channel revocations are announced on.
@@ -189,6 +249,8 @@ pub struct Fleet {
     health: Arc<Health>,
     /// `RATE_LIMIT_KEYS`: counters the fleet keeps at once.
     capacity: usize,
+    /// Counters the limit script dropped to make room, as this instance saw.
+    evicted: std::sync::atomic::AtomicU64,
 }
 
 impl Fleet {
@@ -215,6 +277,7 @@ impl Fleet {
             timeout: config.timeout,
             health: health.clone(),
             capacity: capacity.max(1),
+            evicted: std::sync::atomic::AtomicU64::new(0),
         });
         health::spawn_monitor(fleet.conn.clone(), health.clone(), config.timeout);
         revocations::spawn_sync(client, fleet.conn.clone(), keys, revocations, health);
@@ -245,8 +308,9 @@ impl Fleet {
         true
     }
 
-    /// Take one request from every limit, across the fleet. `Err` when Redis could not
-    /// decide (the caller applies `REDIS_FAILURE`).
+    /// Take one request from every limit, across the fleet. `Err` when Redis did not
+    /// decide: the caller applies `REDIS_FAILURE` to an outage and refuses on an error
+    /// answer ([`FleetError::is_outage`]).
     pub async fn take(&self, limits: &[Limit]) -> Result<Result<(), Refusal>, FleetError> {
         if !self.health.is_up() {
             return Err(FleetError::Down);
@@ -257,10 +321,22 @@ impl Fleet {
             Ok(outcome) => outcome,
             Err(_) => Err(FleetError::Timeout),
         };
-        if outcome.is_err() {
-            self.health.record_error();
+        match outcome {
+            Ok(taken) => {
+                self.evicted
+                    .fetch_add(taken.evicted, std::sync::atomic::Ordering::Relaxed);
+                Ok(taken.decided)
+            }
+            Err(e) => {
+                self.health.record_error();
+                Err(e)
+            }
         }
-        outcome
+    }
+
+    /// Counters the fleet dropped to make room, in this instance's requests.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Add `entry` (an id or a digest) to the fleet's revocations and announce it.

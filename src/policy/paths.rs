@@ -27,10 +27,13 @@ pub enum PathError {
     DotSegmentParams,
 }
 
-/// Does the normalized `path` hold a dot segment with a path parameter (`/v1/..;/x`)?
+/// Does the normalized `path` hold a dot segment with a path parameter (`/v1/..;/x`),
+/// spelt with escapes or not (`/v1/..%3B/x`: a stack that decodes before it splits off
+/// path parameters reads it as `..;`)?
 pub fn has_dot_segment_params(path: &str) -> bool {
     path.split('/').any(|segment| {
-        segment
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded
             .split_once(';')
             .is_some_and(|(name, _)| name == "." || name == "..")
     })
@@ -291,11 +294,27 @@ mod tests {
 
     #[test]
     fn dot_segments_with_parameters_are_spotted() {
-        for bad in ["/v1/..;/admin", "/v1/.;x/a", "/v1/%2e%2e;/admin", "/..;"] {
+        for bad in [
+            "/v1/..;/admin",
+            "/v1/.;x/a",
+            "/v1/%2e%2e;/admin",
+            "/..;",
+            "/v1/..%3B/admin",
+            "/v1/..%3b/admin",
+            "/v1/%2e%2e%3b/admin",
+            "/v1/.%3Bx/a",
+        ] {
             let n = normalize(bad).unwrap();
             assert!(has_dot_segment_params(&n), "{bad} -> {n}");
         }
-        for ok in ["/v1/a;b/c", "/v1/...;/x", "/v1/models", "/a/..b;c"] {
+        for ok in [
+            "/v1/a;b/c",
+            "/v1/...;/x",
+            "/v1/models",
+            "/a/..b;c",
+            "/a/..%3Bb/../c",
+            "/v1/a%3Bb",
+        ] {
             assert!(!has_dot_segment_params(&normalize(ok).unwrap()), "{ok}");
         }
     }

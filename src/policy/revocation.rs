@@ -6,7 +6,8 @@
 //!   the last good list stays.
 //! - The fleet's set in Redis (`REDIS_URL`), kept current by [`crate::fleet`]: every
 //!   instance sees a revocation within a second; while Redis is unreachable the last
-//!   set seen stays.
+//!   set seen stays, and an entry Redis loses is written back by any instance that
+//!   still knows it. A revocation is never taken back.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -52,9 +53,23 @@ impl Revocations {
         *self.list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
     }
 
-    /// The fleet's whole set, as just read from Redis.
-    pub fn replace_fleet(&self, set: HashSet<String>) {
-        *self.fleet.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    /// The fleet's whole set, as just read from Redis, added to what this instance
+    /// already knew: a revocation is never taken back, so one that Redis lost (a
+    /// restart without persistence, `FLUSHALL`, a failover to an empty replica) stays
+    /// in force here, and is written back (see [`crate::fleet::revocations`]).
+    pub fn merge_fleet(&self, set: HashSet<String>) {
+        let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
+        if set.iter().all(|e| fleet.contains(e)) {
+            return;
+        }
+        let mut merged = HashSet::clone(&fleet);
+        merged.extend(set);
+        *fleet = Arc::new(merged);
+    }
+
+    /// The fleet's revocations this instance knows.
+    pub fn fleet_entries(&self) -> Arc<HashSet<String>> {
+        self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// One revocation announced by another instance.

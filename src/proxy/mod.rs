@@ -123,6 +123,11 @@ impl Proxy {
             m.unseal_cache_bytes.set(gauge(p.secrets.bytes()));
             m.unseal_cache_entries.set(gauge(p.secrets.len()));
             m.rate_limit_keys.set(gauge(p.limiter.len()));
+            let fleet_evicted = p.fleet.as_ref().map_or(0, |f| f.evicted());
+            m.rate_limit_evictions.set(
+                i64::try_from(p.limiter.evicted().saturating_add(fleet_evicted))
+                    .unwrap_or(i64::MAX),
+            );
             if let (Some(fleet), Some(fm)) = (&p.fleet, &m.fleet) {
                 let health = fleet.health();
                 fm.up.set(i64::from(health.is_up()));
@@ -130,6 +135,8 @@ impl Proxy {
                 fm.errors
                     .set(i64::try_from(health.errors()).unwrap_or(i64::MAX));
                 fm.revocations.set(gauge(p.revocations.fleet_len()));
+                fm.data_losses
+                    .set(i64::try_from(health.data_losses()).unwrap_or(i64::MAX));
             }
             m.buffered_body_bytes.set(gauge(
                 p.config
@@ -167,6 +174,11 @@ impl Proxy {
         if let Some(fleet) = &self.fleet {
             match fleet.take(limits).await {
                 Ok(decided) => return decided.map_err(ProxyError::RateLimited),
+                // Redis is there and said no: never a reason to count alone.
+                Err(e) if !e.is_outage() => {
+                    tracing::warn!(error = %e, "fleet limits: Redis refused the limit script");
+                    return Err(ProxyError::RateLimited(Refusal::Unavailable));
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "fleet limits unavailable");
                     if fleet.failure() == FailureMode::Closed {

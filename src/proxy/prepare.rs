@@ -348,14 +348,19 @@ fn add_limit(proxy: &Proxy, s: &OpenedSecret<'_>, now: i64, limits: &mut Vec<Lim
     if limits.iter().any(|l| l.key == key) {
         return;
     }
-    // A use count is kept until the secret expires (a minute of slack for clocks), or
-    // for the retention after its last use.
+    // A use count is kept until the secret expires (a minute of slack for clocks), and
+    // at most for the retention after its last use: a counter's lifetime is bounded
+    // whatever `expires_at` a secret names.
+    let retention = proxy.config().max_requests_retention;
     let keep_uses = match policy.expires_at {
-        Some(at) => Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0) + 60),
-        None => proxy.config().max_requests_retention,
+        Some(at) => Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+            .saturating_add(Duration::from_secs(60))
+            .min(retention),
+        None => retention,
     };
     limits.push(Limit {
         key,
+        pool: *s.secret.limit_pool(),
         rate: policy.rate_limit,
         max_requests: policy.max_requests,
         keep_uses,

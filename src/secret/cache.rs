@@ -49,6 +49,8 @@ pub struct Unsealed {
     /// Names the secret's rate-limit counter: a keyed hash of its `id` and credentials
     /// (see [`SecretCache::new`]), or of the sealed text when it has no `id`.
     limit_key: [u8; 32],
+    /// The pool its counters are kept in: a keyed hash of the caller identity it demands.
+    limit_pool: [u8; 32],
     /// What the cache charges for this entry.
     bytes: usize,
 }
@@ -90,6 +92,7 @@ impl Unsealed {
                 *super::mac::hmac_sha256(&keys.limit[..], &[b"sealed\0", digest.bytes()])
             }
         };
+        let limit_pool = limit_pool(&secret, &keys.limit[..]);
         let guard_bytes = match &guard {
             Ok(Some(g)) => g.memory_usage(),
             _ => 0,
@@ -102,6 +105,7 @@ impl Unsealed {
             logged,
             audit_name,
             limit_key,
+            limit_pool,
             bytes,
         }
     }
@@ -128,6 +132,24 @@ impl Unsealed {
     pub fn limit_key(&self) -> &[u8; 32] {
         &self.limit_key
     }
+
+    /// The pool its limit counters are kept in ([`crate::policy::Limit::pool`]).
+    pub fn limit_pool(&self) -> &[u8; 32] {
+        &self.limit_pool
+    }
+}
+
+/// Whose counters a secret's are: a keyed hash of its auth rule — the caller identity
+/// it demands (a bearer digest, a Fly-Src rule, a macaroon key, an OIDC or mTLS rule).
+/// Only a caller that passes that rule can use the secret, so only such a caller can
+/// grow the pool. Every `no_auth` secret is in one anonymous pool: anyone can fill it,
+/// and only it.
+fn limit_pool(secret: &Secret, key: &[u8]) -> [u8; 32] {
+    if matches!(secret.auth, crate::auth::AuthConfig::None) {
+        return *super::mac::hmac_sha256(key, &[b"pool\0anonymous"]);
+    }
+    let auth = Zeroizing::new(serde_json::to_vec(&secret.auth).unwrap_or_default());
+    *super::mac::hmac_sha256(key, &[b"pool\0auth\0", &auth])
 }
 
 impl Deref for Unsealed {

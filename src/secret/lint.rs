@@ -34,6 +34,18 @@ pub fn lint(secret: &Secret) -> Vec<String> {
             oidc.issuer, oidc.audience
         ));
     }
+    let mut values = Vec::new();
+    secret.processor.guard_values(&mut values);
+    let min = crate::reflection::MIN_GUARDED_LEN;
+    if values
+        .iter()
+        .any(|v| !v.expose().is_empty() && v.expose().len() < min)
+    {
+        out.push(format!(
+            "a credential shorter than {min} bytes: the reflection guard does not mask it if \
+             the upstream echoes it (masking so short a string would corrupt responses)"
+        ));
+    }
     let now = now_unix();
     if secret.policy.expires_at.is_some_and(|t| t <= now) {
         out.push("expires_at is in the past: the secret is already expired".to_owned());
@@ -59,15 +71,19 @@ mod tests {
         let all = lints(serde_json::json!({
             "inject_processor": {"token": "t"}, "no_auth": {}, "expires_at": 1
         }));
-        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all.len(), 4, "{all:?}");
+        assert!(
+            all.iter().any(|l| l.contains("shorter than 8 bytes")),
+            "{all:?}"
+        );
         let pattern = lints(serde_json::json!({
-            "inject_processor": {"token": "t"}, "bearer_auth": {"digest": ""},
+            "inject_processor": {"token": "long-enough-token"}, "bearer_auth": {"digest": ""},
             "allowed_host_pattern": "example\\.com"
         }));
         assert_eq!(pattern.len(), 1);
         assert!(pattern[0].contains("not anchored"));
         let clean = lints(serde_json::json!({
-            "inject_processor": {"token": "t"}, "bearer_auth": {"digest": ""},
+            "inject_processor": {"token": "long-enough-token"}, "bearer_auth": {"digest": ""},
             "allowed_host_pattern": "^api\\.example\\.com$"
         }));
         assert!(clean.is_empty(), "{clean:?}");

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod binary;
 pub mod ca;
 pub mod env;
+pub mod fleet;
 pub mod oidc_issuer;
 pub mod poll;
 pub mod python;
