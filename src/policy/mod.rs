@@ -4,6 +4,7 @@
 pub mod go_regexp;
 mod hosts;
 pub mod limits;
+pub mod method_override;
 pub mod paths;
 pub mod revocation;
 mod rules;
@@ -42,7 +43,12 @@ pub enum PolicyError {
     /// Listed in `REVOKED_SECRETS_FILE`.
     #[error("secret revoked")]
     Revoked,
-    /// A method-override header or parameter on a request with method or path rules.
+    /// A method-override header, parameter or body field on a request with method or
+    /// path rules.
     #[error("method override headers are not allowed with method or path rules")]
     MethodOverride,
+    /// Under method rules, a POST body of a form or JSON type that cannot be read as
+    /// one (so it cannot be checked for a method override).
+    #[error("a form or JSON body that cannot be read is not allowed with method rules")]
+    UnreadableBody,
 }

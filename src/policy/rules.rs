@@ -100,6 +100,11 @@ impl PolicyRules {
         self.allowed_methods.is_some() || self.allowed_paths.is_some()
     }
 
+    /// Are there method rules (which a method override could get around)?
+    pub fn restricts_method(&self) -> bool {
+        self.allowed_methods.is_some()
+    }
+
     /// A copy safe to log: the rate-limit counter's key is redacted.
     pub fn stripped(&self) -> Self {
         Self {

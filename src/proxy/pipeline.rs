@@ -42,6 +42,7 @@ pub async fn forward(
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
+    let body = refuse_body_override(proxy, &prepared, &mut parts, body).await?;
     proxy.take_limits(&prepared.limits).await?;
     let body = scan_pii(proxy, &prepared, &mut parts, body, log).await?;
     let mut ctx = StepContext::new(proxy.config().max_buffered_body, proxy.budget().clone());
@@ -123,6 +124,53 @@ fn prepare_request(
         cert: caller.cert.as_deref(),
     };
     prepare(proxy, &sources, &facts, log)
+}
+
+/// Under method rules, a POST body that a framework would read fields from (a form,
+/// multipart or JSON) is read (within `MAX_BUFFERED_BODY`) and refused if it carries a
+/// method override (`_method=DELETE`): the upstream would act on another method than
+/// the one judged. Before any limit is taken, so a refused request spends nothing.
+async fn refuse_body_override(
+    proxy: &Proxy,
+    prepared: &Prepared,
+    parts: &mut Parts,
+    body: Body,
+) -> Result<Body, ProxyError> {
+    use crate::policy::PolicyError;
+    use crate::policy::method_override::{OverrideError, check_body, field_body};
+    if !prepared.judges_body_override || parts.method != Method::POST {
+        return Ok(body);
+    }
+    let refused = |e: OverrideError| -> ProxyError {
+        match e {
+            OverrideError::Found => PolicyError::MethodOverride.into(),
+            OverrideError::Unreadable => PolicyError::UnreadableBody.into(),
+        }
+    };
+    let Some(kind) = field_body(&parts.headers).map_err(refused)? else {
+        return Ok(body);
+    };
+    let read = crate::body::read_bounded(
+        body,
+        proxy.config().max_buffered_body,
+        content_length(&parts.headers),
+        proxy.budget(),
+        false,
+        |_| {},
+    )
+    .await
+    .map_err(|e| ProxyError::Processor(crate::processor::ProcessorError::Body(e)))?;
+    let crate::body::Read::Complete(buffered) = read else {
+        return Err(ProxyError::Processor(
+            crate::processor::ProcessorError::Body(crate::body::ReadError::TooLarge),
+        ));
+    };
+    check_body(&kind, &buffered.bytes).await.map_err(refused)?;
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, buffered.bytes.len().into());
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Ok(buffered.into_body())
 }
 
 /// PII scanning sees the client's body, before credentials are injected into it.

@@ -29,6 +29,7 @@ use crate::error::ProxyError;
 use crate::exchange::TokenSealer;
 use crate::fleet::FailureMode;
 use crate::pii::PiiPolicy;
+use crate::policy::method_override::{METHOD_OVERRIDES, is_override_name};
 use crate::policy::{Limit, PolicyError, Refusal, paths, time::now_unix};
 use crate::processor::{ProcessorError, Step};
 use crate::reflection::GuardSet;
@@ -79,6 +80,9 @@ pub struct Prepared {
     pub pii: PiiPolicy,
     /// The secrets' `rate_limit`s and `max_requests`, one per counter.
     pub limits: Vec<Limit>,
+    /// A secret has method rules (or macaroon caveats): a POST body a framework reads
+    /// fields from must carry no method override (see [`crate::policy::method_override`]).
+    pub judges_body_override: bool,
 }
 
 /// One opened secret and where it came from.
@@ -88,14 +92,6 @@ struct OpenedSecret<'a> {
     digest: SealedDigest,
     source: SecretSource<'a>,
 }
-
-/// Method-override headers and query parameters that web frameworks honour.
-const METHOD_OVERRIDES: &[&str] = &[
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "_method",
-];
 
 /// Open, check and build every secret, in header order (CONNECT-level sources first).
 pub fn prepare(
@@ -137,6 +133,9 @@ pub fn prepare(
         built.push(start..prepared.steps.len());
     }
     check_combination(&prepared.steps, &built)?;
+    prepared.judges_body_override = opened.iter().any(|s| {
+        s.secret.policy.restricts_method() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
+    });
     log.set_processors(prepared.secrets);
     prepared.forward_path = path.filter(|p| Some(p.as_str()) != facts.path);
     Ok(prepared)
@@ -222,8 +221,9 @@ fn refuse_reinterpretable(
         return Err(PolicyError::MethodOverride.into());
     }
     if let Some(query) = facts.query
-        && form_urlencoded::parse(query.as_bytes())
-            .any(|(k, _)| METHOD_OVERRIDES.iter().any(|m| k.eq_ignore_ascii_case(m)))
+        && query
+            .split(['&', ';'])
+            .any(|pair| form_urlencoded::parse(pair.as_bytes()).any(|(k, _)| is_override_name(&k)))
     {
         return Err(PolicyError::MethodOverride.into());
     }
