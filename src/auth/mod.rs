@@ -56,6 +56,10 @@ pub enum AuthError {
     /// `mtls_auth`, but the request did not come with a verified client certificate.
     #[error("mtls: no verified client certificate (use the TLS listener)")]
     NoClientCert,
+    /// The client certificate has expired (or is not yet valid): the handshake was
+    /// earlier, on a kept-alive or resumed connection.
+    #[error("mtls: the client certificate is not valid now")]
+    ClientCertExpired,
     /// The client certificate names another workload.
     #[error("mtls: {0} not allowed")]
     ClientCertDenied(String),
@@ -138,7 +142,7 @@ impl AuthConfig {
             Self::FlyioMacaroon(c) => c.authorize(),
             Self::FlySrc(c) => c.authorize(input.flysrc),
             Self::Oidc(c) => c.authorize(input.oidc),
-            Self::Mtls(c) => c.authorize(input.cert),
+            Self::Mtls(c) => c.authorize(input.cert, input.now),
             Self::None => Ok(()),
         }
     }

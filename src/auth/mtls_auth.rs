@@ -46,12 +46,18 @@ impl TryFrom<WireMtls> for MtlsAuth {
     }
 }
 
-/// The identity a verified client certificate proves: its SANs.
+/// The identity a verified client certificate proves: its SANs, for as long as the
+/// certificate is valid. The handshake checked the validity once; a keep-alive
+/// connection, or a TLS session resumed from a ticket, outlives that check, so every
+/// request checks it again ([`ClientCert::valid_at`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientCert {
     pub uris: Vec<String>,
     /// Lower case.
     pub dns: Vec<String>,
+    /// The certificate's `notBefore` and `notAfter`, Unix seconds (`None`: unbounded).
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
 }
 
 impl ClientCert {
@@ -60,7 +66,12 @@ impl ClientCert {
     pub fn from_der(der: &[u8]) -> Option<Self> {
         use x509_parser::extensions::GeneralName;
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let mut out = Self::default();
+        let validity = cert.validity();
+        let mut out = Self {
+            not_before: Some(validity.not_before.timestamp()),
+            not_after: Some(validity.not_after.timestamp()),
+            ..Self::default()
+        };
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 match name {
@@ -73,6 +84,11 @@ impl ClientCert {
         Some(out)
     }
 
+    /// Is the certificate valid at `now` (Unix seconds)?
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.not_before.is_none_or(|t| now >= t) && self.not_after.is_none_or(|t| now <= t)
+    }
+
     /// For logs: the first URI SAN, else the first DNS SAN.
     pub fn name(&self) -> &str {
         self.uris
@@ -83,10 +99,13 @@ impl ClientCert {
 }
 
 impl MtlsAuth {
-    pub fn authorize(&self, cert: Option<&ClientCert>) -> Result<(), AuthError> {
+    pub fn authorize(&self, cert: Option<&ClientCert>, now: i64) -> Result<(), AuthError> {
         let Some(cert) = cert else {
             return Err(AuthError::NoClientCert);
         };
+        if !cert.valid_at(now) {
+            return Err(AuthError::ClientCertExpired);
+        }
         let uri_ok = cert
             .uris
             .iter()
@@ -115,25 +134,42 @@ mod tests {
     fn matches_uri_or_dns_sans() {
         let a = auth(r#"{"uris":["spiffe://example.org/ns/agents/*"],"dns":["worker.internal"]}"#)
             .unwrap();
+        let now = 1_000_000;
         let spiffe = ClientCert {
             uris: vec!["spiffe://example.org/ns/agents/a1".into()],
-            dns: vec![],
+            ..ClientCert::default()
         };
-        assert!(a.authorize(Some(&spiffe)).is_ok());
+        assert!(a.authorize(Some(&spiffe), now).is_ok());
         let dns = ClientCert {
-            uris: vec![],
             dns: vec!["worker.internal".into()],
+            ..ClientCert::default()
         };
-        assert!(a.authorize(Some(&dns)).is_ok());
+        assert!(a.authorize(Some(&dns), now).is_ok());
         let other = ClientCert {
             uris: vec!["spiffe://example.org/ns/other/a1".into()],
             dns: vec!["evil.internal".into()],
+            ..ClientCert::default()
         };
         assert!(matches!(
-            a.authorize(Some(&other)),
+            a.authorize(Some(&other), now),
             Err(AuthError::ClientCertDenied(_))
         ));
-        assert_eq!(a.authorize(None), Err(AuthError::NoClientCert));
+        assert_eq!(a.authorize(None, now), Err(AuthError::NoClientCert));
+        // Only while the certificate is valid.
+        let dated = ClientCert {
+            not_before: Some(now - 10),
+            not_after: Some(now + 10),
+            ..spiffe
+        };
+        assert!(a.authorize(Some(&dated), now + 10).is_ok());
+        assert_eq!(
+            a.authorize(Some(&dated), now + 11),
+            Err(AuthError::ClientCertExpired)
+        );
+        assert_eq!(
+            a.authorize(Some(&dated), now - 11),
+            Err(AuthError::ClientCertExpired)
+        );
         assert!(auth("{}").is_err());
         assert!(auth(r#"{"uri":["x"]}"#).is_err());
         assert_eq!(

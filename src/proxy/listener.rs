@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::Proxy;
 use super::park::{Activity, PARK_AFTER, ParkIo};
 use crate::auth::ClientCert;
-use crate::lifecycle::{Lifecycle, boxed_response, run_connection, run_connection_until_idle};
+use crate::lifecycle::{
+    InFlight, Lifecycle, boxed_response, run_connection, run_connection_until_idle,
+};
 
 /// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
 /// `header_timeout` bounds how long request headers may take to arrive (slowloris).
@@ -44,6 +46,7 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let header_timeout = proxy.config().client_header_timeout;
+    crate::lifecycle::track_requests();
     loop {
         // Boxed: while parked, the task holds no room for a hyper connection.
         let Some(home) = Box::pin(serve_until_idle(&proxy, stream, peer, &stop)).await else {
@@ -87,7 +90,10 @@ async fn serve_until_idle(
             let proxy = proxy.clone();
             let activity = activity.clone();
             activity.begin();
-            boxed_response(async move { proxy.handle(peer, None, Some(activity), req).await })
+            let in_flight = InFlight::begin();
+            boxed_response(async move {
+                in_flight.attach(proxy.handle(peer, None, Some(activity), req).await)
+            })
         })
     };
     let conn = http1_builder(proxy.config().client_header_timeout)
@@ -110,10 +116,12 @@ pub(super) async fn serve_io<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = proxy.config().client_header_timeout;
+    crate::lifecycle::track_requests();
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let cert = cert.clone();
-        boxed_response(async move { proxy.handle(peer, cert, None, req).await })
+        let in_flight = InFlight::begin();
+        boxed_response(async move { in_flight.attach(proxy.handle(peer, cert, None, req).await) })
     });
     let conn = http1_builder(header_timeout)
         .serve_connection(TokioIo::new(io), service)

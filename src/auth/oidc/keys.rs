@@ -2,19 +2,26 @@
 //! JWKS it names, fetched through the upstream client (so the destination guard,
 //! `UPSTREAM_CA_FILE` and `UPSTREAM_RESOLVE` apply), and cached.
 //!
-//! - The keys are fetched when first needed, and again when they are an hour old.
+//! - The keys are fetched when first needed, and again (in the background, while the
+//!   old ones keep serving) when they are an hour old.
 //! - A token whose `kid` is not among them triggers a fetch, at most once per `refresh`
 //!   (30 s by default): a flood of made-up `kid`s costs the issuer one request per period.
 //! - A failed fetch keeps the last good keys until they are a day old.
-//! - One fetch at a time per issuer; requests that need it wait for it.
+//! - One fetch at a time per issuer. Only a request that needs it (its `kid` is unknown)
+//!   waits for it: every other reads the current key set without waiting, so a slow or
+//!   unreachable issuer delays nobody whose key is already known.
+//! - A fetch that brings the same keys changes nothing: the key set's generation (which
+//!   the cache of verified tokens checks) moves only when the keys did.
+//! - Every usable key of the set is kept (the document is bounded, 256 KiB), so a key
+//!   after many others is found.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode, header};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::Mutex;
+use sha2::{Digest, Sha256};
 
 use crate::body::{self, Budget, Read, read_bounded};
 use crate::upstream::Upstream;
@@ -25,24 +32,30 @@ const FRESH: Duration = Duration::from_secs(3600);
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// The largest discovery document or JWKS read.
 const MAX_DOCUMENT: usize = 256 * 1024;
-/// The most keys kept per issuer.
-const MAX_KEYS: usize = 64;
 /// How long a fetch (discovery and JWKS) may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) struct IssuerKeys {
     issuer: String,
     refresh: Duration,
-    state: Mutex<State>,
-    /// Counts successful fetches: a token verified under an older set is checked again.
-    generation: AtomicU64,
+    /// The key set in use: read without waiting, replaced whole after a fetch.
+    current: RwLock<Arc<KeySet>>,
+    /// Held for the length of one fetch.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// When a fetch was last started.
+    attempted: Mutex<Option<Instant>>,
 }
 
+/// The keys of one fetch.
 #[derive(Default)]
-struct State {
+struct KeySet {
     keys: Vec<Key>,
     fetched: Option<Instant>,
-    attempted: Option<Instant>,
+    /// SHA-256 over the keys' JWKs: a fetch with the same one changes nothing.
+    fingerprint: [u8; 32],
+    /// Bumped when a fetch brings other keys: a token verified under an older set is
+    /// checked again.
+    generation: u64,
 }
 
 #[derive(Clone)]
@@ -78,8 +91,9 @@ impl IssuerKeys {
         Self {
             issuer,
             refresh,
-            state: Mutex::new(State::default()),
-            generation: AtomicU64::new(0),
+            current: RwLock::default(),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
+            attempted: Mutex::new(None),
         }
     }
 
@@ -87,58 +101,114 @@ impl IssuerKeys {
         &self.issuer
     }
 
-    /// Which fetch of the keys is in use (bumped by every successful fetch).
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    fn snapshot(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// The key for a token's `kid` and `alg`, fetching the keys when the cache says so,
-    /// and the generation of the key set it came from.
+    /// Which key set is in use (moves only when a fetch brings other keys).
+    pub(super) fn generation(&self) -> u64 {
+        self.snapshot().generation
+    }
+
+    /// May a fetch start now (none started within `refresh`)? Marks it started if so.
+    fn start_attempt(&self, now: Instant) -> bool {
+        let mut attempted = self.attempted.lock().unwrap_or_else(|p| p.into_inner());
+        if attempted.is_some_and(|a| now.saturating_duration_since(a) < self.refresh) {
+            return false;
+        }
+        *attempted = Some(now);
+        true
+    }
+
+    /// The key for a token's `kid` and `alg`, and the generation of the key set it came
+    /// from. Waits for a fetch only when the key is not known.
     pub(super) async fn key_for(
-        &self,
+        self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
         upstream: &Upstream,
         budget: &Budget,
     ) -> Result<(DecodingKey, u64), String> {
         let kind = Kind::of(alg).ok_or("algorithm not accepted")?;
-        let mut state = self.state.lock().await;
-        let now = Instant::now();
-        let age = state.fetched.map(|f| now.saturating_duration_since(f));
-        let since_attempt = state.attempted.map(|a| now.saturating_duration_since(a));
-        let found = state.find(kid, alg, kind);
-        let stale = age.is_none_or(|a| a >= FRESH);
-        let may_retry = since_attempt.is_none_or(|a| a >= self.refresh);
-        if (stale || found.is_none()) && may_retry {
-            state.attempted = Some(now);
-            match tokio::time::timeout(FETCH_TIMEOUT, self.fetch(upstream, budget)).await {
-                Ok(Ok(keys)) => {
-                    tracing::info!(issuer = %self.issuer, keys = keys.len(), "OIDC keys fetched");
-                    state.keys = keys;
-                    state.fetched = Some(now);
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(issuer = %self.issuer, error = %e, "OIDC keys: fetch failed");
-                }
-                Err(_) => tracing::warn!(issuer = %self.issuer, "OIDC keys: fetch timed out"),
+        let set = self.snapshot();
+        if let Some(key) = set.find(kid, alg, kind, Instant::now()) {
+            if set.stale(Instant::now()) {
+                self.refresh_in_background(upstream, budget);
             }
+            return Ok((key, set.generation));
         }
-        if state
-            .fetched
-            .is_none_or(|f| now.saturating_duration_since(f) >= MAX_AGE)
-        {
-            return Err("the issuer's keys are unavailable".to_owned());
-        }
-        // Bumped only under this lock: the generation of the keys searched.
-        let generation = self.generation();
-        state
-            .find(kid, alg, kind)
-            .map(|k| (k, generation))
-            .ok_or_else(|| "unknown signing key".to_owned())
+        // This request needs keys it does not have: wait for a fetch under way, or run
+        // one if none ran within `refresh`.
+        let _fetch = match self.fetching.try_lock() {
+            Ok(guard) => {
+                if !self.start_attempt(Instant::now()) {
+                    return Err(set.missing(Instant::now()));
+                }
+                self.fetch_and_install(upstream, budget).await;
+                guard
+            }
+            Err(_) => self.fetching.lock().await,
+        };
+        let set = self.snapshot();
+        let now = Instant::now();
+        set.find(kid, alg, kind, now)
+            .map(|k| (k, set.generation))
+            .ok_or_else(|| set.missing(now))
     }
 
-    async fn fetch(&self, upstream: &Upstream, budget: &Budget) -> Result<Vec<Key>, String> {
+    /// Fetch again without making anyone wait (keys older than [`FRESH`]).
+    fn refresh_in_background(self: &Arc<Self>, upstream: &Upstream, budget: &Budget) {
+        let Ok(guard) = self.fetching.clone().try_lock_owned() else {
+            return;
+        };
+        if !self.start_attempt(Instant::now()) {
+            return;
+        }
+        let (this, upstream, budget) = (self.clone(), upstream.clone(), budget.clone());
+        tokio::spawn(async move {
+            this.fetch_and_install(&upstream, &budget).await;
+            drop(guard);
+        });
+    }
+
+    /// One fetch (the caller holds `fetching`); the new set replaces the current one.
+    async fn fetch_and_install(&self, upstream: &Upstream, budget: &Budget) {
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(upstream, budget)).await;
+        let (keys, fingerprint) = match fetched {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "OIDC keys: fetch failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(issuer = %self.issuer, "OIDC keys: fetch timed out");
+                return;
+            }
+        };
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let same = current.fetched.is_some() && current.fingerprint == fingerprint;
+        let generation = if same {
+            current.generation
+        } else {
+            tracing::info!(issuer = %self.issuer, keys = keys.len(), "OIDC keys fetched");
+            current.generation + 1
+        };
+        *current = Arc::new(KeySet {
+            keys,
+            fetched: Some(Instant::now()),
+            fingerprint,
+            generation,
+        });
+    }
+
+    async fn fetch(
+        &self,
+        upstream: &Upstream,
+        budget: &Budget,
+    ) -> Result<(Vec<Key>, [u8; 32]), String> {
         let discovery = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
@@ -152,24 +222,58 @@ impl IssuerKeys {
             return Err("jwks_uri is not https".to_owned());
         }
         let set: JwkSet = get_json(jwks_uri, upstream, budget).await?;
-        Ok(set
-            .keys
-            .iter()
-            .filter_map(Key::from_jwk)
-            .take(MAX_KEYS)
-            .collect())
+        let mut fingerprint = Sha256::new();
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            if let Some(key) = Key::from_jwk(jwk) {
+                fingerprint.update(serde_json::to_vec(jwk).unwrap_or_default());
+                fingerprint.update(b"\0");
+                keys.push(key);
+            }
+        }
+        Ok((keys, fingerprint.finalize().into()))
     }
 }
 
-impl State {
+impl KeySet {
     /// A key for `kid` (any key of the right kind when the token names none) that can
-    /// verify `alg`.
-    fn find(&self, kid: Option<&str>, alg: Algorithm, kind: Kind) -> Option<DecodingKey> {
+    /// verify `alg`, if the set is not too old to use.
+    fn find(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        kind: Kind,
+        now: Instant,
+    ) -> Option<DecodingKey> {
+        if self
+            .fetched
+            .is_none_or(|f| now.saturating_duration_since(f) >= MAX_AGE)
+        {
+            return None;
+        }
         self.keys
             .iter()
             .filter(|k| k.kind == kind && k.alg.is_none_or(|a| a == alg))
             .find(|k| kid.is_none() || k.kid.as_deref() == kid)
             .map(|k| k.key.clone())
+    }
+
+    /// Due for a fetch.
+    fn stale(&self, now: Instant) -> bool {
+        self.fetched
+            .is_none_or(|f| now.saturating_duration_since(f) >= FRESH)
+    }
+
+    /// Why no key was found.
+    fn missing(&self, now: Instant) -> String {
+        if self
+            .fetched
+            .is_none_or(|f| now.saturating_duration_since(f) >= MAX_AGE)
+        {
+            "the issuer's keys are unavailable".to_owned()
+        } else {
+            "unknown signing key".to_owned()
+        }
     }
 }
 

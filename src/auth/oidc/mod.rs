@@ -105,7 +105,7 @@ impl VerifiedTokens {
 /// The issuers of `OIDC_ISSUERS` and their keys.
 pub struct OidcVerifier {
     names: Arc<[String]>,
-    issuers: Vec<IssuerKeys>,
+    issuers: Vec<Arc<IssuerKeys>>,
     verified: VerifiedCache,
 }
 
@@ -117,7 +117,7 @@ impl OidcVerifier {
             names: issuers.iter().cloned().collect(),
             issuers: issuers
                 .iter()
-                .map(|i| IssuerKeys::new(i.clone(), refresh))
+                .map(|i| Arc::new(IssuerKeys::new(i.clone(), refresh)))
                 .collect(),
             verified: VerifiedCache::default(),
         }
@@ -153,7 +153,7 @@ impl OidcVerifier {
                 self.issuers
                     .iter()
                     .find(|k| k.issuer() == issuer)
-                    .map(IssuerKeys::generation)
+                    .map(|k| k.generation())
             };
             if let Some(token) = self.verified.get(value, now, generation) {
                 out.tokens.push(token);
@@ -207,7 +207,7 @@ fn unverified_issuer(token: &str) -> Option<String> {
 /// verified with.
 async fn verify_one(
     token: &str,
-    keys: &IssuerKeys,
+    keys: &Arc<IssuerKeys>,
     upstream: &Upstream,
     budget: &Budget,
 ) -> Result<(Map<String, Value>, u64), String> {
@@ -227,7 +227,31 @@ async fn verify_one(
     validation.set_required_spec_claims(&["exp", "iss"]);
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
         .map_err(|e| token_error(&e))?;
+    check_times(&data.claims, unix_now())?;
     Ok((data.claims, generation))
+}
+
+/// `exp`, `nbf` and `iat` as RFC 7519 has them: numbers (integer or fractional
+/// seconds). The JWT library skips a `nbf` it cannot read as an integer (a string, a
+/// fraction); here any of them that is not a number refuses the token, and `nbf` and
+/// `exp` are checked as numbers whatever their form.
+fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), String> {
+    for name in ["exp", "nbf", "iat"] {
+        if claims.get(name).is_some_and(|v| !v.is_number()) {
+            return Err(format!("token {name} is not a number"));
+        }
+    }
+    let secs = |name: &str| claims.get(name).and_then(Value::as_f64);
+    let now = now as f64;
+    let leeway = LEEWAY_SECS as f64;
+    if secs("nbf").is_some_and(|nbf| nbf > now + leeway) {
+        return Err("token not yet valid".to_owned());
+    }
+    match secs("exp") {
+        Some(exp) if exp + leeway > now => Ok(()),
+        Some(_) => Err("token expired".to_owned()),
+        None => Err("token has no exp".to_owned()),
+    }
 }
 
 /// A short public reason.
@@ -247,6 +271,42 @@ fn token_error(e: &jsonwebtoken::errors::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_claims_must_be_numbers_and_hold_in_every_form() {
+        let now = 1_000_000;
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let ok = claims(serde_json::json!({"exp": now + 100, "nbf": now - 10, "iat": now}));
+        assert_eq!(check_times(&ok, now), Ok(()));
+        let fractional = claims(serde_json::json!({"exp": (now + 100) as f64 + 0.5}));
+        assert_eq!(check_times(&fractional, now), Ok(()));
+        for (bad, why) in [
+            (
+                serde_json::json!({"exp": now + 100, "nbf": (now + 3600).to_string()}),
+                "nbf is not a number",
+            ),
+            (
+                serde_json::json!({"exp": now + 100, "nbf": (now + 3600) as f64 + 0.5}),
+                "not yet valid",
+            ),
+            (
+                serde_json::json!({"exp": (now + 100).to_string()}),
+                "exp is not a number",
+            ),
+            (
+                serde_json::json!({"exp": now + 100, "iat": "now"}),
+                "iat is not a number",
+            ),
+            (
+                serde_json::json!({"exp": (now - 3600) as f64 + 0.5}),
+                "expired",
+            ),
+            (serde_json::json!({"exp": null}), "exp is not a number"),
+        ] {
+            let got = check_times(&claims(bad.clone()), now).unwrap_err();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+    }
 
     #[test]
     fn only_jwt_shapes_from_a_readable_payload_are_tried() {

@@ -1,39 +1,48 @@
 //! Accept loops shared by `serve` and `sideproxy`: every connection runs as a tracked
 //! task; on shutdown the listeners stop, open connections are asked to finish their
 //! current request (graceful shutdown), and the caller waits for them up to a deadline.
+//! `MAX_CONNECTIONS` is kept by [`slots`], which makes room when full.
+
+pub mod slots;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub use slots::{InFlight, Slots, track_requests};
 
 /// Shared by all listeners of one process.
 #[derive(Clone, Default)]
 pub struct Lifecycle {
     pub stop: CancellationToken,
     pub tasks: TaskTracker,
-    /// At most this many client connections at once (`MAX_CONNECTIONS`); more are
-    /// closed at accept.
-    limit: Option<Arc<Semaphore>>,
+    /// At most this many client connections at once (`MAX_CONNECTIONS`): a full table
+    /// closes an idle connection (or one of the source holding the most) to make room.
+    slots: Option<Arc<Slots>>,
 }
 
 impl Lifecycle {
     /// Allow at most `max` connections at once (0: no limit).
     pub fn with_max_connections(max: usize) -> Self {
         Self {
-            limit: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            slots: (max > 0).then(|| Slots::new(max)),
             ..Self::default()
         }
     }
 
-    /// Accept until stopped; `handle` serves one connection.
+    /// The slot table, with a limit.
+    pub fn slots(&self) -> Option<&Arc<Slots>> {
+        self.slots.as_ref()
+    }
+
+    /// Accept until stopped; `handle` serves one connection, which closes gracefully
+    /// when the token it is given is cancelled (shutdown, or its slot is taken).
     pub async fn accept<H, F>(&self, listener: TcpListener, handle: H)
     where
         H: Fn(TcpStream, SocketAddr, CancellationToken) -> F,
@@ -52,10 +61,11 @@ impl Lifecycle {
                 },
                 () = self.stop.cancelled() => return,
             };
-            let permit = match &self.limit {
-                Some(limit) => match limit.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
+            let stop = self.stop.child_token();
+            let admitted = match &self.slots {
+                Some(slots) => match slots.admit(peer.ip(), stop.clone()) {
+                    Some(admitted) => Some(admitted),
+                    None => {
                         tracing::warn!(%peer, "connection refused: MAX_CONNECTIONS reached");
                         continue;
                     }
@@ -63,11 +73,18 @@ impl Lifecycle {
                 None => None,
             };
             let _ = stream.set_nodelay(true);
-            let conn = handle(stream, peer, self.stop.clone());
-            self.tasks.spawn(async move {
-                conn.await;
-                drop(permit);
-            });
+            let conn = handle(stream, peer, stop);
+            match admitted {
+                Some((slot, state)) => {
+                    self.tasks.spawn(slots::scope(state, async move {
+                        conn.await;
+                        drop(slot);
+                    }));
+                }
+                None => {
+                    self.tasks.spawn(conn);
+                }
+            }
         }
     }
 
