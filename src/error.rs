@@ -170,6 +170,9 @@ pub enum SidecarError {
     /// A passthrough dial failed or was refused by the destination guard.
     #[error("passthrough: {0}")]
     Passthrough(#[from] DialError),
+    /// A plain-HTTP passthrough request got no answer from the upstream.
+    #[error("passthrough: the upstream did not answer")]
+    PassthroughFailed,
 }
 
 impl SidecarError {
@@ -180,7 +183,9 @@ impl SidecarError {
             Self::Tokenizer(TokenizerError::Timeout) | Self::Passthrough(DialError::Timeout) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            Self::Tokenizer(_) | Self::Passthrough(_) => StatusCode::BAD_GATEWAY,
+            Self::Tokenizer(_) | Self::Passthrough(_) | Self::PassthroughFailed => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -234,7 +239,7 @@ impl IntoErrorResponse for SidecarError {
             Self::NotAllowed(_) | Self::BadRequest(_) | Self::Passthrough(DialError::Denied(_)) => {
                 Decision::Denied
             }
-            Self::Tokenizer(_) | Self::Passthrough(_) => Decision::Error,
+            Self::Tokenizer(_) | Self::Passthrough(_) | Self::PassthroughFailed => Decision::Error,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! - `CONNECT target:443` → 200, then TLS with a forged certificate, as on the TLS
 //!   listener (the SNI must name the CONNECT host).
 //! - `CONNECT passthrough-host:port` → dialled through the destination guard, then bytes
-//!   are spliced without interception.
+//!   are spliced without interception; on port 80 (plain HTTP) every request inside is
+//!   judged instead ([`super::passthrough_http`]): it must name the CONNECT host.
 //! - `GET http://target/…` → forwarded through the tokenizer.
 //! - anything else → 403 (default deny).
 
@@ -114,6 +115,17 @@ async fn connect(
                 Ok(up) => tls::serve(side, TokioIo::new(up), peer, stop, Some(host)).await,
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
             }
+        });
+        return Ok(Response::new(body::empty()));
+    }
+
+    if side.config.passthrough.allows(&host, port) && port == 80 {
+        log.set_decision(crate::audit::Decision::Passthrough);
+        let side = side.clone();
+        side.lifecycle.tasks.clone().spawn(async move {
+            let Ok(up) = on_upgrade.await else { return };
+            super::passthrough_http::serve(side, TokioIo::new(up), peer, stop, host, port, None)
+                .await;
         });
         return Ok(Response::new(body::empty()));
     }

@@ -7,6 +7,7 @@ mod connect_proxy;
 pub mod env;
 pub mod firewall;
 mod forward;
+mod passthrough_http;
 mod tls;
 mod tokenizer_client;
 mod transparent;

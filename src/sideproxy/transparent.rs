@@ -9,7 +9,8 @@
 //!   is spliced to the SNI name's own resolution, through the destination guard — never
 //!   to the original address; anything else is closed.
 //! - Plain HTTP to port 80: by `Host`, the same way (targets forwarded, passthrough hosts
-//!   spliced to `Host`:80, anything else 403).
+//!   served request by request to `Host`:80 — every request judged, see
+//!   [`super::passthrough_http`] — anything else 403).
 //! - Anything else: closed.
 //!
 //! Every connection gets an audit line with `"mode":"transparent"`.
@@ -77,7 +78,16 @@ pub async fn serve(
             serve_http(side, stream, peer, stop).await;
         }
         Sniffed::Http(Some(host)) if side.config.passthrough.allows(&host, port) => {
-            splice(&side, stream, peer, "HTTP", &host, port).await;
+            super::passthrough_http::serve(
+                side,
+                stream,
+                peer,
+                stop,
+                host,
+                port,
+                Some("transparent"),
+            )
+            .await;
         }
         Sniffed::Http(host) => {
             refuse(&side, peer, "HTTP", host.as_deref().unwrap_or(""), port);
