@@ -23,6 +23,7 @@ mod outside_attack;
 mod pii;
 mod proxying;
 mod rules;
+mod second_attack;
 mod shutdown;
 mod sideproxy;
 mod sideproxy_cli;

@@ -68,6 +68,16 @@ impl TestCa {
     /// A client certificate (client-auth usage) with these URI and DNS SANs: (certificate
     /// PEM, PKCS#8 key PEM).
     pub fn client_leaf_pem(&self, uris: &[&str], dns: &[&str]) -> (String, String) {
+        self.client_leaf_pem_until(uris, dns, None)
+    }
+
+    /// [`TestCa::client_leaf_pem`], valid until `not_after` when given.
+    pub fn client_leaf_pem_until(
+        &self,
+        uris: &[&str],
+        dns: &[&str],
+        not_after: Option<std::time::SystemTime>,
+    ) -> (String, String) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -83,6 +93,11 @@ impl TestCa {
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if let Some(at) = not_after {
+            params.not_before =
+                (std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).into();
+            params.not_after = at.into();
+        }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())

@@ -268,6 +268,29 @@ pub async fn call(server: &Server, url: &str, sealed: &str) -> (u16, String, Opt
     (status, resp.text().await.unwrap(), retry)
 }
 
+/// One request through `server` with every value of `sealed` (in order) and the fleet's
+/// caller password; (status, body, Retry-After).
+pub async fn call_with(
+    server: &Server,
+    url: &str,
+    sealed: &[&str],
+) -> (u16, String, Option<String>) {
+    let mut req = server
+        .client()
+        .get(url)
+        .header("proxy-authorization", format!("Bearer {AUTH}"));
+    for s in sealed {
+        req = req.header("proxy-tokenizer", *s);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, resp.text().await.unwrap(), retry)
+}
+
 pub async fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
     let resp = reqwest::Client::new()
         .get(format!("http://{admin}{path}"))

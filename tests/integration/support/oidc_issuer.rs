@@ -118,6 +118,8 @@ pub struct OidcIssuer {
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
+    /// Milliseconds every answer waits before it is sent (a slow issuer).
+    stall_ms: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -138,7 +140,9 @@ impl OidcIssuer {
         let jwks = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
         let fetches = Arc::new(AtomicUsize::new(0));
         let broken = Arc::new(AtomicBool::new(false));
+        let stall_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let state = (jwks.clone(), fetches.clone(), broken.clone(), url.clone());
+        let stall = stall_ms.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -146,13 +150,18 @@ impl OidcIssuer {
                 };
                 let acceptor = acceptor.clone();
                 let state = state.clone();
+                let stall = stall.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(&state, &req)) }
+                        let ms = stall.load(Ordering::SeqCst);
+                        async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                            Ok::<_, std::convert::Infallible>(answer(&state, &req))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -166,8 +175,17 @@ impl OidcIssuer {
             keys: jwks,
             fetches,
             broken,
+            stall_ms,
             task,
         }
+    }
+
+    /// Make every answer wait this long from now on (zero: answer at once).
+    pub fn set_stall(&self, stall: std::time::Duration) {
+        self.stall_ms.store(
+            u64::try_from(stall.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// `name=127.0.0.1:PORT` for `--upstream-resolve`.
@@ -178,6 +196,11 @@ impl OidcIssuer {
     /// Publish these keys from now on (a rotation).
     pub fn set_keys(&self, keys: &[&SigningKey]) {
         *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// Publish these JWKs as they are (junk keys included).
+    pub fn set_jwks(&self, jwks: Vec<Value>) {
+        *self.keys.lock().unwrap() = jwks;
     }
 
     /// Answer 500 to everything (`true`) or serve again.

@@ -36,6 +36,21 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// A connection to `addr` from the local address `from` (another loopback address
+    /// is another client source).
+    pub async fn open_from(from: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        Self {
+            stream: socket.connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
     pub async fn open(addr: SocketAddr) -> Self {
         Self {
             stream: TcpStream::connect(addr).await.unwrap(),
