@@ -129,6 +129,8 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
         cmd.args(["--tcp", &format!("{addr}@{OTHER_PORT}")]);
         cmd.args(["--udp", &format!("{addr}@443")]);
     }
+    // A plain-HTTP site on 80, reached as the passthrough host (and as any other).
+    cmd.args(["--http", &format!("{}@80", netns::INTERNET_ADDR)]);
     for addr in [netns::INTERNET_ADDR, netns::OTHER_ADDR] {
         cmd.args(["--udp", &format!("{addr}@53")]);
     }
@@ -174,6 +176,9 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
             // Dialled at an address where nothing serves 443: only a sidecar that dials
             // the name, not the address, reaches the server.
             format!("passthrough_elsewhere=tls:{PASSTHROUGH_HOST}:443:{ca}:{v6}"),
+            // Two keep-alive requests on one plain-HTTP connection: the passthrough
+            // host's, then another site's at the same address.
+            format!("plain_http=http2:{PASSTHROUGH_HOST}:{OTHER_HOST}:{v4}"),
         ];
         let probe_py = path(&root().join("tests/e2e/clients/probe.py"));
         let mut argv = vec!["/usr/bin/python3", probe_py.as_str()];
@@ -199,6 +204,12 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
     let before = probe("before");
     for (name, (ok, detail)) in &before {
         let expected = name != "passthrough_elsewhere";
+        if name == "plain_http" {
+            assert_eq!(
+                detail, "200 200",
+                "without the firewall, both requests are served"
+            );
+        }
         assert_eq!(
             *ok,
             expected,
@@ -219,7 +230,10 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         ),
-        ("PASSTHROUGH", PASSTHROUGH_HOST.to_owned()),
+        (
+            "PASSTHROUGH",
+            format!("{PASSTHROUGH_HOST},{PASSTHROUGH_HOST}:80"),
+        ),
         // The sidecar dials passthrough hosts itself, through its destination guard.
         ("UPSTREAM_ALLOW_CIDRS", netns::INTERNET_NET.to_owned()),
     ] {
@@ -377,6 +391,7 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
         ("other_resolver", false),
         ("other_sni", false),
         ("passthrough_elsewhere", true),
+        ("plain_http", true),
     ];
     for (name, expected) in want {
         let (ok, detail) = &after[name];
@@ -386,12 +401,26 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
         after["passthrough_elsewhere"].1, INTERNET_CA_NAME,
         "the passthrough host did not present its own certificate"
     );
+    // Plain-HTTP passthrough judges every request: the second, for another site at the
+    // same address, is refused by the sidecar and never reaches it.
+    assert_eq!(
+        after["plain_http"].1, "200 403",
+        "plain HTTP to the passthrough host"
+    );
+    let http_key = format!("http {}:80", netns::INTERNET_ADDR);
+    let hosts_after: Vec<String> = http_hosts(&contacts_log);
+    assert_eq!(
+        hosts_after,
+        [PASSTHROUGH_HOST, OTHER_HOST, PASSTHROUGH_HOST],
+        "the plain-HTTP site saw other requests than the passthrough host's"
+    );
     let contacts_after = contacts(&contacts_log);
     for (key, n) in &contacts_after {
         let was = contacts_before.get(key).copied().unwrap_or(0);
         let resolver = key == &format!("udp {}:53", netns::INTERNET_ADDR);
+        let passthrough = key == &http_key && *n == was + 1;
         assert!(
-            *n == was || resolver,
+            *n == was || resolver || passthrough,
             "{key} was reached through the firewall ({was} -> {n} contacts)"
         );
     }
@@ -513,6 +542,17 @@ fn uid_of(pid: u32) -> u32 {
 }
 
 /// Contacts per listener (`"udp 10.213.1.2:53"` → count) from listeners.py's log.
+/// The Host of every HTTP request the fake internet's HTTP site got, in order.
+fn http_hosts(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|doc| doc["proto"] == "http")
+        .map(|doc| doc["host"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn contacts(log: &Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for line in std::fs::read_to_string(log).unwrap_or_default().lines() {

@@ -1439,11 +1439,13 @@ async fn the_header_timeout_also_closes_idle_connections() {
     );
 }
 
-/// `--max-connections 5`: five connections are served; a sixth is closed at once
-/// without an answer while they keep being served; when one of the five leaves, a new
-/// connection is served again.
+/// `--max-connections 5` (issue 22 makes room instead of locking out): with five idle
+/// keep-alive connections, a sixth is served and the longest idle of the five is closed;
+/// with five busy ones from the same source, a sixth from that source is closed at once
+/// without an answer while they keep being served; when one leaves, a new connection is
+/// served again.
 #[tokio::test]
-async fn the_connection_after_max_connections_is_closed_at_once() {
+async fn the_connection_after_max_connections_makes_room_or_is_closed_at_once() {
     let e = env(&["--max-connections", "5"]).await;
     let good = e.good();
     let request = |path: &str| e.raw_get(path, &good, "");
@@ -1454,21 +1456,45 @@ async fn the_connection_after_max_connections_is_closed_at_once() {
         assert_eq!(conn.read_response(false).await.status, 200);
         five.push(conn);
     }
-    let started = Instant::now();
+    // All five idle: the sixth is served, the first (idle longest) goes.
     let t = exchange(e.tk.addr, request("/sixth").as_bytes()).await;
-    assert!(t.closed && t.bytes.is_empty(), "sixth: {:?}", t.text());
+    assert_eq!(t.statuses(), [200], "sixth: {:?}", t.text());
     assert!(
-        t.took < Duration::from_millis(500),
-        "sixth closed after {:?}",
-        started.elapsed()
+        five[0].is_closed().await,
+        "the longest idle connection stayed"
     );
-    for (i, conn) in five.iter_mut().enumerate() {
+    for (i, conn) in five.iter_mut().enumerate().skip(1) {
         conn.send(request(&format!("/second-{i}")).as_bytes()).await;
         assert_eq!(conn.read_response(false).await.status, 200);
     }
-    assert!(e.seen_with("/sixth").is_empty());
-    drop(five.pop());
-    // The permit comes back when the proxy notices the close.
+    drop(five);
+    // All five busy (a slow upstream): the sixth is closed at once, unanswered.
+    let mut busy = Vec::new();
+    for i in 0..5 {
+        let mut conn = RawConn::open(e.tk.addr).await;
+        conn.send(request(&format!("/fault/slow-headers?ms=2000&i={i}")).as_bytes())
+            .await;
+        busy.push(conn);
+    }
+    poll_until(Duration::from_secs(3), || async {
+        e.seen_with("/fault/slow-headers").len() == 5
+    })
+    .await
+    .expect("five requests in flight");
+    let started = Instant::now();
+    let t = exchange(e.tk.addr, request("/seventh").as_bytes()).await;
+    assert!(t.closed && t.bytes.is_empty(), "seventh: {:?}", t.text());
+    assert!(
+        t.took < Duration::from_millis(500),
+        "seventh closed after {:?}",
+        started.elapsed()
+    );
+    for conn in &mut busy {
+        assert_eq!(conn.read_response(false).await.status, 200);
+    }
+    assert!(e.seen_with("/seventh").is_empty());
+    drop(busy.pop());
+    // The slot comes back when the proxy notices the close.
     poll_until(Duration::from_secs(3), || async {
         exchange(e.tk.addr, request("/after").as_bytes())
             .await

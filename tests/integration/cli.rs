@@ -501,7 +501,7 @@ fn seal_rule_flags_land_in_the_secret() {
         "12h",
         "--rate-limit",
         "60/minute",
-        "tok",
+        "tok-long-enough-to-guard",
     ])
     .ok();
     let secret = unseal(out.stdout.trim(), false);

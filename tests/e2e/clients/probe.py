@@ -4,11 +4,13 @@ JSON object: probe name -> {"ok": bool, "detail": str}. Used by the transparent 
 before and after the firewall, as the unprivileged agent user.
 
     probe.py NAME=tcp:ADDR:PORT NAME=udp:ADDR:PORT NAME=dns:ADDR
-             NAME=tls:SNI:PORT:CAFILE[:CONNECT_ADDR] ...
+             NAME=tls:SNI:PORT:CAFILE[:CONNECT_ADDR] NAME=http2:HOST:OTHER:ADDR ...
 
 Addresses may be IPv6 in brackets ([fd00::1]). tcp: the server's "hello" must arrive;
 udp: the datagram must come back; dns: a query must be answered with its own ID; tls: a
-handshake verified against CAFILE (the detail is the certificate's issuer).
+handshake verified against CAFILE (the detail is the certificate's issuer); http2: two
+requests on one keep-alive connection to ADDR:80, the first with Host HOST, the second
+with Host OTHER (the detail is both statuses, "-" for no answer).
 """
 
 import json
@@ -72,6 +74,38 @@ def tls(sni, port, cafile, addr=None):
     return issuer.get("commonName", "?")
 
 
+def status_of(s, buf):
+    """One response's status; the bytes read past it. Bodies are Content-Length framed."""
+    while b"\r\n\r\n" not in buf:
+        data = s.recv(4096)
+        if not data:
+            return "-", b""
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    while len(rest) < length:
+        data = s.recv(4096)
+        if not data:
+            break
+        rest += data
+    return lines[0].split(b" ")[1].decode(), rest[length:]
+
+
+def http2(host, other, addr):
+    with connect(addr, 80) as s:
+        statuses = []
+        buf = b""
+        for name in (host, other):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % name.encode())
+            status, buf = status_of(s, buf)
+            statuses.append(status)
+    return " ".join(statuses)
+
+
 def main():
     results = {}
     for arg in sys.argv[1:]:
@@ -84,6 +118,8 @@ def main():
                 detail = udp(*split(rest))
             elif kind == "dns":
                 detail = dns(split(rest)[0])
+            elif kind == "http2":
+                detail = http2(*split(rest))
             elif kind == "tls":
                 fields = rest.split(":", 3)
                 detail = tls(*fields)
