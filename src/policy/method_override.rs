@@ -62,6 +62,16 @@ pub fn is_override_name(name: &str) -> bool {
         .any(|m| normal == *m || normal == m.replace('-', "_"))
 }
 
+/// Does a request head carry a method override: a header, or a query parameter?
+pub fn in_head(headers: &HeaderMap, query: Option<&str>) -> bool {
+    METHOD_OVERRIDES.iter().any(|h| headers.contains_key(*h))
+        || query.is_some_and(|q| {
+            q.split(['&', ';']).any(|pair| {
+                form_urlencoded::parse(pair.as_bytes()).any(|(k, _)| is_override_name(&k))
+            })
+        })
+}
+
 /// How a POST with these headers would be parsed for fields, if at all (`None`: a body
 /// no framework reads fields from, such as `application/octet-stream`).
 pub fn field_body(headers: &HeaderMap) -> Result<Option<FieldBody>, OverrideError> {

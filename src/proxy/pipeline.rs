@@ -42,11 +42,11 @@ pub async fn forward(
     if prepared.secrets == 0 && !proxy.config().open_proxy {
         return Err(ProxyError::NoSecrets);
     }
-    let body = refuse_body_override(proxy, &prepared, &mut parts, body).await?;
     proxy.take_limits(&prepared.limits).await?;
     let body = scan_pii(proxy, &prepared, &mut parts, body, log).await?;
     let mut ctx = StepContext::new(proxy.config().max_buffered_body, proxy.budget().clone());
     let body = processor::apply(&prepared.steps, &mut parts, body, &mut ctx).await?;
+    let body = refuse_overrides_as_sent(proxy, &prepared, &mut parts, body).await?;
     // The path the rules judged, also where a processor set its own.
     if let Some(path) = &prepared.forward_path {
         processor::set_path(&mut parts.uri, path)?;
@@ -126,18 +126,22 @@ fn prepare_request(
     prepare(proxy, &sources, &facts, log)
 }
 
-/// Under method rules, a POST body that a framework would read fields from (a form,
-/// multipart or JSON) is read (within `MAX_BUFFERED_BODY`) and refused if it carries a
-/// method override (`_method=DELETE`): the upstream would act on another method than
-/// the one judged. Before any limit is taken, so a refused request spends nothing.
-async fn refuse_body_override(
+/// The request as it will be sent, after every secret's processors, must carry no
+/// method override the rules did not judge: under method or path rules none in its
+/// headers or query (a caller-sealed secret could write `X-HTTP-Method-Override` or a
+/// `_method` parameter), and under method rules none in a POST body a framework would
+/// read fields from (a form, multipart or JSON, read within `MAX_BUFFERED_BODY`).
+async fn refuse_overrides_as_sent(
     proxy: &Proxy,
     prepared: &Prepared,
     parts: &mut Parts,
     body: Body,
 ) -> Result<Body, ProxyError> {
     use crate::policy::PolicyError;
-    use crate::policy::method_override::{OverrideError, check_body, field_body};
+    use crate::policy::method_override::{OverrideError, check_body, field_body, in_head};
+    if prepared.judges_overrides && in_head(&parts.headers, parts.uri.query()) {
+        return Err(PolicyError::MethodOverride.into());
+    }
     if !prepared.judges_body_override || parts.method != Method::POST {
         return Ok(body);
     }

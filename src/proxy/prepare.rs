@@ -29,7 +29,7 @@ use crate::error::ProxyError;
 use crate::exchange::TokenSealer;
 use crate::fleet::FailureMode;
 use crate::pii::PiiPolicy;
-use crate::policy::method_override::{METHOD_OVERRIDES, is_override_name};
+use crate::policy::method_override;
 use crate::policy::{Limit, PolicyError, Refusal, paths, time::now_unix};
 use crate::processor::{ProcessorError, Step};
 use crate::reflection::GuardSet;
@@ -80,6 +80,9 @@ pub struct Prepared {
     pub pii: PiiPolicy,
     /// The secrets' `rate_limit`s and `max_requests`, one per counter.
     pub limits: Vec<Limit>,
+    /// A secret has method or path rules (or macaroon caveats): the request as it is
+    /// sent, after every processor, must carry no method override in its head.
+    pub judges_overrides: bool,
     /// A secret has method rules (or macaroon caveats): a POST body a framework reads
     /// fields from must carry no method override (see [`crate::policy::method_override`]).
     pub judges_body_override: bool,
@@ -133,6 +136,7 @@ pub fn prepare(
         built.push(start..prepared.steps.len());
     }
     check_combination(&prepared.steps, &built)?;
+    prepared.judges_overrides = judges_overrides(&opened);
     prepared.judges_body_override = opened.iter().any(|s| {
         s.secret.policy.restricts_method() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
     });
@@ -209,28 +213,24 @@ fn refuse_reinterpretable(
     facts: &RequestFacts<'_>,
     path: Option<&str>,
 ) -> Result<(), ProxyError> {
-    let ruled = opened.iter().any(|s| {
-        s.secret.policy.restricts_request() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
-    });
-    if !ruled {
+    if !judges_overrides(opened) {
         return Ok(());
     }
-    if let Some(headers) = facts.headers
-        && METHOD_OVERRIDES.iter().any(|h| headers.contains_key(*h))
-    {
-        return Err(PolicyError::MethodOverride.into());
-    }
-    if let Some(query) = facts.query
-        && query
-            .split(['&', ';'])
-            .any(|pair| form_urlencoded::parse(pair.as_bytes()).any(|(k, _)| is_override_name(&k)))
-    {
+    let empty = HeaderMap::new();
+    if method_override::in_head(facts.headers.unwrap_or(&empty), facts.query) {
         return Err(PolicyError::MethodOverride.into());
     }
     if path.is_some_and(paths::has_dot_segment_params) {
         return Err(PolicyError::BadPath(paths::PathError::DotSegmentParams).into());
     }
     Ok(())
+}
+
+/// Do any rules read the method or the path (which an override could change)?
+fn judges_overrides(opened: &[OpenedSecret<'_>]) -> bool {
+    opened.iter().any(|s| {
+        s.secret.policy.restricts_request() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
+    })
 }
 
 /// Revoked by id, by the digest of its sealed text, or through the secret it was
