@@ -54,6 +54,9 @@ pub enum UpstreamError {
     Failed(String),
 }
 
+/// Idle upstream connections kept per host (more are closed when they go idle).
+const MAX_IDLE_PER_HOST: usize = 256;
+
 /// The shared upstream client.
 #[derive(Clone)]
 pub struct Upstream {
@@ -84,6 +87,9 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.idle_timeout)
+            // Idle connections kept per host: enough for any real burst, bounded so
+            // that one caller's burst to one host cannot park an unbounded number.
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .set_host(false)
             .build(connector);
         Ok(Self {

@@ -16,15 +16,15 @@ use crate::support::upstream::{Echo, Upstream};
 const TOKEN: &str = "mtls-injected-credential-3b8e";
 const AGENT: &str = "spiffe://example.org/ns/agents/a1";
 
-struct Setup {
+pub(crate) struct Setup {
     _dir: tempfile::TempDir,
-    server: Server,
-    upstream: Upstream,
+    pub(crate) server: Server,
+    pub(crate) upstream: Upstream,
     open: OpenKey,
     /// The proxy's and the upstream's CA.
-    ca: TestCa,
+    pub(crate) ca: TestCa,
     /// The CA client certificates chain to.
-    client_ca: TestCa,
+    pub(crate) client_ca: TestCa,
     dir: std::path::PathBuf,
 }
 
@@ -35,7 +35,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 impl Setup {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let ca = TestCa::new();
         let client_ca = TestCa::new();
         let upstream = Upstream::start(&ca, &["127.0.0.1"]).await;
@@ -75,7 +75,7 @@ impl Setup {
         }
     }
 
-    fn seal(&self, secret: &serde_json::Value) -> String {
+    pub(crate) fn seal(&self, secret: &serde_json::Value) -> String {
         Secret::from_json(secret.to_string().as_bytes())
             .unwrap()
             .seal(&self.open.seal_key())

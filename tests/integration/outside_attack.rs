@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::attack::{caller_sealed as caller, env};
 use crate::support::binary;
 use crate::support::raw::RawConn;
 use crate::support::upstream::Echo;
@@ -24,29 +25,12 @@ const REAL: &str = "sk-live-REAL-4f9a8b7c6d5e4f3a2b1c";
 /// The caller password the real secret is bound to.
 const AUTH: &str = "caller-pw-9d1e";
 
-/// A proxy with the reflection guard on (the default) and an admin listener, and one TLS
-/// upstream that is `127.0.0.1:PORT`, `api.test` and `other.test`.
-async fn env(extra: &[&str]) -> Env {
-    Env::builder()
-        .names(&["127.0.0.1", "api.test", "other.test"])
-        .flags(&["--reflection-guard=true"])
-        .admin()
-        .flags(extra)
-        .start()
-        .await
-}
-
 /// The operator's secret: `REAL` into `Authorization`, for callers holding `AUTH`.
 fn real(extra: Value) -> Value {
     with(
         json!({"inject_processor": {"token": REAL}, "bearer_auth": bearer(AUTH)}),
         extra,
     )
-}
-
-/// A secret anyone can seal: `processor`, no auth, plus `extra`.
-fn caller(processor: Value, extra: Value) -> Value {
-    with(with(processor, json!({"no_auth": {}})), extra)
 }
 
 /// A secret as a test holds it: JSON to seal, or a sealed value (with params, say).

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+use crate::support::attack::{caller_sealed, env};
 use crate::support::binary::{self, Server};
 use crate::support::ca::TestCa;
 use crate::support::fleet::{Fleet, Redis, admin_get, call, call_with, secret};
@@ -27,18 +28,6 @@ const REAL: &str = "sk-live-REAL-second-7c1e9a";
 /// The caller password the real secret is bound to.
 const AUTH: &str = "caller-pw-second-4b2f";
 
-/// A proxy with the guard on and an admin listener; one TLS upstream known as
-/// `127.0.0.1:PORT`, `api.test` and `other.test`.
-async fn env(extra: &[&str]) -> Env {
-    Env::builder()
-        .names(&["127.0.0.1", "api.test", "other.test"])
-        .flags(&["--reflection-guard=true"])
-        .admin()
-        .flags(extra)
-        .start()
-        .await
-}
-
 /// The operator's secret: `REAL` into `Authorization`, for callers holding `AUTH`.
 fn real(extra: Value) -> Value {
     with(
@@ -49,8 +38,8 @@ fn real(extra: Value) -> Value {
 
 /// A secret anyone can seal: no auth, its own token into `x-caller`, plus `extra`.
 fn caller(token: &str, extra: Value) -> Value {
-    with(
-        json!({"inject_processor": {"token": token, "dst": "x-caller"}, "no_auth": {}}),
+    caller_sealed(
+        json!({"inject_processor": {"token": token, "dst": "x-caller"}}),
         extra,
     )
 }
@@ -708,48 +697,17 @@ async fn mtls_get(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn finding_9_an_expired_client_certificate_is_refused_on_kept_and_resumed_connections() {
-    let ca = TestCa::new();
-    let client_ca = TestCa::new();
-    let upstream = crate::support::upstream::Upstream::start(&ca, &["127.0.0.1"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.leaf_pem(&["127.0.0.1"]);
-    let cert_file = dir.path().join("server.pem");
-    let key_file = dir.path().join("server.key");
-    std::fs::write(&cert_file, cert).unwrap();
-    std::fs::write(&key_file, key).unwrap();
-    let open = ::tokenizer::secret::OpenKey::generate();
-    let server = Server::start(
-        &open.to_hex(),
-        &[
-            "--upstream-ca-file",
-            &ca.pem_file(),
-            "--upstream-allow-cidrs",
-            "127.0.0.0/8",
-            "--listen-tls-address",
-            "127.0.0.1:0",
-            "--tls-cert-file",
-            &cert_file.display().to_string(),
-            "--tls-key-file",
-            &key_file.display().to_string(),
-            "--client-ca-file",
-            &client_ca.pem_file(),
-        ],
-        &[],
-    );
-    let listener = server.tls.expect("the TLS listener");
+    let setup = crate::mtls::Setup::start().await;
+    let (ca, client_ca) = (&setup.ca, &setup.client_ca);
+    let listener = setup.server.tls.expect("the TLS listener");
     let agent = "spiffe://example.org/ns/agents/short-lived";
-    let sealed = ::tokenizer::secret::Secret::from_json(
-        json!({"inject_processor": {"token": REAL}, "mtls_auth": {"uris": [agent]}})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap()
-    .seal(&open.seal_key());
-    let url = format!("http://127.0.0.1:{}/v1/thing", upstream.port());
+    let sealed =
+        setup.seal(&json!({"inject_processor": {"token": REAL}, "mtls_auth": {"uris": [agent]}}));
+    let url = format!("http://127.0.0.1:{}/v1/thing", setup.upstream.port());
     // A certificate that expires in 4 seconds.
     let expiry = std::time::SystemTime::now() + Duration::from_secs(4);
     let short = client_ca.client_leaf_pem_until(&[agent], &[], Some(expiry));
-    let config = mtls_client(&ca, &short);
+    let config = mtls_client(ca, &short);
     let (resumed, mut kept) = mtls_connect(&config, listener)
         .await
         .expect("a full handshake");
@@ -771,12 +729,12 @@ async fn finding_9_an_expired_client_certificate_is_refused_on_kept_and_resumed_
     let (resumed, mut third) = mtls_connect(&config, listener).await.expect("resumption");
     assert!(resumed);
     assert_eq!(mtls_get(&mut third, &url, &sealed).await, Some(407));
-    let fresh = mtls_client(&ca, &short);
+    let fresh = mtls_client(ca, &short);
     match mtls_connect(&fresh, listener).await {
         None => {}
         Some((_, mut s)) => assert_ne!(mtls_get(&mut s, &url, &sealed).await, Some(200)),
     }
-    crate::support::assert_no_panic("serve", &server.stderr_text());
+    crate::support::assert_no_panic("serve", &setup.server.stderr_text());
 }
 
 // === 10. connection slots ===

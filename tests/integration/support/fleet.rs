@@ -252,20 +252,7 @@ impl Fleet {
 
 /// One request through `server` with `sealed`; (status, body, Retry-After).
 pub async fn call(server: &Server, url: &str, sealed: &str) -> (u16, String, Option<String>) {
-    let resp = server
-        .client()
-        .get(url)
-        .header("proxy-tokenizer", sealed)
-        .header("proxy-authorization", format!("Bearer {AUTH}"))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, resp.text().await.unwrap(), retry)
+    call_with(server, url, &[sealed]).await
 }
 
 /// One request through `server` with every value of `sealed` (in order) and the fleet's
