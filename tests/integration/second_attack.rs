@@ -1035,6 +1035,77 @@ async fn class_audit_lines_stay_bounded_whatever_a_caller_seals() {
     assert!(!last.to_string().contains(&long_id));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn class_a_stalled_log_drops_lines_and_never_stalls_requests() {
+    // The log buffer: whatever a caller makes the proxy log, and however slowly the log
+    // is read, the buffer stays bounded and requests are answered.
+    let ca = TestCa::new();
+    let upstream = crate::support::upstream::Upstream::start(&ca, &["127.0.0.1"]).await;
+    let open = ::tokenizer::secret::OpenKey::generate();
+    let server = Server::start_trusting(
+        &ca,
+        &open.to_hex(),
+        &["--admin-address", "127.0.0.1:0"],
+        &[],
+    );
+    let admin = server.admin.expect("admin");
+    // Every audit line carries this secret, a few KiB once logged.
+    let paths: Vec<String> = (0..40)
+        .map(|i| format!("/v1/{i:02}/{}/**", "p".repeat(90)))
+        .collect();
+    let sealed = ::tokenizer::secret::Secret::from_json(
+        caller("log-filler-token", json!({"allowed_paths": paths}))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
+    .seal(&open.seal_key());
+    let url = format!(
+        "http://127.0.0.1:{}/v1/00/{}/x",
+        upstream.port(),
+        "p".repeat(90)
+    );
+    server.stall_stderr(true);
+    let client = server.client();
+    let dropped = poll_until(Duration::from_secs(60), || async {
+        let batch = (0..64).map(|_| {
+            client
+                .get(&url)
+                .header("proxy-tokenizer", &sealed)
+                .timeout(Duration::from_secs(5))
+                .send()
+        });
+        for got in futures_util::future::join_all(batch).await {
+            assert_eq!(
+                got.expect("answered while the log is stalled").status(),
+                200
+            );
+        }
+        let (_, metrics) = admin_get(admin, "/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tokenizer_log_lines_dropped "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| *n > 0.0)
+    })
+    .await;
+    assert!(
+        dropped.is_some(),
+        "no line was dropped: the buffer grew instead?"
+    );
+    // Still answering at once, the log still stalled.
+    let started = Instant::now();
+    let got = client
+        .get(&url)
+        .header("proxy-tokenizer", &sealed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    server.stall_stderr(false);
+}
+
 #[tokio::test]
 async fn class_the_echo_check_still_holds_with_the_guard() {
     // Sanity for the helpers above: the real credential reaches the upstream and is

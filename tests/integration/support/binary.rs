@@ -167,6 +167,8 @@ pub struct Server {
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
+    /// While set, stderr is not read: the pipe fills and the child's writes block.
+    stall: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a server ended.
@@ -277,9 +279,15 @@ impl Server {
         let mut pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = stderr.clone();
+        let stall = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stalled = stall.clone();
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
+                if stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
                 match pipe.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
@@ -294,6 +302,7 @@ impl Server {
             child: Some(child),
             stderr,
             reader: Some(reader),
+            stall,
         };
         let up = wait_until(Duration::from_secs(20), || {
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
@@ -321,6 +330,12 @@ impl Server {
             }
             None => Err(format!("not listening after 20s: {}", server.stderr_text())),
         }
+    }
+
+    /// Stop (`true`) or resume reading the child's stderr, as a stalled log shipper would.
+    pub fn stall_stderr(&self, stalled: bool) {
+        self.stall
+            .store(stalled, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every IPv4 TCP address the child listens on, from `/proc` (for a listener its log
