@@ -182,7 +182,11 @@ pub fn listen_addrs(s: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     }
     let addrs: Vec<SocketAddr> = s
         .to_socket_addrs()
-        .map_err(|e| invalid(format!("{s:?}: {e}")))?
+        .map_err(|_| {
+            invalid(format!(
+                "{s:?}: want host:port, :port (every interface) or [ipv6]:port"
+            ))
+        })?
         .collect();
     if addrs.is_empty() {
         return Err(invalid(format!("{s:?} resolves to nothing")));

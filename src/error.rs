@@ -129,9 +129,10 @@ impl ProxyError {
     pub fn public_message(&self) -> String {
         match self {
             // The exact address stays in the log; the client learns only the rule.
-            Self::Upstream(UpstreamError::Denied(_)) => {
-                "bad request: destination not allowed".to_owned()
-            }
+            Self::Upstream(UpstreamError::Denied(_)) => "bad request: destination not allowed \
+                 (a loopback, private or reserved address; UPSTREAM_ALLOW_CIDRS admits it, \
+                 UPSTREAM_RESOLVE pins a name)"
+                .to_owned(),
             Self::Upstream(UpstreamError::Failed(detail)) => format!("bad gateway: {detail}"),
             Self::Upstream(UpstreamError::RequestBody) => {
                 "bad request: request body could not be read".to_owned()
@@ -191,7 +192,9 @@ impl SidecarError {
 
     pub fn public_message(&self) -> String {
         match self {
-            Self::Passthrough(DialError::Denied(_)) => "destination not allowed".to_owned(),
+            Self::Passthrough(DialError::Denied(_)) => "destination not allowed (a loopback, \
+                 private or reserved address; UPSTREAM_ALLOW_CIDRS admits it)"
+                .to_owned(),
             other => other.to_string(),
         }
     }

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod percent;
 pub mod pii;
 pub mod policy;
+pub mod presets;
 pub mod processor;
 pub mod proxy;
 pub mod reflection;

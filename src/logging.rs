@@ -200,6 +200,21 @@ pub fn dropped_lines() -> usize {
         .map_or(0, |o| o.shared.dropped.load(Ordering::Relaxed))
 }
 
+/// A list of things for a log field, comma-separated; `off` when empty (an optional
+/// listener that is not configured).
+pub fn listed<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let text = items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if text.is_empty() {
+        "off".to_owned()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::AdminState;
 use crate::audit::AuditQuery;
-use crate::secret::{Secret, lint, sealed_digest};
+use crate::secret::sealed_digest;
+use crate::secret::validate::{self, Problem};
 
 /// A JSON error response.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -86,10 +87,14 @@ pub async fn sealkey(State(state): State<AdminState>) -> Response {
 pub struct SealOptions {
     #[serde(default)]
     deny_warnings: bool,
+    #[serde(default)]
+    lenient: bool,
 }
 
-/// `POST /v1/seal`: the body is a secret (JSON, as for `tokenizer seal --json`). Answers
-/// `{"sealed_token", "digest", "warnings"}`; invalid secrets are 400 with the reason.
+/// `POST /v1/seal`: the body is a secret (JSON, as for `tokenizer seal --json`), checked
+/// by the same validator as the CLI. Answers `{"sealed_token", "digest", "warnings"}`; a
+/// secret with mistakes is 400 with `{"error", "errors": ["key: what", …]}` unless
+/// `?lenient=true` (then they are warnings); `?deny_warnings=true` refuses warnings too.
 pub async fn seal(
     State(state): State<AdminState>,
     headers: HeaderMap,
@@ -102,23 +107,39 @@ pub async fn seal(
     let Ok(Query(options)) = options else {
         return error(
             StatusCode::BAD_REQUEST,
-            "bad query: deny_warnings=true|false",
+            "bad query: deny_warnings=true|false, lenient=true|false",
         );
     };
     let Some(key) = &state.seal_key else {
         return error(StatusCode::NOT_FOUND, "no seal key configured");
     };
     let body = zeroize::Zeroizing::new(body.to_vec());
-    let secret = match Secret::from_json(&body) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let list = |problems: &[Problem]| -> Vec<String> {
+        problems.iter().map(ToString::to_string).collect()
     };
-    let mut warnings = lint(&secret);
-    warnings.extend(
-        Secret::unknown_keys(&body)
-            .into_iter()
-            .map(|k| format!("unknown key {k:?} ignored")),
-    );
+    let checked = match validate::check(&body) {
+        Ok(checked) => checked,
+        Err(problems) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "not a secret", "errors": list(&problems)})),
+            )
+                .into_response();
+        }
+    };
+    if !checked.errors.is_empty() && !options.lenient {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "refused: the secret has mistakes (lenient=true seals anyway)",
+                "errors": list(&checked.errors),
+            })),
+        )
+            .into_response();
+    }
+    let secret = checked.secret;
+    let mut warnings = list(&checked.errors);
+    warnings.extend(checked.warnings);
     if options.deny_warnings && !warnings.is_empty() {
         return (
             StatusCode::BAD_REQUEST,

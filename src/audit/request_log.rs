@@ -244,7 +244,7 @@ impl RequestLog {
     }
 
     pub fn set_upstream(&mut self, elapsed: Duration) {
-        self.entry.upstream_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        self.entry.upstream_ms = Some(millis(elapsed));
     }
 
     /// The decision when the request succeeds (default `allowed`).
@@ -302,7 +302,7 @@ impl RequestLog {
         if !e.pii.is_empty() && e.decision == Decision::Allowed {
             e.decision = Decision::PiiRedacted;
         }
-        e.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        e.total_ms = millis(self.started.elapsed());
         let mut secrets =
             String::with_capacity(2 + self.secrets.iter().map(|s| s.len() + 1).sum::<usize>());
         secrets.push('[');
@@ -373,4 +373,9 @@ impl http_body::Body for CountingBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+/// Milliseconds to the microsecond, without float noise in the log (`0.031`, not
+/// `0.031226000000000004`).
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

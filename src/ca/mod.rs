@@ -53,6 +53,16 @@ pub enum Provenance {
     Regenerated,
 }
 
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Loaded => "loaded",
+            Self::Generated => "generated",
+            Self::Regenerated => "regenerated",
+        })
+    }
+}
+
 /// A CA that can forge leaf certificates.
 pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::config::LogFormat;
 
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Admin and logs")]
 pub struct AdminArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]

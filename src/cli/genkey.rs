@@ -5,7 +5,10 @@ use crate::secret::OpenKey;
 
 pub fn run() -> Result<(), Failure> {
     let key = OpenKey::generate();
-    println!("export OPEN_KEY={}", key.to_hex().as_str());
-    println!("export SEAL_KEY={}", key.seal_key().to_hex());
-    Ok(())
+    let text = zeroize::Zeroizing::new(format!(
+        "export OPEN_KEY={}\nexport SEAL_KEY={}",
+        key.to_hex().as_str(),
+        key.seal_key().to_hex()
+    ));
+    super::out::print_line(&text)
 }

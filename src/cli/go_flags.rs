@@ -6,8 +6,10 @@
 //! that way (`tokenizer serve -use-flysrc=true`, `tokenizer seal -json …`,
 //! `tokenizer unseal -token …`). clap takes `--name` and `--name=value`; this module
 //! rewrites a single-dash argument whose name is a long flag of the chosen subcommand to
-//! the double-dash form before clap parses. Nothing else is touched: short flags,
-//! values, positionals and anything that is not a known long name pass unchanged.
+//! the double-dash form before clap parses. A single-dash word that is no flag of ours
+//! (`-bogus`) is rewritten too, so that clap's error names it (`'--bogus'`) instead of
+//! its first letter. Nothing else is touched: short flags, values, negative numbers,
+//! positionals and everything after `--` pass unchanged.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -22,8 +24,14 @@ pub fn translate(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> 
     if let Some(program) = iter.next() {
         out.push(program);
     }
+    let mut rest_positional = false;
     for arg in iter {
         let text = arg.to_string_lossy().into_owned();
+        if rest_positional || text == "--" {
+            rest_positional = true;
+            out.push(arg);
+            continue;
+        }
         if let Some(sub) = current.find_subcommand(&text) {
             current = sub;
             longs = long_names(current);
@@ -52,11 +60,17 @@ fn long_names(command: &clap::Command) -> HashSet<String> {
     names
 }
 
-/// `-name` or `-name=value` with a known `name` → `--name…`.
+/// `-name` or `-name=value` with a known `name` → `--name…`; so is a word-like
+/// `-name` that is no flag at all (clap then reports it by its name).
 fn go_long(arg: &str, longs: &HashSet<String>) -> Option<String> {
     let rest = arg.strip_prefix('-').filter(|r| !r.starts_with('-'))?;
     let name = rest.split_once('=').map_or(rest, |(n, _)| n);
-    (name.len() > 1 && longs.contains(name)).then(|| format!("-{arg}"))
+    let word = name.len() > 1
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (name.len() > 1 && (longs.contains(name) || word)).then(|| format!("-{arg}"))
 }
 
 #[cfg(test)]
@@ -114,8 +128,15 @@ mod tests {
         // A value that looks like a flag, a short flag, an unknown name, a negative
         // number, and a name that belongs to another subcommand.
         assert_eq!(translate_words("seal -json -v"), "seal --json -v");
-        assert_eq!(translate_words("seal -v -nope -1"), "seal -v -nope -1");
-        assert_eq!(translate_words("seal -use-flysrc"), "seal -use-flysrc");
+        assert_eq!(translate_words("seal -v -1 -"), "seal -v -1 -");
         assert_eq!(translate_words("serve -"), "serve -");
+        assert_eq!(translate_words("seal -- -json"), "seal -- -json");
+    }
+
+    #[test]
+    fn unknown_words_are_named_whole() {
+        // clap would report `-nope` as '-n'; as `--nope` it names the whole word.
+        assert_eq!(translate_words("seal -nope"), "seal --nope");
+        assert_eq!(translate_words("seal -use-flysrc"), "seal --use-flysrc");
     }
 }

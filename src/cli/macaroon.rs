@@ -130,12 +130,12 @@ fn genkey() -> Result<(), Failure> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     OsRng.fill_bytes(&mut key[..]);
     let encoded = Zeroizing::new(b64::encode(&key[..]));
-    println!("{}", encoded.as_str());
-    println!(
-        "{}",
+    let text = Zeroizing::new(format!(
+        "{}\n{}",
+        encoded.as_str(),
         serde_json::json!({ "macaroon_auth": { "key": encoded.as_str() } })
-    );
-    Ok(())
+    ));
+    super::out::print_line(&text)
 }
 
 fn mint(args: MintArgs) -> Result<(), Failure> {
@@ -152,8 +152,7 @@ fn mint(args: MintArgs) -> Result<(), Failure> {
     } else {
         token.to_header()
     });
-    println!("{}", text.as_str());
-    Ok(())
+    super::out::print_line(&text)
 }
 
 fn attenuate(args: AttenuateArgs) -> Result<(), Failure> {
@@ -182,8 +181,7 @@ fn attenuate(args: AttenuateArgs) -> Result<(), Failure> {
     } else {
         macaroon::to_header(&tokens)
     });
-    println!("{}", text.as_str());
-    Ok(())
+    super::out::print_line(&text)
 }
 
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
@@ -203,7 +201,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         if let Some(key) = &key {
             report["verified"] = (m.kid() == macaroon::key_id(key) && m.verify(key).is_ok()).into();
         }
-        println!("{report}");
+        super::out::print_line(&report.to_string())?;
         shown += 1;
     }
     if shown == 0 {

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::Failure;
-use super::serve::FleetArgs;
+use super::serve::RedisArgs;
 use crate::fleet::{self, Keys};
 use crate::secret::sealed_digest;
 
@@ -21,13 +21,16 @@ pub struct RevokeArgs {
     #[arg(long, group = "what")]
     sealed: Option<String>,
     #[command(flatten)]
-    fleet: FleetArgs,
+    redis: RedisArgs,
 }
 
 pub fn run(args: RevokeArgs) -> Result<(), Failure> {
-    let config = args.fleet.config()?.ok_or_else(|| {
-        Failure::Input("REDIS_URL is not set: revoke with REVOKED_SECRETS_FILE".to_owned())
-    })?;
+    let config = args
+        .redis
+        .config(fleet::FailureMode::Closed)?
+        .ok_or_else(|| {
+            Failure::Input("REDIS_URL is not set: revoke with REVOKED_SECRETS_FILE".to_owned())
+        })?;
     let entry = match (args.id, args.digest, args.sealed) {
         (Some(id), _, _) => id,
         (_, Some(digest), _) => digest,
@@ -58,6 +61,6 @@ pub fn run(args: RevokeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))
     })?;
-    println!("revoked {entry}");
+    super::out::print_line(&format!("revoked {entry}"))?;
     Ok(())
 }

@@ -1,11 +1,17 @@
 //! `tokenizer seal`: seal a credential for SEAL_KEY (or the seal key of OPEN_KEY).
 //!
 //! Either a whole secret (`--json`, `--json-file`), or tlsproxy's shorthand:
-//! `--host H [--header NAME] (--org O --app A | --auth-token T | --oidc-issuer URL
-//! --oidc-audience A [--oidc-claim k=v]… | --mtls-uri P… | --no-auth) TOKEN`.
-//! Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`, `--expires-at`/`--ttl`,
-//! `--not-before`, `--rate-limit`) add our extensions on top of either. What is sealed
-//! is linted (warnings on stderr). Prints the base64 sealed secret on stdout.
+//! `(--host H [--header NAME] | --for PRESET) (--org O --app A | --auth-token T |
+//! --oidc-issuer URL --oidc-audience A [--oidc-claim k=v]… | --mtls-uri P… | --no-auth)
+//! TOKEN`. Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`,
+//! `--expires-at`/`--ttl`, `--not-before`, `--rate-limit`, `--max-requests`) add our
+//! extensions on top of either.
+//!
+//! What is sealed is checked first ([`crate::secret::validate`]): a mistake (an unknown
+//! key, an empty credential, a digest that cannot match, a rule that never does) is
+//! refused with exit 2 and the key named, unless `--lenient` asks for Go's leniency;
+//! risky choices are warnings (`--deny-warnings` refuses them too). Prints the base64
+//! sealed secret on stdout.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,55 +19,63 @@ use std::path::PathBuf;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::{Failure, KeyArgs};
+use super::{Failure, OpenKeyArgs};
 use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth, MtlsAuth, OidcAuth};
 use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit, time};
+use crate::presets::{self, Preset};
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
+use crate::secret::validate::{self, Problem};
 use crate::secret::{SealKey, Secret, SecretString, lint};
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("target").args(["host", "for_preset"]))]
 pub struct SealArgs {
-    /// Hex public key to seal to (else derived from OPEN_KEY).
-    #[arg(long, env = "SEAL_KEY")]
+    /// Hex public key to seal to (else derived from OPEN_KEY). Go's `sealtoken` spells
+    /// it `-sealkey`.
+    #[arg(long, env = "SEAL_KEY", alias = "sealkey")]
     seal_key: Option<String>,
     /// Go's `-debug` (which prints the secret, unredacted, to stdout): accepted for
     /// scripts' sake and ignored.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     debug: Option<String>,
     #[command(flatten)]
-    keys: KeyArgs,
+    keys: OpenKeyArgs,
     /// The secret JSON.
-    #[arg(long, conflicts_with_all = ["json_file", "host", "token"])]
+    #[arg(long, conflicts_with_all = ["json_file", "target", "token"])]
     json: Option<String>,
     /// A file holding the secret JSON (`-` for standard input).
-    #[arg(long, conflicts_with_all = ["host", "token"])]
+    #[arg(long, conflicts_with_all = ["target", "token"])]
     json_file: Option<PathBuf>,
     /// Shorthand: the only host the credential may be sent to.
     #[arg(long, requires = "token")]
     host: Option<String>,
+    /// Shorthand: a built-in API (`tokenizer presets` lists them) sets the hosts, the
+    /// header and its format, e.g. `--for anthropic`.
+    #[arg(long = "for", value_name = "PRESET", requires = "token", conflicts_with_all = ["host", "header"])]
+    for_preset: Option<String>,
     /// Shorthand: header that receives the token verbatim (default: Authorization: Bearer).
     #[arg(long, requires = "host")]
     header: Option<String>,
     /// Shorthand: Fly.io organization allowed to use the secret (with --app).
-    #[arg(long, requires_all = ["app", "host"], conflicts_with_all = ["auth_token", "no_auth"])]
+    #[arg(long, requires_all = ["app", "target"], conflicts_with_all = ["auth_token", "no_auth"])]
     org: Option<String>,
     /// Shorthand: Fly.io app allowed to use the secret (with --org).
-    #[arg(long, requires_all = ["org", "host"])]
+    #[arg(long, requires_all = ["org", "target"])]
     app: Option<String>,
     /// Shorthand: callers must present this token in Proxy-Authorization.
     #[arg(
         long,
-        requires = "host",
+        requires = "target",
         conflicts_with = "no_auth",
         hide_env_values = true
     )]
     auth_token: Option<String>,
     /// Shorthand: anyone holding the sealed secret may use it.
-    #[arg(long, requires = "host")]
+    #[arg(long, requires = "target")]
     no_auth: bool,
     /// Shorthand: callers must present an OIDC token from this issuer (in OIDC_ISSUERS)
     /// as `Proxy-Authorization: Bearer <jwt>` (with --oidc-audience, --oidc-claim).
-    #[arg(long, requires_all = ["host", "oidc_audience"],
+    #[arg(long, requires_all = ["target", "oidc_audience"],
           conflicts_with_all = ["org", "auth_token", "no_auth", "mtls_uri", "mtls_dns"])]
     oidc_issuer: Option<String>,
     /// Shorthand: the audience the OIDC token must carry.
@@ -72,17 +86,21 @@ pub struct SealArgs {
     oidc_claim: Vec<String>,
     /// Shorthand: callers must present a client certificate (TLS listener) with a URI
     /// SAN matching this pattern, e.g. a SPIFFE ID (`*` one segment; repeated).
-    #[arg(long, requires = "host", conflicts_with_all = ["org", "auth_token", "no_auth"])]
+    #[arg(long, requires = "target", conflicts_with_all = ["org", "auth_token", "no_auth"])]
     mtls_uri: Vec<String>,
     /// Shorthand: … or with a DNS SAN matching this pattern (repeated).
-    #[arg(long, requires = "host", conflicts_with_all = ["org", "auth_token", "no_auth"])]
+    #[arg(long, requires = "target", conflicts_with_all = ["org", "auth_token", "no_auth"])]
     mtls_dns: Vec<String>,
     /// Shorthand: the credential, or `-` to read it from standard input.
-    #[arg(requires = "host")]
+    #[arg(requires = "target")]
     token: Option<String>,
-    /// Treat lint warnings as errors.
+    /// Refuse to seal with warnings too (risky but valid choices, such as no host rule).
     #[arg(long)]
     deny_warnings: bool,
+    /// Seal despite mistakes (unknown keys, empty credentials…), as Go's tokenizer does;
+    /// each is printed as a warning.
+    #[arg(long, conflicts_with = "deny_warnings")]
+    lenient: bool,
     #[command(flatten)]
     rules: RuleArgs,
 }
@@ -169,13 +187,27 @@ pub fn run(args: SealArgs) -> Result<(), Failure> {
             .current()
             .seal_key(),
     };
-    let mut secret = match (&args.json, &args.json_file) {
+    let (mut secret, mut errors) = match (&args.json, &args.json_file) {
         (Some(json), _) => from_json(json.as_bytes())?,
         (None, Some(path)) => from_json(&read_file_or_stdin(path)?)?,
-        (None, None) => shorthand(&args)?,
+        (None, None) => (shorthand(&args)?, Vec::new()),
     };
     args.rules.apply(&mut secret.policy)?;
+    // The values as they will be sealed, after the rule flags.
+    errors.extend(validate::check_secret(&secret));
     let warnings = lint(&secret);
+    if !errors.is_empty() && !args.lenient {
+        for e in &errors {
+            eprintln!("tokenizer: error: {e}");
+        }
+        return Err(Failure::Input(format!(
+            "refusing to seal a secret with {} mistake(s) (--lenient seals anyway, as Go does)",
+            errors.len()
+        )));
+    }
+    for e in &errors {
+        eprintln!("tokenizer: warning: {e} (sealed anyway: --lenient)");
+    }
     for w in &warnings {
         eprintln!("tokenizer: warning: {w}");
     }
@@ -185,25 +217,64 @@ pub fn run(args: SealArgs) -> Result<(), Failure> {
             warnings.len()
         )));
     }
-    println!("{}", secret.seal(&seal_key));
-    Ok(())
+    super::out::print_line(&secret.seal(&seal_key))
 }
 
-fn from_json(bytes: &[u8]) -> Result<Secret, Failure> {
-    let secret = Secret::from_json(bytes).map_err(|e| Failure::Input(e.to_string()))?;
-    for key in Secret::unknown_keys(bytes) {
-        eprintln!("tokenizer: warning: ignoring unknown key {key:?}");
+/// The secret in `bytes`, and the keys it held that decoding ignores.
+fn from_json(bytes: &[u8]) -> Result<(Secret, Vec<Problem>), Failure> {
+    let refuse = |problems: Vec<Problem>| {
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Failure::Input(format!("not a secret: {}", text.join("; ")))
+    };
+    let unknown = validate::unknown_keys(bytes).map_err(refuse)?;
+    match Secret::from_json(bytes) {
+        Ok(secret) => Ok((secret, unknown)),
+        Err(e) => {
+            let mut all = unknown;
+            all.push(Problem {
+                path: String::new(),
+                message: e.to_string(),
+            });
+            Err(refuse(all))
+        }
     }
-    Ok(secret)
 }
 
 fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
-    let (Some(host), Some(token)) = (&args.host, &args.token) else {
+    let Some(token) = &args.token else {
         return Err(Failure::Input(
-            "nothing to seal: give --json, --json-file, or --host ... TOKEN".to_owned(),
+            "nothing to seal: give --json, --json-file, --host H TOKEN or --for PRESET TOKEN"
+                .to_owned(),
         ));
     };
+    let preset = match &args.for_preset {
+        Some(name) => Some(Preset::named(name).ok_or_else(|| {
+            Failure::Input(format!(
+                "--for {name:?}: no such preset; one of {} (`tokenizer presets` shows them)",
+                presets::names()
+            ))
+        })?),
+        None => None,
+    };
+    let hosts: Vec<String> = match (preset, &args.host) {
+        (Some(p), _) => p.hosts.iter().map(|h| (*h).to_owned()).collect(),
+        (None, Some(host)) => vec![host.clone()],
+        (None, None) => {
+            return Err(Failure::Input(
+                "nothing to seal: give --host H or --for PRESET".to_owned(),
+            ));
+        }
+    };
     let token = read_arg_or_stdin(token)?;
+    if let Some(p) = preset
+        && !p.looks_like_key(token.as_str())
+    {
+        eprintln!(
+            "tokenizer: warning: this does not look like a {} key ({}…)",
+            p.title,
+            if p.prefix.is_empty() { "?" } else { p.prefix }
+        );
+    }
     let auth = match (&args.org, &args.app, &args.auth_token) {
         _ if args.oidc_issuer.is_some() => oidc_auth(args)?,
         _ if !args.mtls_uri.is_empty() || !args.mtls_dns.is_empty() => {
@@ -229,13 +300,18 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
             ));
         }
     };
-    let fmt_dst = match &args.header {
-        Some(name) => FmtDst {
+    let fmt_dst = match (preset, &args.header) {
+        (Some(p), _) => FmtDst {
+            fmt: p.fmt.to_owned(),
+            dst: p.header.to_owned(),
+            ..FmtDst::default()
+        },
+        (None, Some(name)) => FmtDst {
             fmt: "%s".to_owned(),
             dst: name.clone(),
             ..FmtDst::default()
         },
-        None => FmtDst::default(),
+        (None, None) => FmtDst::default(),
     };
     Ok(Secret {
         processor: ProcessorConfig::Inject(InjectConfig {
@@ -244,7 +320,7 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
         }),
         auth,
         hosts: HostRules {
-            allowed_hosts: Some(vec![host.clone()]),
+            allowed_hosts: Some(hosts),
             allowed_host_pattern: None,
         },
         policy: Default::default(),

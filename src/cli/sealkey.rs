@@ -2,16 +2,18 @@
 
 use clap::Args;
 
-use super::{Failure, KeyArgs};
+use super::{Failure, OpenKeyArgs};
 
 #[derive(Args)]
 pub struct SealkeyArgs {
     #[command(flatten)]
-    keys: KeyArgs,
+    keys: OpenKeyArgs,
 }
 
 pub fn run(args: SealkeyArgs) -> Result<(), Failure> {
     let keys = args.keys.open_keys()?;
-    println!("export SEAL_KEY={}", keys.current().seal_key().to_hex());
-    Ok(())
+    super::out::print_line(&format!(
+        "export SEAL_KEY={}",
+        keys.current().seal_key().to_hex()
+    ))
 }

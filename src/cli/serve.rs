@@ -23,100 +23,143 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
     /// Address to listen on; `:8080` means every interface.
-    #[arg(long, env = "LISTEN_ADDRESS", default_value = ":8080")]
+    #[arg(
+        help_heading = "Listening",
+        long,
+        env = "LISTEN_ADDRESS",
+        default_value = ":8080"
+    )]
     pub listen_address: String,
     /// Extra request headers to strip before forwarding (comma list).
-    #[arg(long, env = "FILTERED_HEADERS")]
+    #[arg(
+        help_heading = "Requests and responses",
+        long,
+        env = "FILTERED_HEADERS"
+    )]
     pub filtered_headers: Option<String>,
     /// Headers stripped in addition to FILTERED_HEADERS; the image sets fly-proxy's
     /// `Fly-*` headers here, as Go's image bakes them in.
-    #[arg(long, env = "DEFAULT_FILTERED_HEADERS")]
+    #[arg(
+        help_heading = "Requests and responses",
+        long,
+        env = "DEFAULT_FILTERED_HEADERS"
+    )]
     pub default_filtered_headers: Option<String>,
     /// Go's `-debug`: log at debug level (Go's boolean spellings; anything else is false).
-    #[arg(long, env = "DEBUG", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(help_heading = "Listening", long, env = "DEBUG", hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub debug: Option<String>,
     /// Go's `-debug-tcp` (a byte dump of every connection): accepted and ignored, since a
     /// dump would hold credentials.
-    #[arg(long, env = "DEBUG_TCP", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(help_heading = "Listening", long, env = "DEBUG_TCP", hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub debug_tcp: Option<String>,
     /// Forward requests that carry no sealed secret.
-    #[arg(long, env = "OPEN_PROXY", value_parser = parse_bool, num_args = 0..=1,
+    #[arg(help_heading = "Requests and responses", long, env = "OPEN_PROXY", value_parser = parse_bool, num_args = 0..=1,
           default_value = "false", default_missing_value = "true")]
     pub open_proxy: bool,
     /// Names/IPs of this tokenizer: enables origin-form (transparent) requests and
     /// refuses requests addressed to these names (loops).
-    #[arg(long, alias = "hostnames", env = "TOKENIZER_HOSTNAMES")]
+    #[arg(
+        help_heading = "Listening",
+        long,
+        alias = "hostnames",
+        env = "TOKENIZER_HOSTNAMES"
+    )]
     pub tokenizer_hostnames: Option<String>,
     /// Verify the Fly-Src header fly-proxy adds (for fly_src_auth secrets).
-    #[arg(long, env = "USE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
+    #[arg(help_heading = "Callers (Fly-Src)", long, env = "USE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
           default_value = "false", default_missing_value = "true")]
     pub use_flysrc: bool,
     /// Refuse requests without a valid Fly-Src (needs USE_FLYSRC).
-    #[arg(long, env = "REQUIRE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
+    #[arg(help_heading = "Callers (Fly-Src)", long, env = "REQUIRE_FLYSRC", value_parser = parse_bool, num_args = 0..=1,
           default_value = "false", default_missing_value = "true")]
     pub require_flysrc: bool,
     /// The spelling in the Go tool's docs.
-    #[arg(long, env = "REQUIRE_FLY_SRC", value_parser = parse_bool, num_args = 0..=1,
+    #[arg(help_heading = "Callers (Fly-Src)", long, env = "REQUIRE_FLY_SRC", value_parser = parse_bool, num_args = 0..=1,
           default_value = "false", default_missing_value = "true", hide = true)]
     pub require_fly_src: bool,
     /// Ed25519 public key (64 hex characters) that signs Fly-Src.
     #[arg(
+        help_heading = "Callers (Fly-Src)",
         long,
         env = "FLYSRC_PUBLIC_KEY_FILE",
         default_value = "/.fly/fly-src.pub"
     )]
     pub flysrc_public_key_file: PathBuf,
     /// Networks Fly-Src may arrive from (comma list of CIDRs).
-    #[arg(long, env = "FLYSRC_PROXY_NETS", default_value = "172.16.0.0/16")]
+    #[arg(
+        help_heading = "Callers (Fly-Src)",
+        long,
+        env = "FLYSRC_PROXY_NETS",
+        default_value = "172.16.0.0/16"
+    )]
     pub flysrc_proxy_nets: String,
     /// Secret ids or SHA-256 digests of sealed secrets to refuse, one per line; re-read
     /// when it changes.
-    #[arg(long, env = "REVOKED_SECRETS_FILE")]
+    #[arg(
+        help_heading = "Secrets and limits",
+        long,
+        env = "REVOKED_SECRETS_FILE"
+    )]
     pub revoked_secrets_file: Option<PathBuf>,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     /// Largest body a processor may buffer (HMAC); larger bodies get 413.
-    #[arg(long, env = "MAX_BUFFERED_BODY", value_parser = parse_size, default_value = "10MiB")]
+    #[arg(help_heading = "Requests and responses", long, env = "MAX_BUFFERED_BODY", value_parser = parse_size, default_value = "10MiB")]
     pub max_buffered_body: usize,
     #[command(flatten)]
     pub admin: super::AdminArgs,
     /// Scan request bodies for PII: off, redact (replace with [REDACTED]) or block (403).
-    #[arg(long, env = "PII_ACTION", value_parser = crate::pii::parse_action, default_value = "off")]
+    #[arg(help_heading = "Requests and responses", long, env = "PII_ACTION", value_parser = crate::pii::parse_action, default_value = "off")]
     pub pii_action: crate::pii::PiiAction,
     /// PII kinds to look for: email, credit_card, ssn, phone, api_key (comma list) or all.
-    #[arg(long, env = "PII_KINDS", value_parser = crate::pii::KindSet::parse, default_value = "all")]
+    #[arg(help_heading = "Requests and responses", long, env = "PII_KINDS", value_parser = crate::pii::KindSet::parse, default_value = "all")]
     pub pii_kinds: crate::pii::KindSet,
     /// How long a client may take to send request headers (slowloris guard).
-    #[arg(long, env = "CLIENT_HEADER_TIMEOUT", value_parser = config::parse_duration,
+    #[arg(help_heading = "Listening", long, env = "CLIENT_HEADER_TIMEOUT", value_parser = config::parse_duration,
           default_value = "30s")]
     pub client_header_timeout: Duration,
     /// At most this many client connections at once; more are closed (0: no limit).
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 20_000)]
+    #[arg(
+        help_heading = "Listening",
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value_t = 20_000
+    )]
     pub max_connections: usize,
     /// How many opened secrets to keep (by digest of the sealed text); 0 disables.
-    #[arg(long, env = "UNSEAL_CACHE_SIZE", default_value_t = 10_000)]
+    #[arg(
+        help_heading = "Secrets and limits",
+        long,
+        env = "UNSEAL_CACHE_SIZE",
+        default_value_t = 10_000
+    )]
     pub unseal_cache_size: usize,
     /// Bytes the unseal cache may hold (estimated: sealed text, decoded secret, guard).
-    #[arg(long, env = "UNSEAL_CACHE_BYTES", value_parser = parse_size, default_value = "64MiB")]
+    #[arg(help_heading = "Secrets and limits", long, env = "UNSEAL_CACHE_BYTES", value_parser = parse_size, default_value = "64MiB")]
     pub unseal_cache_bytes: usize,
     /// Rate-limit counters kept at once (one per rate-limited secret in use); when all
     /// hold a limit that has not refilled, a new rate-limited secret gets 429.
-    #[arg(long, env = "RATE_LIMIT_KEYS", default_value_t = 100_000)]
+    #[arg(
+        help_heading = "Secrets and limits",
+        long,
+        env = "RATE_LIMIT_KEYS",
+        default_value_t = 100_000
+    )]
     pub rate_limit_keys: usize,
     /// Bytes all request bodies buffered at once (HMAC, SigV4, PII block) may hold
     /// together; a request that would pass it gets 503.
-    #[arg(long, env = "BUFFERED_BODY_BUDGET", value_parser = parse_size, default_value = "128MiB")]
+    #[arg(help_heading = "Requests and responses", long, env = "BUFFERED_BODY_BUDGET", value_parser = parse_size, default_value = "128MiB")]
     pub buffered_body_budget: usize,
     /// A request body that sends nothing for this long is cut (408 while buffering).
-    #[arg(long, env = "CLIENT_BODY_TIMEOUT", value_parser = config::parse_duration,
+    #[arg(help_heading = "Listening", long, env = "CLIENT_BODY_TIMEOUT", value_parser = config::parse_duration,
           default_value = "30s")]
     pub client_body_timeout: Duration,
     /// Mask injected credentials that come back in responses (headers and body).
-    #[arg(long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
+    #[arg(help_heading = "Requests and responses", long, env = "REFLECTION_GUARD", value_parser = parse_bool, num_args = 0..=1,
           default_value = "true", default_missing_value = "true")]
     pub reflection_guard: bool,
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
+    #[arg(help_heading = "Listening", long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub fleet: FleetArgs,
@@ -124,13 +167,14 @@ pub struct ServeArgs {
     pub identity: IdentityArgs,
     /// How long a max_requests count is kept after a secret's last use (and never past
     /// the secret's expires_at); at most 3650d.
-    #[arg(long, env = "MAX_REQUESTS_RETENTION", value_parser = config::parse_duration,
+    #[arg(help_heading = "Secrets and limits", long, env = "MAX_REQUESTS_RETENTION", value_parser = config::parse_duration,
           default_value = "90d")]
     pub max_requests_retention: Duration,
 }
 
 /// Caller identity outside Fly: OIDC issuers and the mutual-TLS listener.
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Identity (OIDC, mTLS)")]
 pub struct IdentityArgs {
     /// Issuers whose workload tokens oidc_auth secrets may accept (comma list of https
     /// URLs, exactly as the tokens' `iss`). Only these are ever contacted.
@@ -207,7 +251,20 @@ impl IdentityArgs {
 
 /// The fleet's Redis, shared with `tokenizer revoke`.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Fleet (Redis)")]
 pub struct FleetArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// While Redis is unreachable: open (count limits per instance, keep the last
+    /// revocations seen) or closed (refuse requests that carry a secret with 503).
+    #[arg(long, env = "REDIS_FAILURE", value_parser = crate::fleet::FailureMode::parse,
+          default_value = "open")]
+    pub redis_failure: crate::fleet::FailureMode,
+}
+
+/// Where the fleet's Redis is (`serve` and `revoke`).
+#[derive(Args, Clone, Debug)]
+pub struct RedisArgs {
     /// Redis for fleet-wide limits and revocations: redis://[user:password@]host[:port][/db]
     /// or rediss://… (TLS). Unset: everything stays per instance.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -215,11 +272,6 @@ pub struct FleetArgs {
     /// Prefix of every key and channel the fleet uses in Redis.
     #[arg(long, env = "REDIS_PREFIX", default_value = "tokenizer:")]
     pub redis_prefix: String,
-    /// While Redis is unreachable: open (count limits per instance, keep the last
-    /// revocations seen) or closed (refuse requests that carry a secret with 503).
-    #[arg(long, env = "REDIS_FAILURE", value_parser = crate::fleet::FailureMode::parse,
-          default_value = "open")]
-    pub redis_failure: crate::fleet::FailureMode,
     /// How long one Redis call may take before Redis counts as unreachable.
     #[arg(long, env = "REDIS_TIMEOUT", value_parser = config::parse_duration,
           default_value = "500ms")]
@@ -233,13 +285,23 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// `None` without `REDIS_URL`.
     pub fn config(&self) -> Result<Option<crate::fleet::FleetConfig>, ConfigError> {
+        self.redis.config(self.redis_failure)
+    }
+}
+
+impl RedisArgs {
+    /// `None` without `REDIS_URL`.
+    pub fn config(
+        &self,
+        failure: crate::fleet::FailureMode,
+    ) -> Result<Option<crate::fleet::FleetConfig>, ConfigError> {
         let Some(url) = &self.redis_url else {
             return Ok(None);
         };
         let config = crate::fleet::FleetConfig {
             url: crate::secret::SecretString::new(url.clone()),
             prefix: self.redis_prefix.clone(),
-            failure: self.redis_failure,
+            failure,
             timeout: self.redis_timeout,
             ca_file: self.redis_ca_file.clone(),
         };
@@ -255,6 +317,7 @@ impl FleetArgs {
 
 /// Upstream settings shared with `sideproxy`.
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Upstream")]
 pub struct UpstreamArgs {
     /// PEM bundle trusted for upstream TLS in addition to the system roots.
     #[arg(long, env = "UPSTREAM_CA_FILE")]
@@ -419,15 +482,15 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
         && !fleet.ready(Duration::from_secs(2)).await
     {
         tracing::warn!(
-            failure = ?fleet.failure(),
+            failure = %fleet.failure(),
             "starting without the fleet view: Redis does not answer yet (REDIS_FAILURE applies)"
         );
     }
     let signal = shutdown_signal();
     tracing::info!(
         address = %local,
-        admin = ?admin_local,
-        tls_address = ?tls_local,
+        admin = %crate::logging::listed(admin_local),
+        tls_address = %crate::logging::listed(tls_local),
         seal_key = %seal_key.to_hex(),
         "listening"
     );

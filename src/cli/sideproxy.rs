@@ -62,6 +62,10 @@ struct EnvArgs {
     /// The HTTPS_PROXY listener (omit in hosts-file mode).
     #[arg(long, env = "HTTPS_PROXY_ADDRESS")]
     https_proxy_address: Option<SocketAddr>,
+    /// The sidecar's targets (`host=ENVVAR,…`): a target a preset knows (`tokenizer
+    /// presets`) gets its SDK variables exported with a dummy key of the real key's shape.
+    #[arg(long, env = "TARGETS")]
+    targets: Option<String>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -201,8 +205,11 @@ fn print_env(args: &EnvArgs) -> Result<(), Failure> {
             ca.display()
         )));
     }
-    print!("{}", env::exports(&args.ca_dir, args.https_proxy_address));
-    Ok(())
+    let mut text = env::exports(&args.ca_dir, args.https_proxy_address);
+    if let Some(targets) = &args.targets {
+        text.push_str(&env::dummy_keys(targets));
+    }
+    super::out::write_all(text.as_bytes())
 }
 
 fn firewall(args: FirewallArgs) -> Result<(), Failure> {
@@ -232,8 +239,7 @@ fn firewall(args: FirewallArgs) -> Result<(), Failure> {
         allow: config::cidrs("ALLOW_CIDRS", &args.allow_cidrs)?,
     };
     if !args.apply {
-        print!("{}", rules.ruleset());
-        return Ok(());
+        return super::out::write_all(rules.ruleset().as_bytes());
     }
     rules.apply().map_err(|e| Failure::Runtime(e.to_string()))?;
     eprintln!(

@@ -3,6 +3,5 @@
 use super::Failure;
 
 pub fn run() -> Result<(), Failure> {
-    println!("tokenizer {}", env!("CARGO_PKG_VERSION"));
-    Ok(())
+    super::out::print_line(&format!("tokenizer {}", env!("CARGO_PKG_VERSION")))
 }

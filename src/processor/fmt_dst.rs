@@ -139,6 +139,8 @@ impl Format {
     }
 
     /// Render the header value; a value with CR, LF or NUL is refused rather than sent.
+    /// Spaces and tabs at either end are dropped, as Go's header writer drops them (a
+    /// token sealed with a trailing space goes out without it).
     pub fn render(&self, arg: FmtArg<'_>) -> Result<HeaderValue, ProcessorError> {
         let mut out = Zeroizing::new(String::with_capacity(
             self.prefix.len() + self.suffix.len() + 64,
@@ -150,8 +152,9 @@ impl Format {
             (FmtArg::Bin(b), _) => out.push_str(&hex::encode(b)),
         }
         out.push_str(&self.suffix);
+        let trimmed = out.trim_matches([' ', '\t']);
         let mut value =
-            HeaderValue::from_bytes(out.as_bytes()).map_err(|_| ProcessorError::BadValue)?;
+            HeaderValue::from_bytes(trimmed.as_bytes()).map_err(|_| ProcessorError::BadValue)?;
         value.set_sensitive(true);
         Ok(value)
     }

@@ -166,9 +166,15 @@ impl ProcessorConfig {
 
     /// The credentials this processor sends upstream, for the reflection guard. HMAC
     /// and SigV4 keys never leave the proxy and JWT keys only sign; what they produce
-    /// (signed assertions) is guarded per request, see [`Step::created`].
+    /// (signed assertions) is guarded per request, see [`Step::created`]. Values are
+    /// guarded without surrounding spaces: a header sends them trimmed, and the trimmed
+    /// value also matches wherever the untrimmed one would.
     pub fn guard_values(&self, out: &mut Vec<SecretBytes>) {
-        let mut push = |s: &str| out.push(SecretBytes::new(s.as_bytes().to_vec()));
+        let mut push = |s: &str| {
+            out.push(SecretBytes::new(
+                s.trim_matches([' ', '\t']).as_bytes().to_vec(),
+            ))
+        };
         match self {
             Self::Inject(c) => push(c.token.expose()),
             Self::InjectBody(c) => push(c.token.expose()),

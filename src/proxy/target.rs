@@ -89,10 +89,26 @@ impl Target {
 /// requests are refused.
 pub fn classify(req: &Parts, hostnames: &[String]) -> Result<Kind, ProxyError> {
     let uri = &req.uri;
+    // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is a 400 (Go's too).
+    if req.version == http::Version::HTTP_11 {
+        let mut hosts = req.headers.get_all(header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (None, _) => return Err(ProxyError::Target("missing Host header")),
+            (Some(_), Some(_)) => return Err(ProxyError::Target("more than one Host header")),
+            _ => {}
+        }
+    }
     if req.method == Method::CONNECT {
         let authority = uri
             .authority()
             .ok_or(ProxyError::Target("bad CONNECT authority"))?;
+        if authority.port_u16() == Some(443) {
+            return Err(ProxyError::Target(
+                "this proxy takes http:// URLs and speaks TLS to the API itself \
+                 (curl -x PROXY http://api.example.com/...); for clients that must use \
+                 https://, run `tokenizer sideproxy` in front of it",
+            ));
+        }
         if authority.port_u16() != Some(80) {
             return Err(ProxyError::Target("CONNECT is only allowed to port 80"));
         }

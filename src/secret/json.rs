@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 /// The keys a secret object may hold at its top level.
-const TOP_LEVEL_KEYS: &[&str] = &[
+pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     // processors
     "inject_processor",
     "inject_hmac_processor",

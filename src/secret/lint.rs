@@ -3,7 +3,6 @@
 
 use super::Secret;
 use crate::auth::AuthConfig;
-use crate::policy::time::now_unix;
 
 /// Check `secret`; each returned line is one warning.
 pub fn lint(secret: &Secret) -> Vec<String> {
@@ -46,15 +45,6 @@ pub fn lint(secret: &Secret) -> Vec<String> {
              the upstream echoes it (masking so short a string would corrupt responses)"
         ));
     }
-    let now = now_unix();
-    if secret.policy.expires_at.is_some_and(|t| t <= now) {
-        out.push("expires_at is in the past: the secret is already expired".to_owned());
-    }
-    if let (Some(nb), Some(exp)) = (secret.policy.not_before, secret.policy.expires_at)
-        && nb >= exp
-    {
-        out.push("not_before is not before expires_at: the secret is never valid".to_owned());
-    }
     out
 }
 
@@ -69,9 +59,9 @@ mod tests {
     #[test]
     fn flags_risky_secrets() {
         let all = lints(serde_json::json!({
-            "inject_processor": {"token": "t"}, "no_auth": {}, "expires_at": 1
+            "inject_processor": {"token": "t"}, "no_auth": {}
         }));
-        assert_eq!(all.len(), 4, "{all:?}");
+        assert_eq!(all.len(), 3, "{all:?}");
         assert!(
             all.iter().any(|l| l.contains("shorter than 8 bytes")),
             "{all:?}"

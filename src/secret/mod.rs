@@ -9,6 +9,8 @@ mod json;
 mod keys;
 mod lint;
 pub mod mac;
+mod schema;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -18,6 +20,7 @@ pub use hazmat::{REDACTED, SecretBytes, SecretString};
 pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
 pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
 pub use lint::lint;
+pub use validate::{Checked, Problem};
 
 use crate::auth::{AuthConfig, WireAuth};
 use crate::policy::{HostRules, PolicyRules};

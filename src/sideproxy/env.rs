@@ -61,6 +61,27 @@ pub fn exports(ca_dir: &Path, proxy: Option<SocketAddr>) -> String {
     out
 }
 
+/// `export VAR=dummy` for every SDK variable of the presets whose hosts are among the
+/// `TARGETS` list (`host=ENVVAR,…`): the dummy has the real key's shape, because some SDKs
+/// refuse a key without its usual prefix. The sidecar replaces it on the way out.
+pub fn dummy_keys(targets: &str) -> String {
+    let mut out = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for entry in crate::config::comma_list(targets) {
+        let host = entry.split_once('=').map_or(entry, |(h, _)| h).trim();
+        let Some(preset) = crate::presets::Preset::for_host(host) else {
+            continue;
+        };
+        for var in preset.env {
+            if !seen.contains(var) {
+                seen.push(var);
+                let _ = writeln!(out, "export {var}={}", preset.dummy_key());
+            }
+        }
+    }
+    out
+}
+
 fn shell_quote(path: &Path) -> String {
     let text = path.display().to_string();
     if text
@@ -97,6 +118,25 @@ mod tests {
         let plain = exports(Path::new("/ca"), None);
         assert!(!plain.contains("PROXY"));
         assert!(plain.contains("export GIT_SSL_CAINFO=/ca/bundle.pem\n"));
+    }
+
+    #[test]
+    fn targets_with_a_preset_get_dummy_keys_of_the_real_shape() {
+        let text = dummy_keys("api.openai.com=OPENAI_SEALED,api.github.com=GH,internal.example=X");
+        assert!(
+            text.contains("export OPENAI_API_KEY=sk-proj-tokenizerDUMMY"),
+            "{text}"
+        );
+        assert!(
+            text.contains("export GH_TOKEN=ghp_tokenizerDUMMY"),
+            "{text}"
+        );
+        assert!(
+            text.contains("export GITHUB_TOKEN=ghp_tokenizerDUMMY"),
+            "{text}"
+        );
+        assert!(!text.contains("internal"), "{text}");
+        assert_eq!(dummy_keys(""), "");
     }
 
     #[test]

@@ -196,12 +196,12 @@ impl Bound {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let side = self.side;
         tracing::info!(
-            tls = ?self.tls.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
-            https_proxy = ?self.proxy.as_ref().and_then(|l| l.local_addr().ok()),
-            transparent = ?self.transparent.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
-            targets = ?side.config.targets.hosts().collect::<Vec<_>>(),
+            tls = %crate::logging::listed(self.tls.iter().filter_map(|l| l.local_addr().ok())),
+            https_proxy = %crate::logging::listed(self.proxy.as_ref().and_then(|l| l.local_addr().ok())),
+            transparent = %crate::logging::listed(self.transparent.iter().filter_map(|l| l.local_addr().ok())),
+            targets = %crate::logging::listed(side.config.targets.hosts()),
             ca = %side.config.ca_dir.join("ca.pem").display(),
-            ca_provenance = ?self.provenance,
+            ca_provenance = %self.provenance,
             "sideproxy listening"
         );
         let lifecycle = side.lifecycle.clone();
