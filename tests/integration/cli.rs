@@ -163,7 +163,25 @@ fn deny_all_allowed_hosts_survives_sealing() {
         inject("tok-cli-denyall-1", "auth-cli-3"),
         json!({"allowed_hosts": []}),
     );
-    let sealed = seal_json(&secret.to_string());
+    // A secret no host can use is refused, unless sealed as leniently as Go does.
+    let refused = run(&["seal", "--seal-key", SEAL, "--json", &secret.to_string()]);
+    assert_code(&refused, 2);
+    assert!(
+        refused.stderr.contains("allowed_hosts: allows no host"),
+        "{}",
+        refused.stderr
+    );
+    let out = run(&[
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--lenient",
+        "--json",
+        &secret.to_string(),
+    ])
+    .ok();
+    assert!(out.stderr.contains("sealed anyway"), "{}", out.stderr);
+    let sealed = out.stdout.trim().to_owned();
     assert_eq!(unseal(&sealed, false)["allowed_hosts"], json!([]));
     assert_eq!(unseal(&sealed, true)["allowed_hosts"], json!([]));
 }
@@ -174,7 +192,27 @@ fn seal_warns_about_and_drops_unknown_keys() {
         inject("tok-cli-unknown-1", "auth-cli-4"),
         json!({"alowed_hosts": ["typo.example.com"]}),
     );
-    let out = run(&["seal", "--seal-key", SEAL, "--json", &secret.to_string()]).ok();
+    // Refused by default, the key named with its right spelling…
+    let refused = run(&["seal", "--seal-key", SEAL, "--json", &secret.to_string()]);
+    assert_code(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains(r#"alowed_hosts: unknown key (did you mean "allowed_hosts"?)"#),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.trim().is_empty());
+    // …sealed as Go would with --lenient, with a warning.
+    let out = run(&[
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--lenient",
+        "--json",
+        &secret.to_string(),
+    ])
+    .ok();
     assert!(
         out.stderr.contains("warning") && out.stderr.contains("alowed_hosts"),
         "{}",
@@ -550,10 +588,11 @@ fn seal_lints_risky_secrets() {
         "--expires-at",
         "1",
         "t",
-    ])
-    .ok();
+    ]);
+    // A rule that can never match is a mistake, refused (issue 23).
+    assert_code(&expired, 2);
     assert!(
-        expired.stderr.contains("already expired"),
+        expired.stderr.contains("expires_at: in the past"),
         "{}",
         expired.stderr
     );

@@ -22,6 +22,7 @@ mod oidc;
 mod outside_attack;
 mod pii;
 mod proxying;
+mod readme;
 mod rules;
 mod second_attack;
 mod shutdown;

@@ -635,12 +635,12 @@ fn the_ca_is_reused_until_the_targets_outgrow_it() {
     ];
 
     let first = Side::start(dir.path(), proxy, &one).stop();
-    assert_eq!(listening(&first.stderr)["ca_provenance"], "Generated");
+    assert_eq!(listening(&first.stderr)["ca_provenance"], "generated");
     let pem1 = std::fs::read(&cert).unwrap();
     assert_key_private(&key_file);
 
     let second = Side::start(dir.path(), proxy, &one).stop();
-    assert_eq!(listening(&second.stderr)["ca_provenance"], "Loaded");
+    assert_eq!(listening(&second.stderr)["ca_provenance"], "loaded");
     assert_eq!(
         std::fs::read(&cert).unwrap(),
         pem1,
@@ -655,7 +655,7 @@ fn the_ca_is_reused_until_the_targets_outgrow_it() {
     ];
     let third = Side::start(dir.path(), proxy, &both).stop();
     let line = listening(&third.stderr);
-    assert_eq!(line["ca_provenance"], "Regenerated", "{line}");
+    assert_eq!(line["ca_provenance"], "regenerated", "{line}");
     let pem3 = std::fs::read(&cert).unwrap();
     assert_ne!(pem3, pem1, "ca.pem not regenerated for a new host");
     assert_key_private(&key_file);
