@@ -31,7 +31,11 @@ fn denied(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
     if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) {
         None
     } else {
-        Some(error(StatusCode::UNAUTHORIZED, "admin token required"))
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            "admin token required: send the ADMIN_TOKEN this tokenizer was started with as \
+             `Authorization: Bearer <token>` (the dashboard asks for it)",
+        ))
     }
 }
 

@@ -1,6 +1,9 @@
 //! The admin dashboard in a real browser: headless Chromium loads `/`, runs its
 //! script against `/v1/stats` and `/v1/audit`, and the resulting DOM shows the traffic.
 
+use serde_json::json;
+
+use crate::support::cdp::Browser;
 use crate::support::{Env, inject};
 
 /// Chromium flags for a closed network and no profile (Debian's `chromium`).
@@ -80,6 +83,7 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
     // The entries are recorded as each response ends.
     let admin = e.admin().with_token("dash");
     admin.audit("", 3).await;
+    // An old-style link: the page moves the token into the tab's session storage.
     let url = admin.url("/?token=dash");
 
     let dom = tokio::task::spawn_blocking({
@@ -128,13 +132,83 @@ async fn the_dashboard_shows_live_traffic_in_chromium() {
         png.len()
     );
 
-    // Without the token the page still loads but the data does not.
+    // Without the token: a sign-in form that says what to enter, not a bare 401.
     let bare = admin.url("/");
     let dom = tokio::task::spawn_blocking(move || {
         String::from_utf8(chromium(&["--dump-dom", &bare]).stdout).unwrap()
     })
     .await
     .unwrap();
-    assert!(dom.contains("error: 401"), "{dom}");
+    assert!(
+        dom.contains("id=\"signin\" autocomplete=\"off\" class=\"shown\""),
+        "{dom}"
+    );
+    assert!(dom.contains("sign in with the ADMIN_TOKEN"), "{dom}");
     assert!(!dom.contains("/allowed-one"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_keeps_the_token_out_of_the_url() {
+    let e = Env::builder()
+        .names(&["api.test"])
+        .flags(&[
+            "--admin-address",
+            "127.0.0.1:0",
+            "--admin-token",
+            "dash-token-77",
+        ])
+        .start()
+        .await;
+    let sealed = e.seal(&inject("sk-dashboard-credential-456", "pw"));
+    // A long reason, to see it wrap rather than be cut off.
+    let long_path = format!("/{}", "a".repeat(300));
+    e.get("/ok", &[&sealed], &[("proxy-authorization", "Bearer pw")])
+        .await;
+    e.get(
+        &long_path,
+        &[&sealed],
+        &[("proxy-authorization", "Bearer wrong")],
+    )
+    .await;
+    e.admin().with_token("dash-token-77").audit("", 2).await;
+    let mut page = Browser::open(&e.admin().url("/")).await;
+    page.wait_for("document.getElementById('signin').classList.contains('shown')")
+        .await;
+    // A wrong token: refused, and the form says so.
+    page.eval("document.getElementById('token').value = 'nope'; document.getElementById('signin').requestSubmit(); true").await;
+    page.wait_for("document.getElementById('signin-note').textContent.includes('refused')")
+        .await;
+    // The right one: the traffic shows, and the token is in no URL.
+    page.eval("document.getElementById('token').value = 'dash-token-77'; document.getElementById('signin').requestSubmit(); true").await;
+    page.wait_for("document.querySelectorAll('#rows tr').length >= 2")
+        .await;
+    assert_eq!(
+        page.eval("location.href.includes('dash-token-77')").await,
+        json!(false)
+    );
+    assert_eq!(
+        page.eval("document.getElementById('token').value").await,
+        json!("")
+    );
+    // The reason cell wraps.
+    assert_eq!(
+        page.eval("getComputedStyle(document.querySelector('td.reason')).whiteSpace")
+            .await,
+        json!("normal")
+    );
+    // Still signed in after a reload (the tab's session storage), then signed out.
+    page.reload().await;
+    page.wait_for("document.querySelectorAll('#rows tr').length >= 2")
+        .await;
+    page.eval("document.getElementById('signout').click(); true")
+        .await;
+    page.wait_for("document.getElementById('signin').classList.contains('shown')")
+        .await;
+    // An old `?token=` link signs in and leaves the address bar clean.
+    let mut old = Browser::open(&e.admin().url("/?token=dash-token-77")).await;
+    old.wait_for("document.querySelectorAll('#rows tr').length >= 2")
+        .await;
+    assert_eq!(old.eval("location.search").await, json!(""));
+    let html = old.eval("document.documentElement.outerHTML").await;
+    assert!(!html.to_string().contains("sk-dashboard-credential-456"));
 }

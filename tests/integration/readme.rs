@@ -62,7 +62,10 @@ fn the_readme_try_it_block_works_offline() {
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the block failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the block failed:\n{stdout}\n{stderr}"
+    );
     assert!(
         stdout.contains("received credential: Bearer sk-test-not-a-real-key-42"),
         "the API did not get the key:\n{stdout}\n{stderr}"

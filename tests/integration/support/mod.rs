@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attack;
 pub mod binary;
 pub mod ca;
+pub mod cdp;
 pub mod env;
 pub mod fleet;
 pub mod oidc_issuer;
