@@ -175,15 +175,45 @@ pub fn shell_env(spec: &Value, tools: &Tools, home: &Path) -> Vec<(String, Strin
     env
 }
 
+/// Where the clients' scripts are: the checkout's, or readable copies of them for a
+/// client that runs as another user ([`Scripts::readable_in`]).
+pub struct Scripts {
+    /// `tests/e2e/clients`.
+    pub clients: std::path::PathBuf,
+    /// `containers/shell/examples`.
+    pub examples: std::path::PathBuf,
+}
+
+impl Scripts {
+    pub fn in_checkout() -> Self {
+        Self {
+            clients: root().join("tests/e2e/clients"),
+            examples: root().join("containers/shell/examples"),
+        }
+    }
+
+    /// Copies under `dir` that every user can read.
+    pub fn readable_in(dir: &Path) -> Self {
+        let here = Self::in_checkout();
+        let copies = Self {
+            clients: dir.join("clients"),
+            examples: dir.join("examples"),
+        };
+        crate::readable_copy(&here.clients, &copies.clients);
+        crate::readable_copy(&here.examples, &copies.examples);
+        copies
+    }
+}
+
 /// Runs one client in the shell: (name, working directory, argv).
 pub type Client<'a> = dyn Fn(&str, &Path, &[&str]) -> Finished + 'a;
 
 /// The clients of the shell image with dummy keys: curl (the image's example), the
 /// OpenAI and Anthropic Python SDKs and the OpenAI Node SDK (a plain and a streamed call
 /// each), and `gh api user`. Each must get the fake API's answer.
-pub fn run_sdk_clients(client: &Client<'_>, dir: &Path, tools: &Tools) {
-    let examples = root().join("containers/shell/examples");
-    let clients_dir = root().join("tests/e2e/clients");
+pub fn run_sdk_clients(client: &Client<'_>, dir: &Path, tools: &Tools, scripts: &Scripts) {
+    let examples = &scripts.examples;
+    let clients_dir = &scripts.clients;
 
     let out = client("curl", dir, &["sh", &path(&examples.join("openai.sh"))]);
     let doc: Value = serde_json::from_str(out.stdout.trim())

@@ -228,7 +228,7 @@ fn run_machine(tools: &Tools) -> Vec<String> {
             .current_dir(cwd);
         run_client(name, cmd)
     };
-    run_sdk_clients(&client, dir, tools);
+    run_sdk_clients(&client, dir, tools, &machine::Scripts::in_checkout());
     let clients_took = t1.elapsed();
 
     check_watched(&watcher.stop(), &sidecar, &shell);
@@ -376,6 +376,38 @@ fn random_hex(bytes: usize) -> String {
         .read_exact(&mut buf)
         .unwrap();
     hex::encode(buf)
+}
+
+/// Copy `src` (a file or a directory tree) to `dest`, readable (and, where it was,
+/// executable) by every user: what a test runs as another user must not depend on the
+/// checkout being readable to others (a clone under a 0700 home is not).
+pub fn readable_copy(src: &Path, dest: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(src).unwrap();
+    if meta.is_dir() {
+        std::fs::create_dir_all(dest).unwrap();
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            readable_copy(&entry.path(), &dest.join(entry.file_name()));
+        }
+        return;
+    }
+    std::fs::copy(src, dest).unwrap();
+    let mode = if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Can users other than the owner reach and read `path`: every directory above it
+/// searchable, and it readable, by others?
+pub fn others_can_read(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
+    path.ancestors().skip(1).all(|dir| mode(dir) & 0o001 != 0) && mode(path) & 0o004 != 0
 }
 
 fn path(p: &Path) -> String {

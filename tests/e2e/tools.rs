@@ -1,5 +1,7 @@
 //! What the shell's clients need, found or installed once and reused across runs:
 //!
+//! Both live in `target/`, or under /var/tmp when other users cannot reach `target/`.
+//!
 //! - `target/e2e-python`: a virtual environment with `tests/e2e/requirements.txt` (the
 //!   shell image's `/opt/sdk`). Made WITHOUT the system's site-packages, so its certifi is
 //!   its own copy: the start script appends the sidecar's CA to it, and the test puts the
@@ -30,6 +32,27 @@ pub struct Tools {
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the tools live: `target/` when other users can reach it (the transparent
+/// test's agent runs them), else a directory of their own under /var/tmp (a clone under
+/// a 0700 home directory is unreadable to the agent).
+fn home() -> PathBuf {
+    let target = root().join("target");
+    if crate::others_can_read(&target) {
+        return target;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    let dir = PathBuf::from(format!("/var/tmp/tokenizer-e2e-tools-{uid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
 
 /// The absolute path of `program` on PATH.
@@ -70,7 +93,7 @@ impl Tools {
         need("npm", "npm");
         need("python3", "python3-venv");
 
-        let venv = root().join("target/e2e-python");
+        let venv = home().join("e2e-python");
         let venv_bin = venv.join("bin");
         let python = venv_bin.join("python3");
         let requirements = root().join("tests/e2e/requirements.txt");
@@ -108,7 +131,7 @@ impl Tools {
         }
         let certifi = certifi_where(&python);
 
-        let node_dir = root().join("target/e2e-node");
+        let node_dir = home().join("e2e-node");
         let package = std::fs::read_to_string(root().join("tests/e2e/package.json")).unwrap();
         let stamp = node_dir.join("package.stamp");
         if !(node_dir.join("node_modules/openai/package.json").exists()

@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::deploy::{container_in, seal_secrets};
 use crate::machine::{
-    check_nothing_logged, check_sdk_requests, check_watched, run_sdk_clients, shell_env,
+    Scripts, check_nothing_logged, check_sdk_requests, check_watched, run_sdk_clients, shell_env,
     sidecar_env, start_internet, start_tokenizer, write_shell_etc,
 };
 use crate::netns::{self, Namespaces};
@@ -47,6 +47,7 @@ use crate::tools::{self, Tools};
 use crate::watch::EnvWatcher;
 use crate::{
     ANTHROPIC, API_HOSTS, BIN, GITHUB_LOGIN, RealKeys, Servers, check_start_script, path,
+    readable_copy,
     random_hex, root, run_client, run_e2e, set, temp_dir,
 };
 
@@ -141,6 +142,11 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
     let (serve, seal_key) = start_tokenizer(&mut servers, &ns.tokenizer, dir, &internet.ca);
     let sidecar_auth = format!("sidecar-{}", random_hex(16));
     let staged = seal_secrets(dir, &seal_key, &sidecar_auth, &real);
+    // What runs as another user (the sidecar's UID, the agent) is copied where that user
+    // can read it, whatever the checkout's permissions.
+    let scripts = Scripts::readable_in(shared);
+    let bin = shared.join("tokenizer");
+    readable_copy(Path::new(BIN), &bin);
 
     // The agent: its home, and how it runs things (no capabilities, no way back).
     let home = shared.join("home");
@@ -180,7 +186,7 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
             // host's, then another site's at the same address.
             format!("plain_http=http2:{PASSTHROUGH_HOST}:{OTHER_HOST}:{v4}"),
         ];
-        let probe_py = path(&root().join("tests/e2e/clients/probe.py"));
+        let probe_py = path(&scripts.clients.join("probe.py"));
         let mut argv = vec!["/usr/bin/python3", probe_py.as_str()];
         argv.extend(specs.iter().map(String::as_str));
         let out = run_client(&format!("probe-{phase}"), as_agent("probe", &home, &argv));
@@ -225,7 +231,7 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
     let ca_dir = shared.join("sideproxy");
     let mut side_env = sidecar_env(&sidecar_spec, &staged, &ca_dir, &sidecar_auth);
     for (k, v) in [
-        ("TOKENIZER", BIN.to_owned()),
+        ("TOKENIZER", path(&bin)),
         (
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
@@ -343,7 +349,7 @@ fn run_transparent(tools: &Tools) -> Vec<String> {
     let client = |name: &str, cwd: &Path, argv: &[&str]| -> Finished {
         run_client(name, as_agent(name, cwd, argv))
     };
-    run_sdk_clients(&client, &home, tools);
+    run_sdk_clients(&client, &home, tools, &scripts);
     // Plain HTTP to port 80 is routed by Host (and sent on over TLS).
     let out = client(
         "curl-http",

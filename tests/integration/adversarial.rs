@@ -1755,17 +1755,29 @@ fn the_server_is_not_dumpable_and_has_no_core_limit() {
     use std::os::unix::process::CommandExt;
 
     let key = OpenKey::generate();
-    let mut cmd = binary::command();
-    cmd.arg("serve")
-        .args(["--listen-address", "127.0.0.1:0", "--open-key"])
-        .arg(&*key.to_hex());
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if root {
+    // As nobody, the binary must be where nobody can read it: a copy outside the
+    // checkout (which may sit under a 0700 home directory).
+    let copy_dir = tempfile::tempdir().unwrap();
+    let mut cmd = if root {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = |mode| std::fs::Permissions::from_mode(mode);
+        std::fs::set_permissions(copy_dir.path(), perms(0o755)).unwrap();
+        let copy = copy_dir.path().join("tokenizer");
+        std::fs::copy(binary::BIN, &copy).unwrap();
+        std::fs::set_permissions(&copy, perms(0o755)).unwrap();
+        let mut cmd = binary::command_at(&copy);
         cmd.uid(65534).gid(65534);
-    }
+        cmd
+    } else {
+        binary::command()
+    };
+    cmd.arg("serve")
+        .args(["--listen-address", "127.0.0.1:0", "--open-key"])
+        .arg(&*key.to_hex());
     let server = Server::launch(cmd).unwrap_or_else(|e| panic!("{e}"));
     let pid = server.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();

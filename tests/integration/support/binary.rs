@@ -59,7 +59,12 @@ const TOKENIZER_VARS: &[&str] = &[
 
 /// `tokenizer` with a clean tokenizer environment (other variables, PATH included, kept).
 pub fn command() -> Command {
-    let mut cmd = Command::new(BIN);
+    command_at(std::path::Path::new(BIN))
+}
+
+/// [`command`] for a copy of the binary at `path`.
+pub fn command_at(path: &std::path::Path) -> Command {
+    let mut cmd = Command::new(path);
     for var in TOKENIZER_VARS {
         cmd.env_remove(var);
     }
