@@ -47,8 +47,7 @@ use crate::tools::{self, Tools};
 use crate::watch::EnvWatcher;
 use crate::{
     ANTHROPIC, API_HOSTS, BIN, GITHUB_LOGIN, RealKeys, Servers, check_start_script, path,
-    readable_copy,
-    random_hex, root, run_client, run_e2e, set, temp_dir,
+    random_hex, readable_copy, root, run_client, run_e2e, set, temp_dir,
 };
 
 const CONFIG: &str = "cli-config.transparent.json";

@@ -18,6 +18,7 @@ mod logs;
 mod macaroon;
 mod macaroon_cli;
 mod mtls;
+mod newcomer;
 mod oidc;
 mod outside_attack;
 mod pii;
