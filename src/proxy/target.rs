@@ -171,12 +171,47 @@ mod tests {
     use super::*;
     use http::Request;
 
+    /// A request; its Host is `host`, else the target's authority (as clients send).
     fn req(method: Method, uri: &str, host: Option<&str>) -> Parts {
-        let mut b = Request::builder().method(method).uri(uri);
-        if let Some(h) = host {
+        let mut b = Request::builder().method(method.clone()).uri(uri);
+        let authority = uri
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(ToString::to_string));
+        if let Some(h) = host.map(str::to_owned).or(authority) {
             b = b.header(header::HOST, h);
         }
         b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn an_http_1_1_request_needs_exactly_one_host() {
+        let none = Request::get("http://api.test/")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(
+            matches!(classify(&none, &[]), Err(ProxyError::Target(m)) if m.contains("missing Host"))
+        );
+        let two = Request::get("http://api.test/")
+            .header(header::HOST, "api.test")
+            .header(header::HOST, "other.test")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(
+            matches!(classify(&two, &[]), Err(ProxyError::Target(m)) if m.contains("more than one"))
+        );
+        // HTTP/1.0 has no Host requirement.
+        let old = Request::get("http://api.test/")
+            .version(http::Version::HTTP_10)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(classify(&old, &[]).is_ok());
     }
 
     fn forward(uri: &str) -> Result<Target, ProxyError> {
