@@ -166,8 +166,14 @@ pub fn shell_env(spec: &Value, tools: &Tools, home: &Path) -> Vec<(String, Strin
     }
     for (k, v) in &env {
         if k.ends_with("_KEY") || k.ends_with("_TOKEN") {
+            // A preset's dummy: the real key's shape (some SDKs check it), marked.
+            let preset = tokenizer::presets::PRESETS
+                .iter()
+                .find(|p| p.env.contains(&k.as_str()))
+                .unwrap_or_else(|| panic!("{k}: no preset knows it"));
             assert_eq!(
-                v, "dummy",
+                v,
+                &preset.dummy_key(),
                 "the cli-config file gives the shell a real {k}?"
             );
         }
@@ -313,7 +319,10 @@ pub fn check_watched(watched: &Watched, sidecar: &Proc, shell: &Proc) {
         "real keys in the shell namespace:\n{}",
         watched.leaks.join("\n")
     );
-    for (proc, marker) in [(sidecar, "OPENAI_SEALED="), (shell, "OPENAI_API_KEY=dummy")] {
+    for (proc, marker) in [
+        (sidecar, "OPENAI_SEALED="),
+        (shell, "OPENAI_API_KEY=sk-proj-tokenizerDUMMY"),
+    ] {
         let seen = watched.procs.get(&proc.pid()).unwrap_or_else(|| {
             panic!(
                 "the environment watcher never saw {} (pid {}): {:?}",

@@ -107,7 +107,8 @@ fn scan(net_id: &str, secrets: &[String], state: &mut Watched) {
             .split('\0')
             .filter(|v| !v.is_empty())
             .map(|v| match v.split_once('=') {
-                Some((k, "dummy")) => format!("{k}=dummy"),
+                // A preset's dummy key (its real shape, marked): kept, it is no secret.
+                Some((k, value)) if value.contains("tokenizerDUMMY") => format!("{k}={value}"),
                 Some((k, _)) => format!("{k}="),
                 None => v.to_owned(),
             })
