@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::HeaderName;
 use ipnet::IpNet;
 
-use crate::secret::{KeyError, OpenKey, OpenKeys};
 use crate::upstream::{Resolver, UpstreamConfig};
+use tokenizer_core::{KeyError, OpenKey, OpenKeys};
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub struct ServeConfig {
     /// The admin listener (`ADMIN_ADDRESS`).
     pub admin_address: Option<SocketAddr>,
     /// `ADMIN_TOKEN`.
-    pub admin_token: Option<crate::secret::SecretString>,
+    pub admin_token: Option<tokenizer_core::SecretString>,
     /// Mask injected credentials echoed back in responses (`REFLECTION_GUARD`).
     pub reflection_guard: bool,
     /// PII scanning of request bodies (`PII_ACTION`, `PII_KINDS`); secrets may override.
@@ -111,13 +111,13 @@ pub struct TlsListenerConfig {
 /// empty — an empty token would silently open `/v1/audit` and `/v1/stats`.
 pub fn admin_token(
     token: Option<String>,
-) -> Result<Option<crate::secret::SecretString>, ConfigError> {
+) -> Result<Option<tokenizer_core::SecretString>, ConfigError> {
     match token {
         Some(t) if t.trim().is_empty() => Err(ConfigError::Invalid {
             name: "ADMIN_TOKEN",
             detail: "is empty: give a token, or unset it".to_owned(),
         }),
-        other => Ok(other.map(crate::secret::SecretString::new)),
+        other => Ok(other.map(tokenizer_core::SecretString::new)),
     }
 }
 

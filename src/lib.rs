@@ -19,7 +19,6 @@ pub mod headers;
 pub mod lifecycle;
 pub mod logging;
 pub mod memory;
-pub mod percent;
 pub mod pii;
 pub mod policy;
 pub mod presets;

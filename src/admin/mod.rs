@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::Telemetry;
-use crate::secret::{SealKey, SecretString};
+use tokenizer_core::{SealKey, SecretString};
 
 /// What the admin routes see.
 #[derive(Clone)]

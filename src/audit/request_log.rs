@@ -222,7 +222,7 @@ impl RequestLog {
     pub fn add_secret(
         &mut self,
         stripped_json: &str,
-        params: &crate::secret::Params,
+        params: &tokenizer_core::Params,
         name: String,
     ) {
         let mut entry = String::with_capacity(24 + stripped_json.len());

@@ -87,7 +87,7 @@ impl AuditRing {
 }
 
 fn to_ms(text: &str) -> Result<i64, String> {
-    crate::policy::time::parse_timestamp(text).map(|s| s * 1000)
+    tokenizer_core::time::parse_timestamp(text).map(|s| s * 1000)
 }
 
 /// `404` → (404, 404); `4xx` → (400, 499).

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, Candidates};
-use crate::secret::SecretBytes;
+use tokenizer_core::SecretBytes;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BearerAuth {
@@ -47,7 +47,7 @@ impl BearerAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::b64;
+    use tokenizer_core::b64;
 
     #[test]
     fn digest_matches_the_go_vectors() {

@@ -10,7 +10,7 @@ use http::header::PROXY_AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::secret::{SecretString, b64};
+use tokenizer_core::{SecretString, b64};
 
 /// The candidates of one request, with their SHA-256 digests computed once.
 #[derive(Debug, Default)]
@@ -89,7 +89,7 @@ impl Candidates {
 
 /// Go's `url.QueryUnescape`, as text; `None` on a malformed escape or non-UTF-8 result.
 fn query_unescape(s: &str) -> Option<String> {
-    let bytes = Zeroizing::new(crate::percent::query_unescape(s)?);
+    let bytes = Zeroizing::new(tokenizer_core::percent::query_unescape(s)?);
     String::from_utf8(bytes.to_vec()).ok()
 }
 

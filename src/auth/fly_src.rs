@@ -12,7 +12,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use http::HeaderMap;
 use ipnet::IpNet;
 
-use crate::secret::b64;
+use tokenizer_core::b64;
 
 /// Maximum age (and clock skew ahead) of a Fly-Src timestamp.
 pub const MAX_AGE_SECS: i64 = 30;

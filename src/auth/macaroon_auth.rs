@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::macaroon::{self, Caveat, Macaroon, MacaroonError, RequestFacts};
 use super::{AuthError, Candidates};
-use crate::secret::SecretBytes;
+use tokenizer_core::SecretBytes;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacaroonAuth {

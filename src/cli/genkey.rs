@@ -1,7 +1,7 @@
 //! `tokenizer genkey`: a fresh OPEN_KEY and its SEAL_KEY, as shell exports.
 
 use super::Failure;
-use crate::secret::OpenKey;
+use tokenizer_core::OpenKey;
 
 pub fn run() -> Result<(), Failure> {
     let key = OpenKey::generate();

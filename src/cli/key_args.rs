@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::config::{self, ConfigError};
-use crate::secret::OpenKeys;
+use tokenizer_core::OpenKeys;
 
 /// The open key and the retired ones (`serve`, `unseal`: they open secrets).
 #[derive(Args, Clone, Debug, Default)]

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use super::Failure;
 use super::seal::read_arg_or_stdin;
 use crate::auth::macaroon::{self, Caveat, LOCATION, Token};
-use crate::secret::b64;
+use tokenizer_core::b64;
 
 /// The latest `not_after` written when only `--not-before` is given:
 /// 9999-12-31T23:59:59Z. Go's `time.Unix` overflows on larger values and would read

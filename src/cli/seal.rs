@@ -21,11 +21,13 @@ use zeroize::Zeroizing;
 
 use super::{Failure, OpenKeyArgs};
 use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth, MtlsAuth, OidcAuth};
-use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit, time};
+use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit};
 use crate::presets::{self, Preset};
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::secret::validate::{self, Problem};
-use crate::secret::{SealKey, Secret, SecretString, lint};
+use crate::secret::{Secret, lint};
+use tokenizer_core::time;
+use tokenizer_core::{SealKey, SecretString};
 
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("target").args(["host", "for_preset"]))]

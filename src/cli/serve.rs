@@ -299,7 +299,7 @@ impl RedisArgs {
             return Ok(None);
         };
         let config = crate::fleet::FleetConfig {
-            url: crate::secret::SecretString::new(url.clone()),
+            url: tokenizer_core::SecretString::new(url.clone()),
             prefix: self.redis_prefix.clone(),
             failure,
             timeout: self.redis_timeout,

@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use super::Failure;
 use super::serve::UpstreamArgs;
 use crate::config::{self, ConfigError};
-use crate::secret::{SealKey, SecretString};
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
 use crate::sideproxy::firewall::{self, Firewall};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
+use tokenizer_core::{SealKey, SecretString};
 
 #[derive(Parser, Clone, Debug)]
 #[command(name = "sideproxy", args_conflicts_with_subcommands = true)]

@@ -8,7 +8,8 @@
 use clap::Args;
 
 use super::{Failure, KeyArgs};
-use crate::secret::{Secret, SecretError, b64, validate};
+use crate::secret::{Secret, SecretError, validate};
+use tokenizer_core::b64;
 
 #[derive(Args)]
 pub struct UnsealArgs {

@@ -25,10 +25,11 @@ pub use derived::derived_hosts;
 
 use crate::auth::AuthConfig;
 use crate::body::{self, Body, Budget, Read, ReadError, read_bounded};
-use crate::policy::time::now_unix;
 use crate::policy::{HostRules, PolicyRules};
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
-use crate::secret::{SealKey, Secret, SecretString};
+use crate::secret::Secret;
+use tokenizer_core::time::now_unix;
+use tokenizer_core::{SealKey, SecretString};
 
 /// Token responses larger than this are refused (they are buffered to be sealed).
 const MAX_TOKEN_RESPONSE: usize = 1 << 20;

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::TokenResponseError;
-use crate::policy::time::now_unix;
-use crate::secret::SecretString;
+use tokenizer_core::SecretString;
+use tokenizer_core::time::now_unix;
 
 /// Lifetime assumed when the response does not say.
 pub(super) const DEFAULT_LIFETIME: i64 = 3600;
@@ -52,7 +52,7 @@ pub(super) fn github_token(bytes: &[u8]) -> Result<(SecretString, i64), TokenRes
     }
     let lifetime = wire
         .expires_at
-        .and_then(|t| crate::policy::time::parse_timestamp(&t).ok())
+        .and_then(|t| tokenizer_core::time::parse_timestamp(&t).ok())
         .map(|t| t - now_unix())
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_LIFETIME);

@@ -34,7 +34,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::processor::{ClientCredentialsConfig, JwtConfig, Step};
-use crate::secret::{OpenKey, OpenKeys, SecretString};
+use tokenizer_core::{OpenKey, OpenKeys, SecretString};
 
 const YA29: &str = "ya29.test-access-token-from-google";
 const GHS: &str = "ghs_installationtokenXYZ";
@@ -185,7 +185,7 @@ async fn oauth_200_is_sealed_into_an_inject_secret() {
     let mut steps = Vec::new();
     secret
         .processor
-        .build(&crate::secret::Params::new(), &mut steps)
+        .build(&tokenizer_core::Params::new(), &mut steps)
         .unwrap();
     let Step::SetHeader { name, value } = &steps[0] else {
         panic!("{steps:?}");

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 pub use health::Health;
 
 use crate::policy::{Limit, Refusal, Revocations};
-use crate::secret::SecretString;
+use tokenizer_core::SecretString;
 
 /// What to do while Redis is unreachable (`REDIS_FAILURE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

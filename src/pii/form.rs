@@ -37,5 +37,5 @@ pub(super) fn redact(body: &[u8], kinds: KindSet, findings: &Findings) -> Option
 }
 
 fn decode(raw: &[u8]) -> Vec<u8> {
-    crate::percent::form_decode(raw)
+    tokenizer_core::percent::form_decode(raw)
 }

@@ -8,7 +8,6 @@ pub mod method_override;
 pub mod paths;
 pub mod revocation;
 mod rules;
-pub mod time;
 
 pub use hosts::{HostPattern, HostRules};
 pub use limits::{Limit, Limiter, RateLimit, Refusal};

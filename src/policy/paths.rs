@@ -10,6 +10,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokenizer_core::glob::Glob;
 
 /// A path that cannot be normalized unambiguously.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,73 +40,23 @@ pub fn has_dot_segment_params(path: &str) -> bool {
     })
 }
 
-/// One `allowed_paths` entry.
+/// One `allowed_paths` entry: a glob over `/`-separated segments (the one matcher,
+/// [`tokenizer_core::glob`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct PathGlob {
-    text: String,
-    segments: Vec<String>,
-}
+pub struct PathGlob(Glob);
 
 impl PathGlob {
     pub fn new(text: &str) -> Result<Self, String> {
         if !text.starts_with('/') {
             return Err(format!("allowed_paths entry {text:?} must start with /"));
         }
-        Ok(Self {
-            text: text.to_owned(),
-            segments: text[1..].split('/').map(str::to_owned).collect(),
-        })
+        Glob::new(text, Some('/')).map(Self)
     }
 
     /// Does the (already normalized) `path` match?
     pub fn matches(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix('/') else {
-            return false;
-        };
-        let segments: Vec<&str> = rest.split('/').collect();
-        match_segments(&self.segments, &segments)
+        path.starts_with('/') && self.0.matches(path)
     }
-}
-
-/// Does `glob` match all of `path`? Computed over suffixes, one glob segment at a time,
-/// in O(glob × path) segment matches: backtracking over every way each `**` could
-/// split the path is exponential in the number of `**`, and anyone can seal a secret.
-fn match_segments(glob: &[String], path: &[&str]) -> bool {
-    // after[j]: do the glob segments after the current one match `path[j..]`?
-    let mut after: Vec<bool> = (0..=path.len()).map(|j| j == path.len()).collect();
-    for pattern in glob.iter().rev() {
-        let mut here = vec![false; path.len() + 1];
-        for j in (0..=path.len()).rev() {
-            here[j] = if pattern == "**" {
-                // Match nothing, or swallow `path[j]` and stay on this `**`.
-                after[j] || (j < path.len() && here[j + 1])
-            } else {
-                j < path.len() && after[j + 1] && match_segment(pattern, path[j])
-            };
-        }
-        after = here;
-    }
-    after[0]
-}
-
-/// `*` matches any run of characters within one segment.
-fn match_segment(glob: &str, seg: &str) -> bool {
-    let mut parts = glob.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = seg.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Normalize an absolute request path (no query).
@@ -153,11 +104,7 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
             i = end;
             continue;
         }
-        let byte = match bytes.get(i + 1..i + 3) {
-            Some(&[hi, lo]) => hex_digit(hi).zip(hex_digit(lo)).map(|(h, l)| (h << 4) | l),
-            _ => None,
-        };
-        match byte.ok_or(PathError::BadEscape)? {
+        match tokenizer_core::percent::escape_at(bytes, i).ok_or(PathError::BadEscape)? {
             b'/' | b'\\' | 0 => return Err(PathError::Ambiguous),
             b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => out.push(char::from(b)),
             b => out.push_str(&format!("%{b:02X}")),
@@ -167,22 +114,15 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// One hex digit (`u8::from_str_radix` would also take a leading `+`).
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 impl fmt::Debug for PathGlob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.text)
+        write!(f, "{:?}", self.0.as_str())
     }
 }
 
 impl Serialize for PathGlob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
+        s.serialize_str(self.0.as_str())
     }
 }
 

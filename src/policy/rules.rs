@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::PolicyError;
 use super::limits::RateLimit;
 use super::paths::PathGlob;
-use super::time::deserialize_timestamp;
+use tokenizer_core::time::deserialize_timestamp;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRules {
@@ -111,7 +111,7 @@ impl PolicyRules {
             rate_limit_key: self
                 .rate_limit_key
                 .as_ref()
-                .map(|_| crate::secret::REDACTED.to_owned()),
+                .map(|_| tokenizer_core::REDACTED.to_owned()),
             ..self.clone()
         }
     }

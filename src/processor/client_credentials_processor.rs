@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt_processor::{exchange_body, form};
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretString};
+use tokenizer_core::{Params, SecretString};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientCredentialsConfig {

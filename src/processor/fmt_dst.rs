@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::ProcessorError;
-use crate::secret::Params;
+use tokenizer_core::Params;
 
 const PARAM_FMT: &str = "fmt";
 const PARAM_DST: &str = "dst";

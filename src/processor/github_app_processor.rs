@@ -10,7 +10,7 @@ use serde_json::json;
 use super::jwt_sign::{JwtKey, now};
 use super::step::{JwtStep, JwtUse};
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretBytes};
+use tokenizer_core::{Params, SecretBytes};
 
 pub const DEFAULT_TOKEN_URL: &str =
     "https://api.github.com/app/installations/{installation_id}/access_tokens";
@@ -160,7 +160,7 @@ mod tests {
         let (header, claims) = key.verify(jwt);
         assert_eq!(header["alg"], "RS256");
         assert_eq!(claims["iss"], json!("123456"), "iss is a string");
-        let now = crate::policy::time::now_unix();
+        let now = tokenizer_core::time::now_unix();
         let iat = claims["iat"].as_i64().unwrap();
         let exp = claims["exp"].as_i64().unwrap();
         assert!((now - 5..=now + 1).contains(&iat), "{claims}");

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretString};
+use tokenizer_core::{Params, SecretString};
 
 pub const PARAM_PLACEHOLDER: &str = "placeholder";
 pub const DEFAULT_PLACEHOLDER: &str = "{{ACCESS_TOKEN}}";

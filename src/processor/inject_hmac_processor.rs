@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fmt_dst::FmtDst;
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretBytes};
+use tokenizer_core::{Params, SecretBytes};
 
 const PARAM_MSG: &str = "msg";
 
@@ -44,7 +44,7 @@ impl HmacConfig {
     pub fn stripped(&self) -> Self {
         Self {
             key: SecretBytes::redacted(),
-            hash: crate::secret::REDACTED.to_owned(),
+            hash: tokenizer_core::REDACTED.to_owned(),
             fmt_dst: self.fmt_dst.clone(),
         }
     }
@@ -53,7 +53,7 @@ impl HmacConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::mac::hmac_sha256;
+    use tokenizer_core::mac::hmac_sha256;
 
     fn sign(key: &SecretBytes, msg: &[u8]) -> [u8; 32] {
         *hmac_sha256(key.expose(), &[msg])

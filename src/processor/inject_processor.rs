@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fmt_dst::{FmtArg, FmtDst};
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretString};
+use tokenizer_core::{Params, SecretString};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InjectConfig {

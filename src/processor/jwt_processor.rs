@@ -10,7 +10,7 @@ use serde_json::json;
 use super::jwt_sign::{JwtKey, now};
 use super::step::{JwtStep, JwtUse};
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretBytes};
+use tokenizer_core::{Params, SecretBytes};
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
@@ -163,7 +163,7 @@ mod tests {
     }
 
     fn assert_lifetime(claims: &Value) {
-        let now = crate::policy::time::now_unix();
+        let now = tokenizer_core::time::now_unix();
         let iat = claims["iat"].as_i64().expect("iat is a number");
         let exp = claims["exp"].as_i64().expect("exp is a number");
         assert!((now - 5..=now + 1).contains(&iat), "iat {iat}, now {now}");

@@ -187,7 +187,7 @@ fn invalid() -> ProcessorError {
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
-    crate::policy::time::now_unix()
+    tokenizer_core::time::now_unix()
 }
 
 #[cfg(test)]

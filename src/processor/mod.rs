@@ -35,7 +35,7 @@ pub use sigv4_processor::SigV4Config;
 pub(crate) use step::set_path;
 pub use step::{JwtStep, JwtUse, Step, StepContext, apply, finish};
 
-use crate::secret::{Params, SecretBytes};
+use tokenizer_core::{Params, SecretBytes};
 
 /// Why a processor could not be built or run. Messages are fixed texts: none quotes a
 /// secret or request content.

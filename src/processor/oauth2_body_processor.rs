@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::inject_body_processor::choose_placeholder;
 use super::oauth2_processor::OAuthToken;
 use super::{ProcessorError, Step};
-use crate::secret::Params;
+use tokenizer_core::Params;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuth2BodyConfig {

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::inject_body_processor::PARAM_PLACEHOLDER;
 use super::{ProcessorError, Step};
-use crate::secret::{Params, SecretString};
+use tokenizer_core::{Params, SecretString};
 
 const PARAM_SUBTOKEN: &str = "st";
 

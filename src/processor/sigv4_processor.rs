@@ -39,7 +39,7 @@ use self::signer::Scope;
 use super::step::{StepContext, buffer};
 use super::{ProcessorError, Step};
 use crate::body::Body;
-use crate::secret::{Params, SecretBytes, SecretString};
+use tokenizer_core::{Params, SecretBytes, SecretString};
 
 /// Headers Go deletes before signing, besides those header hygiene already removed
 /// (`Proxy-*`, hop-by-hop, FILTERED_HEADERS): `Accept-Encoding` and what proxies on

@@ -24,8 +24,8 @@ use super::jwt_sign::JwtKey;
 use super::replace::{Replacer, replace_body};
 use super::sigv4_processor::SigV4Step;
 use crate::body::{self, Body, Budget, Read, read_bounded};
-use crate::secret::SecretBytes;
-use crate::secret::mac::{HmacSha256, hmac_sha256};
+use tokenizer_core::SecretBytes;
+use tokenizer_core::mac::{HmacSha256, hmac_sha256};
 
 /// One resolved action on the request.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ impl StepContext {
 }
 
 impl Step {
-    pub(crate) fn replace(placeholder: &str, token: &crate::secret::SecretString) -> Option<Self> {
+    pub(crate) fn replace(placeholder: &str, token: &tokenizer_core::SecretString) -> Option<Self> {
         (!placeholder.is_empty()).then(|| Self::Replace {
             placeholder: SecretBytes::new(placeholder.as_bytes().to_vec()),
             token: SecretBytes::new(token.expose().as_bytes().to_vec()),

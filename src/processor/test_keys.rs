@@ -16,7 +16,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use serde_json::Value;
 
 use super::{ProcessorConfig, Step};
-use crate::secret::{Params, b64};
+use tokenizer_core::{Params, b64};
 
 /// A private key as a secret holds it, and how to check what it signed.
 pub struct TestKey {
@@ -72,7 +72,7 @@ impl TestKey {
                     .verify(signed.as_bytes(), &sig)
                     .expect("ES512 JWT verifies");
                 let exp = claims["exp"].as_i64().expect("exp");
-                assert!(exp > crate::policy::time::now_unix(), "expired: {claims}");
+                assert!(exp > tokenizer_core::time::now_unix(), "expired: {claims}");
             }
         }
         (header, claims)

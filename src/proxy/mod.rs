@@ -29,10 +29,12 @@ use crate::config::ServeConfig;
 use crate::error::ProxyError;
 use crate::fleet::{FailureMode, Fleet};
 use crate::lifecycle::Lifecycle;
-use crate::policy::{Limit, Limiter, Refusal, Revocations, time::now_unix};
-use crate::secret::{CacheLimits, OpenKeys, SecretCache};
+use crate::policy::{Limit, Limiter, Refusal, Revocations};
+use crate::secret::{CacheLimits, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use target::{Kind, classify};
+use tokenizer_core::OpenKeys;
+use tokenizer_core::time::now_unix;
 
 /// The running proxy: configuration, the shared upstream pool, and the little state a
 /// stateless proxy keeps: the revocation list and rate-limit counters (or the fleet's,

@@ -30,10 +30,12 @@ use crate::exchange::TokenSealer;
 use crate::fleet::FailureMode;
 use crate::pii::PiiPolicy;
 use crate::policy::method_override;
-use crate::policy::{Limit, PolicyError, Refusal, paths, time::now_unix};
+use crate::policy::{Limit, PolicyError, Refusal, paths};
 use crate::processor::{ProcessorError, Step};
 use crate::reflection::GuardSet;
-use crate::secret::{Opened, PROXY_TOKENIZER, Params, SealedDigest, TokenizerHeader, Unsealed};
+use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader, Unsealed};
+use tokenizer_core::Params;
+use tokenizer_core::time::now_unix;
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]

@@ -21,7 +21,9 @@ pub fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     out.push(Zeroizing::new(hex::encode_upper(value).into_bytes()));
     let url: String = form_urlencoded::byte_serialize(value).collect();
     out.push(Zeroizing::new(url.into_bytes()));
-    out.push(Zeroizing::new(crate::percent::encode(value).into_bytes()));
+    out.push(Zeroizing::new(
+        tokenizer_core::percent::encode(value).into_bytes(),
+    ));
     if let Ok(text) = std::str::from_utf8(value)
         && let Ok(json) = serde_json::to_string(text)
     {
@@ -103,7 +105,7 @@ mod tests {
         assert!(has(v, "tok/with+chars&amp;=&lt;ok&gt;"));
         assert!(has(v, &hex::encode(v)));
         assert!(has(v, &hex::encode_upper(v)));
-        let short = crate::secret::SecretBytes::new(b"short".to_vec());
+        let short = tokenizer_core::SecretBytes::new(b"short".to_vec());
         assert!(super::super::Guard::new(&[short]).unwrap().is_none());
     }
 

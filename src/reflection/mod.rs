@@ -27,7 +27,7 @@ pub use forms::forms;
 pub use masker::Masker;
 
 use crate::body::TransformBody;
-use crate::secret::SecretBytes;
+use tokenizer_core::SecretBytes;
 
 /// Credentials shorter than this are not guarded: masking short strings would mangle
 /// unrelated responses.

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{OpenKeys, Secret, SecretError};
+use super::{Secret, SecretError};
 use crate::reflection::{Guard, GuardError};
+use tokenizer_core::OpenKeys;
 
 /// The SHA-256 of a sealed secret as sent (base64, trimmed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,13 +84,13 @@ impl Unsealed {
             (Some(id), None) => {
                 let processor =
                     Zeroizing::new(serde_json::to_vec(&secret.processor).unwrap_or_default());
-                *super::mac::hmac_sha256(
+                *tokenizer_core::mac::hmac_sha256(
                     &keys.limit[..],
                     &[b"id\0", id.as_bytes(), b"\0", &processor],
                 )
             }
             (None, None) => {
-                *super::mac::hmac_sha256(&keys.limit[..], &[b"sealed\0", digest.bytes()])
+                *tokenizer_core::mac::hmac_sha256(&keys.limit[..], &[b"sealed\0", digest.bytes()])
             }
         };
         let limit_pool = limit_pool(&secret, &keys.limit[..]);
@@ -146,10 +147,10 @@ impl Unsealed {
 /// and only it.
 fn limit_pool(secret: &Secret, key: &[u8]) -> [u8; 32] {
     if matches!(secret.auth, crate::auth::AuthConfig::None) {
-        return *super::mac::hmac_sha256(key, &[b"pool\0anonymous"]);
+        return *tokenizer_core::mac::hmac_sha256(key, &[b"pool\0anonymous"]);
     }
     let auth = Zeroizing::new(serde_json::to_vec(&secret.auth).unwrap_or_default());
-    *super::mac::hmac_sha256(key, &[b"pool\0auth\0", &auth])
+    *tokenizer_core::mac::hmac_sha256(key, &[b"pool\0auth\0", &auth])
 }
 
 impl Deref for Unsealed {
@@ -277,7 +278,7 @@ impl SecretCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::OpenKey;
+    use tokenizer_core::OpenKey;
 
     fn sealed(key: &OpenKey, token: &str) -> String {
         let json = format!(r#"{{"inject_processor":{{"token":"{token}"}},"no_auth":{{}}}}"#);

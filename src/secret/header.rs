@@ -3,8 +3,6 @@
 //! One header line is one secret (lines are never split on commas). The value is split
 //! at the first `;`, both parts trimmed; params must be a JSON object of strings.
 
-use std::collections::HashMap;
-
 use http::HeaderValue;
 
 use super::SecretError;
@@ -12,9 +10,7 @@ use super::SecretError;
 /// The header that carries sealed secrets.
 pub const PROXY_TOKENIZER: &str = "proxy-tokenizer";
 
-/// Request-time parameters for a secret's processor (`dst`, `fmt`, `msg`, `st`,
-/// `placeholder`, …).
-pub type Params = HashMap<String, String>;
+pub use tokenizer_core::Params;
 
 /// The longest params part taken: params are short (a header name, a format, a
 /// placeholder), and each one can cost work in proportion to its length.

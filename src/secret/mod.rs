@@ -1,14 +1,10 @@
 //! Sealed secrets: the wire JSON, keys, sealing and opening, hazmat stripping and the
 //! `Proxy-Tokenizer` header.
 
-pub mod b64;
 mod cache;
-mod hazmat;
 mod header;
 mod json;
-mod keys;
 mod lint;
-pub mod mac;
 mod schema;
 pub mod validate;
 
@@ -16,10 +12,13 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use cache::{CacheLimits, Opened, SealedDigest, SecretCache, Unsealed};
-pub use hazmat::{REDACTED, SecretBytes, SecretString};
-pub use header::{PROXY_TOKENIZER, Params, TokenizerHeader};
-pub use keys::{KeyError, OpenError, OpenKey, OpenKeys, SEAL_OVERHEAD, SealKey};
+pub use header::{PROXY_TOKENIZER, TokenizerHeader};
+// The primitives, where this crate's users have always found them.
 pub use lint::lint;
+pub use tokenizer_core::{
+    KeyError, OpenError, OpenKey, OpenKeys, Params, REDACTED, SEAL_OVERHEAD, SealKey, SecretBytes,
+    SecretString, b64, mac,
+};
 pub use validate::{Checked, Problem};
 
 use crate::auth::{AuthConfig, WireAuth};

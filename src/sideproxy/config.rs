@@ -9,8 +9,9 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::config::{ConfigError, comma_list};
-use crate::secret::{SecretString, TokenizerHeader};
+use crate::secret::TokenizerHeader;
 use crate::upstream::UpstreamConfig;
+use tokenizer_core::SecretString;
 
 /// Everything the sidecar needs.
 #[derive(Clone, Debug)]
@@ -36,7 +37,7 @@ pub struct SideproxyConfig {
     /// `ADMIN_TOKEN`.
     pub admin_token: Option<SecretString>,
     /// `SEAL_KEY`: lets the admin API seal for the tokenizer.
-    pub seal_key: Option<crate::secret::SealKey>,
+    pub seal_key: Option<tokenizer_core::SealKey>,
     /// Client headers removed before forwarding (`STRIP_CLIENT_HEADERS`): the sandbox's
     /// dummy credentials.
     pub strip_client_headers: Vec<http::HeaderName>,
@@ -98,10 +99,10 @@ impl Targets {
                 .map_err(|_| invalid(format!("{host}: ${var} is not a sealed secret")))?;
             let parsed = TokenizerHeader::parse(&header)
                 .map_err(|e| invalid(format!("{host}: ${var}: {e}")))?;
-            let sealed_len = crate::secret::b64::decode_token(parsed.sealed)
+            let sealed_len = tokenizer_core::b64::decode_token(parsed.sealed)
                 .map_err(|_| invalid(format!("{host}: ${var} is not base64")))?
                 .len();
-            if sealed_len < crate::secret::SEAL_OVERHEAD {
+            if sealed_len < tokenizer_core::SEAL_OVERHEAD {
                 return Err(invalid(format!("{host}: ${var} is too short to be sealed")));
             }
             if out.insert(host.clone(), header).is_some() {
@@ -235,7 +236,7 @@ mod tests {
     use super::*;
 
     fn sealed() -> String {
-        crate::secret::b64::encode(&[7u8; 60])
+        tokenizer_core::b64::encode(&[7u8; 60])
     }
 
     fn env(name: &str) -> Option<String> {
@@ -244,7 +245,7 @@ mod tests {
             "P" => Some(format!("{}; {{\"dst\":\"x-api-key\"}}", sealed())),
             "EMPTY" => Some(String::new()),
             "JUNK" => Some("not base64!".to_owned()),
-            "SHORT" => Some(crate::secret::b64::encode(b"tiny")),
+            "SHORT" => Some(tokenizer_core::b64::encode(b"tiny")),
             _ => None,
         }
     }

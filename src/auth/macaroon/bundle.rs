@@ -7,7 +7,7 @@
 //! and is kept as it is.
 
 use super::{Macaroon, MacaroonError};
-use crate::secret::SecretString;
+use tokenizer_core::SecretString;
 
 /// One part of a bundle.
 #[derive(Debug)]

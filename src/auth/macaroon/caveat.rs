@@ -243,10 +243,10 @@ impl Caveat {
                 ticket,
             } => serde_json::json!({
                 "Location": location,
-                "VerifierKey": crate::secret::b64::encode(verifier_key),
-                "Ticket": crate::secret::b64::encode(ticket),
+                "VerifierKey": tokenizer_core::b64::encode(verifier_key),
+                "Ticket": tokenizer_core::b64::encode(ticket),
             }),
-            Self::BindToParent(id) => Value::from(crate::secret::b64::encode(id)),
+            Self::BindToParent(id) => Value::from(tokenizer_core::b64::encode(id)),
             Self::Unsupported { body, .. } => Reader::new(body).json().unwrap_or(Value::Null),
         };
         serde_json::json!({ "type": self.json_type(), "body": body })

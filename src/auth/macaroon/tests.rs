@@ -8,7 +8,7 @@ use sha2::Sha256;
 
 use super::wire::Writer;
 use super::*;
-use crate::secret::b64;
+use tokenizer_core::b64;
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 const OTHER_KEY: &[u8] = b"fedcba9876543210fedcba9876543210";

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::wire::{Reader, Writer};
 use super::{Caveat, CaveatSet, MacaroonError, strip_scheme};
-use crate::secret::{REDACTED, b64};
+use tokenizer_core::{REDACTED, b64};
 
 /// The label of tokens this code writes.
 const LABEL: &str = "fm2";
@@ -340,5 +340,5 @@ pub(super) fn open_sealed(key: &[u8; 32], sealed: &[u8]) -> Option<Tail> {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Tail {
-    crate::secret::mac::hmac_sha256(key, &[data])
+    tokenizer_core::mac::hmac_sha256(key, &[data])
 }

@@ -16,7 +16,7 @@ use rmp::encode::{self, ByteBuf};
 use serde_json::Value;
 
 use super::MacaroonError;
-use crate::secret::b64;
+use tokenizer_core::b64;
 
 /// Deepest nesting accepted inside a caveat body.
 const MAX_DEPTH: usize = 32;

@@ -124,7 +124,7 @@ fn trim_all(value: &[u8]) -> Vec<u8> {
 /// `httpbinding.EscapePath(path, false)`). Applied to the already-escaped request path,
 /// this is the "double encoding" every service but S3 expects.
 pub fn escape_path(path: &[u8]) -> String {
-    crate::percent::encode_path(path)
+    tokenizer_core::percent::encode_path(path)
 }
 
 /// Parse a raw query the way Go's `url.ParseQuery` does (pairs split on `&`; a pair with a
@@ -150,10 +150,10 @@ pub fn canonical_query(raw: &str) -> String {
 }
 
 fn unescape(text: &str) -> Option<Vec<u8>> {
-    crate::percent::query_unescape(text)
+    tokenizer_core::percent::query_unescape(text)
 }
 
 /// SigV4's `UriEncode`: unreserved bytes as they are, everything else `%XX`.
 fn encode(bytes: &[u8]) -> String {
-    crate::percent::encode(bytes)
+    tokenizer_core::percent::encode(bytes)
 }

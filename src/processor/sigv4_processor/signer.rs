@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::secret::SecretString;
+use tokenizer_core::SecretString;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -68,5 +68,5 @@ fn signing_key(secret_key: &SecretString, scope: &Scope<'_>) -> Zeroizing<[u8; 3
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> Zeroizing<[u8; 32]> {
-    crate::secret::mac::hmac_sha256(key, &[msg])
+    tokenizer_core::mac::hmac_sha256(key, &[msg])
 }

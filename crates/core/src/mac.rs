@@ -18,15 +18,19 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
 pub struct HmacSha256(Hmac<Sha256>);
 
 impl HmacSha256 {
+    /// A MAC under `key`.
     pub fn new(key: &[u8]) -> Self {
         // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+        #[allow(clippy::expect_used)]
         Self(Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length"))
     }
 
+    /// Add `data`.
     pub fn update(&mut self, data: &[u8]) {
         self.0.update(data);
     }
 
+    /// The tag.
     pub fn finish(self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.finalize().into_bytes().into())
     }

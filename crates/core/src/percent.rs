@@ -23,6 +23,15 @@ pub fn encode_path(bytes: &[u8]) -> String {
     percent_encode(bytes, RESERVED_BUT_SLASH).to_string()
 }
 
+/// The byte a `%XX` escape at `at` in `bytes` stands for; `None` when there are not two
+/// hex digits after the `%` (`u8::from_str_radix` would also take a leading `+`).
+pub fn escape_at(bytes: &[u8], at: usize) -> Option<u8> {
+    let hex = |j: usize| char::from(*bytes.get(j)?).to_digit(16);
+    let (hi, lo) = (hex(at + 1)?, hex(at + 2)?);
+    // Two hex digits: at most 0xff.
+    u8::try_from(hi * 16 + lo).ok()
+}
+
 /// Go's `url.QueryUnescape`: `+` is a space, `%XX` a byte, and a `%` without two hex
 /// digits after it makes the whole text invalid (`None`). Hand-written: the
 /// `percent-encoding` and `form_urlencoded` decoders keep malformed escapes instead, and
@@ -34,10 +43,7 @@ pub fn query_unescape(text: &str) -> Option<Vec<u8>> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = |j: usize| char::from(*bytes.get(j)?).to_digit(16);
-                let (hi, lo) = (hex(i + 1)?, hex(i + 2)?);
-                // Two hex digits: at most 0xff.
-                out.push(u8::try_from(hi * 16 + lo).ok()?);
+                out.push(escape_at(bytes, i)?);
                 i += 3;
             }
             b'+' => {

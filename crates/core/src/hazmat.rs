@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::b64;
+use crate::b64;
 
 /// The text the Go tool writes in place of redacted fields.
 pub const REDACTED: &str = "REDACTED";
@@ -24,6 +24,7 @@ pub struct SecretBytes(Vec<u8>);
 // === impl SecretString ===
 
 impl SecretString {
+    /// Hold `value`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -38,6 +39,7 @@ impl SecretString {
         &self.0
     }
 
+    /// Holds nothing.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -64,6 +66,7 @@ impl<'de> Deserialize<'de> for SecretString {
 // === impl SecretBytes ===
 
 impl SecretBytes {
+    /// Hold `value`.
     pub fn new(value: impl Into<Vec<u8>>) -> Self {
         Self(value.into())
     }
@@ -79,6 +82,7 @@ impl SecretBytes {
         &self.0
     }
 
+    /// Holds nothing.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -49,15 +49,18 @@ pub struct OpenKeys {
 impl OpenKey {
     /// Parse 64 hex characters (surrounding whitespace ignored, so a key file may end in
     /// a newline).
+    /// Parse 64 hex characters.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
         let bytes = decode_key_hex(text, "private")?;
         Ok(Self(SecretKey::from_bytes(*bytes)))
     }
 
+    /// A fresh random key.
     pub fn generate() -> Self {
         Self(SecretKey::generate(&mut OsRng))
     }
 
+    /// The public key secrets are sealed to.
     pub fn seal_key(&self) -> SealKey {
         SealKey(self.0.public_key())
     }
@@ -74,6 +77,7 @@ impl OpenKey {
         Zeroizing::new(hex::encode(self.0.to_bytes()))
     }
 
+    /// Open a sealed box (raw bytes).
     pub fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         self.0
             .unseal(sealed)
@@ -93,6 +97,7 @@ impl fmt::Debug for OpenKey {
 // === impl SealKey ===
 
 impl SealKey {
+    /// Parse 64 hex characters.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
         let bytes = decode_key_hex(text, "public")?;
         Ok(Self(PublicKey::from_bytes(*bytes)))
@@ -107,6 +112,8 @@ impl SealKey {
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         // Sealing to a valid point with the OS RNG cannot fail; crypto_box only returns an
         // error type because the AEAD trait demands one.
+        // Sealing to a valid public key cannot fail (a parsed SealKey is one).
+        #[allow(clippy::expect_used)]
         self.0
             .seal(&mut OsRng, plaintext)
             .expect("crypto_box seal is infallible for a valid public key")
@@ -127,15 +134,18 @@ impl fmt::Debug for SealKey {
 // === impl OpenKeys ===
 
 impl OpenKeys {
+    /// The current key and retired ones still accepted.
     pub fn new(current: OpenKey, previous: Vec<OpenKey>) -> Self {
         Self { current, previous }
     }
 
+    /// The key new secrets are sealed to.
     pub fn current(&self) -> &OpenKey {
         &self.current
     }
 
     /// Open with the current key, then each retired key in order.
+    /// Open a sealed box (raw bytes).
     pub fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         if sealed.len() < SEAL_OVERHEAD {
             return Err(OpenError);
@@ -170,7 +180,7 @@ mod tests {
 
     #[test]
     fn opens_the_go_sealed_box_vector() {
-        let sealed = crate::secret::b64::decode(
+        let sealed = crate::b64::decode(
             "uIxOrDkrrg07/ZB+5zMUgDprNBoaWtGGWgbtiTMAWRnjrb+wT+nDSyowpMdxxd7ws9iLbvzPwxWWAXQJiEP9TmWqXKk5v90b1DYQMB6aDdPCcjUZbkjkRGY8OOSn2fTZc/G24lEnX2F8wYhWrUc4CvNxcj+q6iRCSOg9gFt5wVkXuAjfD9oemLKuRtbXKrlVTRS/18epvV7uohsI24S+JYoWDYo=",
         )
         .unwrap();
