@@ -6,17 +6,16 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::audit::Decision;
+use crate::audit::{Decision, IntoErrorResponse, error_response};
 use crate::auth::{AuthError, FlySrcError};
+use crate::body::Body;
 use crate::body::ReadError;
-use crate::body::{self, Body};
 use crate::exchange::TokenResponseError;
 use crate::policy::{PolicyError, Refusal};
 use crate::processor::ProcessorError;
 use crate::reflection::GuardError;
 use crate::secret::SecretError;
-use crate::sideproxy::TokenizerError;
-use crate::upstream::{DialError, UpstreamError};
+use crate::upstream::UpstreamError;
 
 /// Everything that can stop a proxied request.
 #[derive(Debug, thiserror::Error)]
@@ -156,60 +155,6 @@ impl ProxyError {
     }
 }
 
-/// Everything that can stop a request at the sidecar.
-#[derive(Debug, thiserror::Error)]
-pub enum SidecarError {
-    /// The host is neither a target nor (for CONNECT) a passthrough host.
-    #[error("host not allowed: {0}")]
-    NotAllowed(String),
-    /// The request cannot be handled as sent.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
-    /// Forwarding through the tokenizer failed.
-    #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
-    /// A passthrough dial failed or was refused by the destination guard.
-    #[error("passthrough: {0}")]
-    Passthrough(#[from] DialError),
-    /// A plain-HTTP passthrough request got no answer from the upstream.
-    #[error("passthrough: the upstream did not answer")]
-    PassthroughFailed,
-}
-
-impl SidecarError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::NotAllowed(_) | Self::Passthrough(DialError::Denied(_)) => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Tokenizer(TokenizerError::Timeout) | Self::Passthrough(DialError::Timeout) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            Self::Tokenizer(_) | Self::Passthrough(_) | Self::PassthroughFailed => {
-                StatusCode::BAD_GATEWAY
-            }
-        }
-    }
-
-    pub fn public_message(&self) -> String {
-        match self {
-            Self::Passthrough(DialError::Denied(_)) => "destination not allowed (a loopback, \
-                 private or reserved address; UPSTREAM_ALLOW_CIDRS admits it)"
-                .to_owned(),
-            other => other.to_string(),
-        }
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        error_response(self.status(), &self.public_message())
-    }
-}
-
-/// An error that has an HTTP form and an audit decision: `ProxyError`, `SidecarError`.
-pub trait IntoErrorResponse: std::fmt::Display {
-    fn into_error_response(self) -> Response<Body>;
-    fn decision(&self) -> Decision;
-}
-
 impl IntoErrorResponse for ProxyError {
     fn into_error_response(self) -> Response<Body> {
         self.into_response()
@@ -230,32 +175,6 @@ impl IntoErrorResponse for ProxyError {
             _ => Decision::Denied,
         }
     }
-}
-
-impl IntoErrorResponse for SidecarError {
-    fn into_error_response(self) -> Response<Body> {
-        self.into_response()
-    }
-
-    fn decision(&self) -> Decision {
-        match self {
-            Self::NotAllowed(_) | Self::BadRequest(_) | Self::Passthrough(DialError::Denied(_)) => {
-                Decision::Denied
-            }
-            Self::Tokenizer(_) | Self::Passthrough(_) | Self::PassthroughFailed => Decision::Error,
-        }
-    }
-}
-
-/// A plain-text error response: `message` plus a newline.
-pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
-    let mut resp = Response::new(body::full(format!("{message}\n")));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod entry;
 mod metrics;
 pub mod request_log;
+mod response;
 mod ring;
 
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use entry::{AuditEntry, Decision, MAX_ENTRY_BYTES};
 pub use metrics::Metrics;
-pub use request_log::RequestLog;
+pub use request_log::{RequestEnd, RequestLog};
+pub use response::{IntoErrorResponse, error_response};
 pub use ring::{AuditQuery, AuditRing};
 
 /// Shared by every request of a process.

@@ -18,10 +18,15 @@ use pin_project_lite::pin_project;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::IntoErrorResponse;
 use crate::audit::{AuditEntry, Decision, Telemetry};
 use crate::auth::FlySrc;
 use crate::body::{Body, BoxError};
-use crate::error::IntoErrorResponse;
+
+/// Told when a request's response has ended (its body sent or dropped).
+pub trait RequestEnd: Send + Sync {
+    fn end(&self);
+}
 
 pub struct RequestLog {
     telemetry: Arc<Telemetry>,
@@ -33,7 +38,8 @@ pub struct RequestLog {
     reflections: Arc<AtomicUsize>,
     pii: Option<Arc<crate::pii::Findings>>,
     /// The parkable client connection, told when the response has ended.
-    activity: Option<Arc<crate::proxy::park::Activity>>,
+    /// Told when the response has ended (a parkable connection's activity).
+    on_end: Option<Arc<dyn RequestEnd>>,
 }
 
 impl RequestLog {
@@ -134,13 +140,14 @@ impl RequestLog {
             request_bytes: Arc::default(),
             reflections: Arc::default(),
             pii: None,
-            activity: None,
+            on_end: None,
         }
     }
 
-    /// Tell `activity` (a parkable client connection's) when the response has ended.
-    pub fn set_activity(&mut self, activity: Option<Arc<crate::proxy::park::Activity>>) {
-        self.activity = activity;
+    /// Tell `on_end` (a parkable client connection's activity) when the response has
+    /// ended.
+    pub fn set_on_end(&mut self, on_end: Option<Arc<dyn RequestEnd>>) {
+        self.on_end = on_end;
     }
 
     /// Count the request body's bytes as it streams.
@@ -314,8 +321,8 @@ impl RequestLog {
         }
         secrets.push(']');
         e.secrets = secrets;
-        if let Some(activity) = self.activity.take() {
-            activity.end();
+        if let Some(on_end) = self.on_end.take() {
+            on_end.end();
         }
         self.telemetry.record(self.entry);
     }

@@ -9,8 +9,8 @@ pub mod glob;
 pub mod macaroon;
 mod macaroon_auth;
 mod mtls_auth;
-pub mod oidc;
 mod oidc_auth;
+mod verified_tokens;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
@@ -21,8 +21,8 @@ pub use fly_src_auth::FlySrcAuth;
 pub use flyio_macaroon_auth::FlyioMacaroonAuth;
 pub use macaroon_auth::MacaroonAuth;
 pub use mtls_auth::{ClientCert, MtlsAuth};
-pub use oidc::{OidcVerifier, VerifiedTokens};
 pub use oidc_auth::OidcAuth;
+pub use verified_tokens::{VerifiedToken, VerifiedTokens};
 
 /// Why a caller may not use a secret. The public message never says more than this.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

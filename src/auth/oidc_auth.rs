@@ -1,7 +1,7 @@
 //! `oidc_auth`: the caller presents a workload's OIDC token (GitHub Actions, GitLab CI,
 //! Kubernetes service accounts, cloud workloads) as `Proxy-Authorization: Bearer <jwt>`.
 //! The token's signature, `iss`, `exp` and `nbf` are verified beforehand by
-//! [`super::oidc::OidcVerifier`], for issuers in `OIDC_ISSUERS` only; here the secret's
+//! the proxy's verifier, for issuers in `OIDC_ISSUERS` only; here the secret's
 //! own issuer, audience and claims are checked against the verified tokens.
 //!
 //! `{"issuer": "https://token.actions.githubusercontent.com", "audience": "tokenizer",
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AuthError;
+use super::VerifiedTokens;
 use super::glob::AnyGlob;
-use super::oidc::VerifiedTokens;
 
 /// The most claims one secret may require.
 const MAX_CLAIMS: usize = 32;

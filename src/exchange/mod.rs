@@ -26,6 +26,7 @@ pub use derived::derived_hosts;
 use crate::auth::AuthConfig;
 use crate::body::{self, Body, Budget, Read, ReadError, read_bounded};
 use crate::policy::{HostRules, PolicyRules};
+pub use crate::processor::Exchange;
 use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::secret::Secret;
 use tokenizer_core::time::now_unix;
@@ -33,15 +34,6 @@ use tokenizer_core::{SealKey, SecretString};
 
 /// Token responses larger than this are refused (they are buffered to be sealed).
 const MAX_TOKEN_RESPONSE: usize = 1 << 20;
-
-/// Which exchange a secret performs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exchange {
-    /// RFC 6749 token response on 200 (jwt, client credentials).
-    OAuth,
-    /// GitHub installation token on 201.
-    GitHubApp,
-}
 
 /// Why a token response was refused (502). Fixed texts: never the response body.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

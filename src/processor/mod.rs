@@ -21,7 +21,15 @@ mod test_keys;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
-pub use crate::exchange::Exchange;
+/// Which token exchange a processor performs (its response is sealed, see
+/// [`crate::exchange`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// RFC 6749 token response on 200 (jwt, client credentials).
+    OAuth,
+    /// GitHub installation token on 201.
+    GitHubApp,
+}
 pub use client_credentials_processor::ClientCredentialsConfig;
 pub use fmt_dst::FmtDst;
 pub use github_app_processor::GitHubAppConfig;

@@ -3,6 +3,7 @@
 mod caller;
 mod connect;
 mod listener;
+mod oidc;
 pub(crate) mod park;
 mod pipeline;
 mod prepare;
@@ -23,7 +24,7 @@ pub use listener::http1_builder;
 
 use crate::audit::Telemetry;
 use crate::audit::request_log::RequestLog;
-use crate::auth::{ClientCert, FlySrc, FlySrcError, OidcVerifier, VerifiedTokens};
+use crate::auth::{ClientCert, FlySrc, FlySrcError, VerifiedTokens};
 use crate::body::{self, Body, Budget, IdleTimeout};
 use crate::config::ServeConfig;
 use crate::error::ProxyError;
@@ -32,6 +33,7 @@ use crate::lifecycle::Lifecycle;
 use crate::policy::{Limit, Limiter, Refusal, Revocations};
 use crate::secret::{CacheLimits, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
+use oidc::OidcVerifier;
 use target::{Kind, classify};
 use tokenizer_core::OpenKeys;
 use tokenizer_core::time::now_unix;
@@ -81,7 +83,11 @@ impl Proxy {
             guard.add_own(listener_addrs(*local));
         }
         let telemetry = Telemetry::new(config.audit_ring_size, config.fleet.is_some());
-        let upstream = Upstream::new(&config.upstream, guard, &telemetry.metrics)?;
+        let counters = (
+            telemetry.metrics.upstream_connections.clone(),
+            telemetry.metrics.upstream_connections_open.clone(),
+        );
+        let upstream = Upstream::new(&config.upstream, guard, counters)?;
         let revocations = match &config.revoked_secrets_file {
             Some(path) => {
                 Revocations::watch(path.clone()).map_err(|source| SetupError::Revocations {
@@ -253,7 +259,7 @@ impl Proxy {
     ) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
         let mut log = RequestLog::start(&self.telemetry, "serve", peer, &parts);
-        log.set_activity(activity);
+        log.set_on_end(activity.map(|a| a as Arc<dyn crate::audit::RequestEnd>));
         let flysrc = match self.fly_src(&parts.headers, peer) {
             Ok(f) => f,
             Err(e) => return log.respond(Err(e)),

@@ -119,6 +119,12 @@ impl Activity {
     }
 }
 
+impl crate::audit::RequestEnd for Activity {
+    fn end(&self) {
+        Activity::end(self);
+    }
+}
+
 /// The client socket as hyper sees it: reads are counted, and once parking, shutting
 /// down keeps the socket open and dropping hands it back.
 pub struct ParkIo<T> {

@@ -9,9 +9,9 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use super::Sidecar;
+use super::SidecarError;
 use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
-use crate::error::SidecarError;
 use crate::headers::{is_upgrade, strip_hop_by_hop};
 
 const FLY_SRC_OPTIN: HeaderName = HeaderName::from_static("fly-src-optin");

@@ -5,6 +5,7 @@
 pub mod config;
 mod connect_proxy;
 pub mod env;
+mod error;
 pub mod firewall;
 mod forward;
 mod passthrough_http;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::SideproxyConfig;
+pub use error::SidecarError;
 pub use tokenizer_client::TokenizerError;
 
 use crate::ca::{CaError, CertCache, CertificateAuthority, Provenance};

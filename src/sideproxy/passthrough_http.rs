@@ -23,9 +23,9 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::Sidecar;
+use super::SidecarError;
 use crate::audit::{Decision, RequestLog};
 use crate::body::{self, Body};
-use crate::error::SidecarError;
 use crate::lifecycle::{boxed_response, run_connection};
 use crate::upstream::{DialError, dial_tcp};
 

@@ -109,7 +109,7 @@ async fn request(
 /// `GET /ca-cert.pem` on `localhost`: the CA in PEM, so a sandbox can trust it.
 fn ca_certificate(side: &Sidecar, parts: &http::request::Parts) -> Response<Body> {
     if parts.uri.path() != "/ca-cert.pem" || !matches!(parts.method, Method::GET | Method::HEAD) {
-        return crate::error::error_response(StatusCode::NOT_FOUND, "not found: try /ca-cert.pem");
+        return crate::audit::error_response(StatusCode::NOT_FOUND, "not found: try /ca-cert.pem");
     }
     let mut resp = Response::new(body::full(side.certs.ca().cert_pem().to_owned()));
     resp.headers_mut().insert(

@@ -27,10 +27,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::SidecarError;
 use super::{Sidecar, forward, tls};
 use crate::audit::{Decision, RequestLog};
 use crate::body::Body;
-use crate::error::SidecarError;
 use crate::lifecycle::run_connection;
 use crate::upstream::{DialError, dial_tcp};
 

@@ -66,17 +66,16 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// `metrics` counts the connections the pool opens.
+    /// `counters` count the connections the pool opens, and those open now.
     pub fn new(
         config: &UpstreamConfig,
         guard: Guard,
-        metrics: &crate::audit::Metrics,
+        counters: (
+            prometheus_client::metrics::counter::Counter,
+            prometheus_client::metrics::gauge::Gauge,
+        ),
     ) -> Result<Self, tls::TlsConfigError> {
         let tls = tls::client_config(config.ca_file.as_deref())?;
-        let counters = (
-            metrics.upstream_connections.clone(),
-            metrics.upstream_connections_open.clone(),
-        );
         let connector = Connector::new(
             tls,
             config.resolver.clone(),

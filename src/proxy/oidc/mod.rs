@@ -1,4 +1,7 @@
-//! Verifying OIDC workload tokens (`oidc_auth`) before the secrets are checked.
+//! Verifying OIDC workload tokens (`oidc_auth`) before the secrets are checked: the
+//! verifier, the issuers' key sets and the cache of verified tokens. What a token proved
+//! ([`VerifiedTokens`]) is the auth model's; fetching keys is the proxy's (it goes
+//! through the upstream client).
 //!
 //! Only issuers the operator lists in `OIDC_ISSUERS` are ever contacted: a sealed secret
 //! names an issuer, but cannot make the proxy fetch anything. For each `Proxy-Authorization`
@@ -22,14 +25,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use super::Candidates;
+use crate::auth::{Candidates, VerifiedToken, VerifiedTokens};
 use crate::body::Budget;
 use crate::upstream::Upstream;
 use cache::VerifiedCache;
 use keys::IssuerKeys;
 
 /// Clock skew allowed on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 60;
+pub(crate) const LEEWAY_SECS: u64 = 60;
 /// The longest token looked at.
 const MAX_TOKEN: usize = 16 * 1024;
 /// At most this many bearer values of one request are tried as tokens.
@@ -43,64 +46,6 @@ const ALGORITHMS: [Algorithm; 6] = [
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
-
-/// A token whose signature, issuer and validity window verified.
-#[derive(Clone, Debug)]
-pub struct VerifiedToken {
-    pub issuer: String,
-    pub claims: Map<String, Value>,
-}
-
-impl VerifiedToken {
-    /// `issuer subject`, for audit lines.
-    pub fn identity(&self) -> String {
-        let sub = self
-            .claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        format!("{} {sub}", self.issuer)
-    }
-}
-
-/// What one request's tokens proved, and why the others did not.
-#[derive(Clone, Debug, Default)]
-pub struct VerifiedTokens {
-    issuers: Arc<[String]>,
-    tokens: Vec<VerifiedToken>,
-    /// (issuer, reason) for tokens of an allowed issuer that did not verify.
-    failures: Vec<(String, String)>,
-    /// Tokens taken from the cache of verified tokens (no signature check).
-    cache_hits: u64,
-}
-
-impl VerifiedTokens {
-    pub fn issuer_allowed(&self, issuer: &str) -> bool {
-        self.issuers.iter().any(|i| i == issuer)
-    }
-
-    pub fn from_issuer<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a VerifiedToken> {
-        self.tokens.iter().filter(move |t| t.issuer == issuer)
-    }
-
-    /// Why a token from `issuer` was refused, if one was.
-    pub fn failure(&self, issuer: &str) -> Option<&str> {
-        self.failures
-            .iter()
-            .find(|(i, _)| i == issuer)
-            .map(|(_, why)| why.as_str())
-    }
-
-    /// The verified tokens.
-    pub fn tokens(&self) -> &[VerifiedToken] {
-        &self.tokens
-    }
-
-    /// How many of them came from the cache of verified tokens.
-    pub fn cache_hits(&self) -> u64 {
-        self.cache_hits
-    }
-}
 
 /// The issuers of `OIDC_ISSUERS` and their keys.
 pub struct OidcVerifier {
@@ -135,10 +80,7 @@ impl OidcVerifier {
         upstream: &Upstream,
         budget: &Budget,
     ) -> VerifiedTokens {
-        let mut out = VerifiedTokens {
-            issuers: self.names.clone(),
-            ..VerifiedTokens::default()
-        };
+        let mut out = VerifiedTokens::for_issuers(self.names.clone());
         if self.issuers.is_empty() {
             return out;
         }
@@ -156,8 +98,7 @@ impl OidcVerifier {
                     .map(|k| k.generation())
             };
             if let Some(token) = self.verified.get(value, now, generation) {
-                out.tokens.push(token);
-                out.cache_hits += 1;
+                out.push_cached(token);
                 continue;
             }
             let Some(issuer) = unverified_issuer(value) else {
@@ -170,9 +111,9 @@ impl OidcVerifier {
                 Ok((claims, generation)) => {
                     let token = VerifiedToken { issuer, claims };
                     self.verified.insert(value, &token, generation, now);
-                    out.tokens.push(token);
+                    out.push(token);
                 }
-                Err(why) => out.failures.push((issuer, why)),
+                Err(why) => out.push_failure(issuer, why),
             }
         }
         out
