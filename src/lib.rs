@@ -10,8 +10,6 @@ pub mod auth;
 pub mod body;
 pub mod ca;
 pub mod cli;
-pub mod config;
-pub mod error;
 pub mod exchange;
 pub mod fleet;
 pub mod hardening;

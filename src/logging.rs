@@ -22,7 +22,13 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::LogFormat;
+/// `json` (one object per line) or `text`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
 
 /// Bytes waiting to be written at most; past it, lines are dropped and counted.
 const BUFFER_LIMIT: usize = 8 * 1024 * 1024;

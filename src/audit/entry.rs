@@ -180,8 +180,8 @@ impl AuditEntry {
         }
         let level = if warn { "WARN" } else { "INFO" };
         let line = match format {
-            crate::config::LogFormat::Json => self.json_line(level),
-            crate::config::LogFormat::Text => self.text_line(level),
+            crate::logging::LogFormat::Json => self.json_line(level),
+            crate::logging::LogFormat::Text => self.text_line(level),
         };
         crate::logging::write_line(&line);
     }

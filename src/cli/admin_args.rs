@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::config::LogFormat;
+use crate::logging::LogFormat;
 
 #[derive(Args, Clone, Debug)]
 #[command(next_help_heading = "Admin and logs")]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{self, ConfigError};
 use tokenizer_core::OpenKeys;
+use tokenizer_core::settings::{self as config, ConfigError};
 
 /// The open key and the retired ones (`serve`, `unseal`: they open secrets).
 #[derive(Args, Clone, Debug, Default)]

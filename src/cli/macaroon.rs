@@ -343,7 +343,7 @@ fn parse_time(flag: &str, text: &str) -> Result<i64, Failure> {
         })
 }
 
-/// A duration such as `90s`, `30m`, `1h30m` or `7d` (see [`crate::config::parse_duration`]),
+/// A duration such as `90s`, `30m`, `1h30m` or `7d` (see [`tokenizer_core::settings::parse_duration`]),
 /// at least a second.
 fn parse_ttl(text: &str) -> Result<i64, Failure> {
     let bad = || {
@@ -351,7 +351,7 @@ fn parse_ttl(text: &str) -> Result<i64, Failure> {
             "--ttl {text:?} is not a duration like 90s, 30m, 1h30m or 7d"
         ))
     };
-    let d = crate::config::parse_duration(text).map_err(|_| bad())?;
+    let d = tokenizer_core::settings::parse_duration(text).map_err(|_| bad())?;
     i64::try_from(d.as_secs())
         .ok()
         .filter(|s| *s > 0)

@@ -71,8 +71,8 @@ pub enum Failure {
     Runtime(String),
 }
 
-impl From<crate::config::ConfigError> for Failure {
-    fn from(e: crate::config::ConfigError) -> Self {
+impl From<tokenizer_core::settings::ConfigError> for Failure {
+    fn from(e: tokenizer_core::settings::ConfigError) -> Self {
         Self::Input(e.to_string())
     }
 }

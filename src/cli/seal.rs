@@ -173,7 +173,7 @@ impl RuleArgs {
 
 /// `90s`, `15m`, `12h`, `30d` (or plain seconds) as seconds.
 fn parse_ttl(text: &str) -> Result<i64, String> {
-    let d = crate::config::parse_duration(text)?;
+    let d = tokenizer_core::settings::parse_duration(text)?;
     i64::try_from(d.as_secs()).map_err(|_| format!("{text:?} is too long"))
 }
 

@@ -9,8 +9,9 @@ use tokio::net::TcpListener;
 
 use super::{Failure, KeyArgs};
 use crate::auth::FlySrcVerifier;
-use crate::config::{self, ConfigError, ServeConfig, parse_bool, parse_size};
+use crate::proxy::config::{ServeConfig, TlsListenerConfig};
 use std::sync::Arc;
+use tokenizer_core::settings::{self as config, ConfigError, parse_bool, parse_size};
 
 use tokio_util::sync::CancellationToken;
 
@@ -216,7 +217,7 @@ impl IdentityArgs {
             .collect()
     }
 
-    fn tls_listener(&self) -> Result<Option<config::TlsListenerConfig>, ConfigError> {
+    fn tls_listener(&self) -> Result<Option<TlsListenerConfig>, ConfigError> {
         let missing = |name: &'static str| ConfigError::Invalid {
             name,
             detail: "required with LISTEN_TLS_ADDRESS".to_owned(),
@@ -240,7 +241,7 @@ impl IdentityArgs {
             name: "LISTEN_TLS_ADDRESS",
             detail: format!("{address:?} is not host:port or :port"),
         })?;
-        Ok(Some(config::TlsListenerConfig {
+        Ok(Some(TlsListenerConfig {
             addresses,
             cert_file: self.tls_cert_file.clone().ok_or(missing("TLS_CERT_FILE"))?,
             key_file: self.tls_key_file.clone().ok_or(missing("TLS_KEY_FILE"))?,
@@ -347,12 +348,12 @@ pub struct UpstreamArgs {
 
 impl UpstreamArgs {
     pub fn config(&self) -> Result<crate::upstream::UpstreamConfig, ConfigError> {
-        config::upstream(
+        crate::upstream::config(
             self.upstream_ca_file.clone(),
             self.upstream_resolve.as_deref(),
             self.upstream_allow_cidrs.as_deref(),
             self.upstream_deny_cidrs.as_deref(),
-            config::UpstreamTimeouts {
+            crate::upstream::UpstreamTimeouts {
                 connect: self.upstream_connect_timeout,
                 response: self.upstream_response_timeout,
                 read: self.upstream_read_timeout,

@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use super::Failure;
 use super::serve::UpstreamArgs;
-use crate::config::{self, ConfigError};
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
 use crate::sideproxy::firewall::{self, Firewall};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
+use tokenizer_core::settings::{self as config, ConfigError};
 use tokenizer_core::{SealKey, SecretString};
 
 #[derive(Parser, Clone, Debug)]
@@ -155,7 +155,7 @@ impl SideproxyArgs {
             drain_timeout: self.shutdown_timeout,
             audit_ring_size: self.admin.audit_ring_size,
             admin_address: self.admin.admin_address,
-            admin_token: crate::config::admin_token(self.admin.admin_token)?,
+            admin_token: tokenizer_core::settings::admin_token(self.admin.admin_token)?,
             client_header_timeout: self.client_header_timeout,
             max_connections: self.max_connections,
             strip_client_headers: config::header_names(

@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -99,6 +101,17 @@ impl Lifecycle {
             tracing::warn!("shutdown deadline reached with connections still open");
         }
     }
+}
+
+/// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
+/// `header_timeout` bounds how long request headers may take to arrive (slowloris).
+pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    builder
 }
 
 /// A hyper connection that can be asked to finish its current request and close.

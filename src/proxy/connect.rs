@@ -18,7 +18,7 @@ use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
 use crate::audit::request_log::RequestLog;
 use crate::body::{self, Body};
-use crate::error::ProxyError;
+use crate::proxy::error::ProxyError;
 use crate::secret::PROXY_TOKENIZER;
 
 /// What every request in a tunnel inherits from its CONNECT.
@@ -105,7 +105,7 @@ async fn serve(
         let tunnel = tunnel.clone();
         crate::lifecycle::boxed_response(request(proxy, peer, tunnel, req))
     });
-    let conn = super::listener::http1_builder(header_timeout)
+    let conn = crate::lifecycle::http1_builder(header_timeout)
         .serve_connection(io, service)
         .with_upgrades();
     if let Err(e) = conn.await {

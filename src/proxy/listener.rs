@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -15,19 +14,8 @@ use super::Proxy;
 use super::park::{Activity, PARK_AFTER, ParkIo};
 use crate::auth::ClientCert;
 use crate::lifecycle::{
-    InFlight, Lifecycle, boxed_response, run_connection, run_connection_until_idle,
+    InFlight, Lifecycle, boxed_response, http1_builder, run_connection, run_connection_until_idle,
 };
-
-/// The HTTP/1 server settings shared by the listeners and CONNECT tunnels.
-/// `header_timeout` bounds how long request headers may take to arrive (slowloris).
-pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true);
-    builder
-}
 
 /// Serve `listener` until `lifecycle` stops.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, lifecycle: &Lifecycle) {

@@ -1,7 +1,9 @@
 //! `tokenizer serve`: the stateless credential-injecting proxy.
 
 mod caller;
+pub mod config;
 mod connect;
+pub mod error;
 mod listener;
 mod oidc;
 pub(crate) mod park;
@@ -20,17 +22,16 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 pub use caller::Caller;
-pub use listener::http1_builder;
 
 use crate::audit::Telemetry;
 use crate::audit::request_log::RequestLog;
 use crate::auth::{ClientCert, FlySrc, FlySrcError, VerifiedTokens};
 use crate::body::{self, Body, Budget, IdleTimeout};
-use crate::config::ServeConfig;
-use crate::error::ProxyError;
 use crate::fleet::{FailureMode, Fleet};
 use crate::lifecycle::Lifecycle;
 use crate::policy::{Limit, Limiter, Refusal, Revocations};
+use crate::proxy::config::ServeConfig;
+use crate::proxy::error::ProxyError;
 use crate::secret::{CacheLimits, SecretCache};
 use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use oidc::OidcVerifier;

@@ -16,9 +16,9 @@ use super::target::Target;
 use crate::audit::request_log::RequestLog;
 use crate::auth::VerifiedTokens;
 use crate::body::Body;
-use crate::error::ProxyError;
 use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
 use crate::processor::{self, Step, StepContext};
+use crate::proxy::error::ProxyError;
 use crate::reflection::{Guard, GuardSet};
 
 /// Run the pipeline for one request and forward it to `target`.

@@ -25,13 +25,13 @@ use crate::audit::request_log::RequestLog;
 use crate::auth::{
     AuthConfig, AuthInput, Candidates, ClientCert, FlySrc, FlySrcError, VerifiedTokens,
 };
-use crate::error::ProxyError;
 use crate::exchange::TokenSealer;
 use crate::fleet::FailureMode;
 use crate::pii::PiiPolicy;
 use crate::policy::method_override;
 use crate::policy::{Limit, PolicyError, Refusal, paths};
 use crate::processor::{ProcessorError, Step};
+use crate::proxy::error::ProxyError;
 use crate::reflection::GuardSet;
 use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader, Unsealed};
 use tokenizer_core::Params;

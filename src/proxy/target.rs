@@ -6,7 +6,7 @@ use http::request::Parts;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Uri, header};
 
-use crate::error::ProxyError;
+use crate::proxy::error::ProxyError;
 
 /// A resolved destination.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::Proxy;
 use super::listener::serve_io;
 use crate::auth::ClientCert;
-use crate::config::TlsListenerConfig;
 use crate::lifecycle::Lifecycle;
+use crate::proxy::config::TlsListenerConfig;
 
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]

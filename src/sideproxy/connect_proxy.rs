@@ -41,7 +41,7 @@ pub async fn serve(
             crate::lifecycle::boxed_response(request(side, peer, stop, req))
         })
     };
-    let conn = crate::proxy::http1_builder(header_timeout)
+    let conn = crate::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;

@@ -67,7 +67,7 @@ pub fn exports(ca_dir: &Path, proxy: Option<SocketAddr>) -> String {
 pub fn dummy_keys(targets: &str) -> String {
     let mut out = String::new();
     let mut seen: Vec<&str> = Vec::new();
-    for entry in crate::config::comma_list(targets) {
+    for entry in tokenizer_core::settings::comma_list(targets) {
         let host = entry.split_once('=').map_or(entry, |(h, _)| h).trim();
         let Some(preset) = crate::presets::Preset::for_host(host) else {
             continue;

@@ -65,7 +65,7 @@ pub async fn serve<IO>(
             log.respond(result)
         })
     });
-    let conn = crate::proxy::http1_builder(header_timeout)
+    let conn = crate::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;

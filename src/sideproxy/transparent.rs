@@ -260,7 +260,7 @@ async fn serve_http(
         let side = side.clone();
         crate::lifecycle::boxed_response(async move { http_request(&side, peer, req).await })
     });
-    let conn = crate::proxy::http1_builder(header_timeout)
+    let conn = crate::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;

@@ -20,6 +20,7 @@ pub use guard::{Denied, Guard};
 pub use resolve::Resolver;
 
 use crate::body::Body;
+use tokenizer_core::settings::{ConfigError, cidrs};
 
 /// How upstream connections are made.
 #[derive(Clone, Debug)]
@@ -52,6 +53,46 @@ pub enum UpstreamError {
     /// Connecting, TLS, or the HTTP exchange failed (502).
     #[error("{0}")]
     Failed(String),
+}
+
+/// `UPSTREAM_*` settings shared by serve and sideproxy.
+pub fn config(
+    ca_file: Option<PathBuf>,
+    resolve: Option<&str>,
+    allow: Option<&str>,
+    deny: Option<&str>,
+    timeouts: UpstreamTimeouts,
+) -> Result<UpstreamConfig, ConfigError> {
+    let resolver = Resolver::parse(resolve.unwrap_or("")).map_err(|e| ConfigError::Invalid {
+        name: "UPSTREAM_RESOLVE",
+        detail: e.to_string(),
+    })?;
+    if let Some(path) = &ca_file
+        && !path.is_file()
+    {
+        return Err(ConfigError::Invalid {
+            name: "UPSTREAM_CA_FILE",
+            detail: format!("{} is not a readable file", path.display()),
+        });
+    }
+    Ok(UpstreamConfig {
+        ca_file,
+        resolver,
+        allow: cidrs("UPSTREAM_ALLOW_CIDRS", allow.unwrap_or(""))?,
+        deny: cidrs("UPSTREAM_DENY_CIDRS", deny.unwrap_or(""))?,
+        connect_timeout: timeouts.connect,
+        idle_timeout: Duration::from_secs(90),
+        response_timeout: timeouts.response,
+        read_timeout: timeouts.read,
+    })
+}
+
+/// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_RESPONSE_TIMEOUT`, `UPSTREAM_READ_TIMEOUT`.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub read: Duration,
 }
 
 /// Idle upstream connections kept per host (more are closed when they go idle).

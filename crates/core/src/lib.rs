@@ -9,7 +9,9 @@
 //! - [`mac`](mod@mac): HMAC-SHA256;
 //! - [`percent`]: percent-encoding and decoding in the spellings the proxy needs;
 //! - [`glob`]: the one `*`/`**` matcher (paths, URIs, DNS names, claim values);
-//! - [`time`]: timestamps (unix seconds or RFC 3339).
+//! - [`time`]: timestamps (unix seconds or RFC 3339);
+//! - [`settings`]: parsing settings (sizes, durations, Go booleans, CIDRs, listen
+//!   addresses, the open keys) with one style of error.
 //!
 //! ```
 //! use tokenizer_core::keys::OpenKey;
@@ -30,6 +32,7 @@ pub mod hazmat;
 pub mod keys;
 pub mod mac;
 pub mod percent;
+pub mod settings;
 pub mod time;
 
 pub use hazmat::{REDACTED, SecretBytes, SecretString};

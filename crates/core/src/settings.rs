@@ -1,5 +1,7 @@
-//! Typed configuration, parsed and validated once at start-up. A bad value is a clear
-//! one-line message and exit status 2, before any port is bound.
+//! Settings parsed once at start-up: sizes, durations, booleans (Go's spellings),
+//! CIDR and header-name lists, listen addresses, the open keys. A bad value is a clear
+//! one-line message (`NAME: "value": what is wanted`) and exit status 2, before any port
+//! is bound.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -8,116 +10,54 @@ use std::time::Duration;
 use http::HeaderName;
 use ipnet::IpNet;
 
-use crate::upstream::{Resolver, UpstreamConfig};
-use tokenizer_core::{KeyError, OpenKey, OpenKeys};
+use crate::{KeyError, OpenKey, OpenKeys};
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Neither `OPEN_KEY` nor `OPEN_KEY_FILE`.
     #[error("missing OPEN_KEY (or OPEN_KEY_FILE)")]
     MissingOpenKey,
+    /// Both `OPEN_KEY` and `OPEN_KEY_FILE`.
     #[error("set only one of OPEN_KEY and OPEN_KEY_FILE")]
     TwoOpenKeys,
+    /// A file a setting names cannot be read.
     #[error("cannot read {name} {path}: {source}")]
     ReadFile {
+        /// The setting.
         name: &'static str,
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A key setting that is not a key (its value is never quoted).
     #[error("{name}: {source}")]
     Key {
+        /// The setting.
         name: &'static str,
+        /// Why.
         source: KeyError,
     },
+    /// Any other bad value: the setting, then the value and what is wanted.
     #[error("{name}: {detail}")]
-    Invalid { name: &'static str, detail: String },
-}
-
-/// `json` (one object per line) or `text`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    #[default]
-    Json,
-    Text,
-}
-
-/// Everything `tokenizer serve` needs.
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    pub keys: OpenKeys,
-    pub listen: Vec<SocketAddr>,
-    pub filtered_headers: Vec<HeaderName>,
-    pub open_proxy: bool,
-    pub hostnames: Vec<String>,
-    pub upstream: UpstreamConfig,
-    pub max_buffered_body: usize,
-    pub drain_timeout: Duration,
-    /// Fly-Src verification (`USE_FLYSRC`); `None` when off.
-    pub flysrc: Option<crate::auth::FlySrcVerifier>,
-    /// Refuse requests without a valid Fly-Src (`REQUIRE_FLYSRC`).
-    pub require_flysrc: bool,
-    /// `REVOKED_SECRETS_FILE`.
-    pub revoked_secrets_file: Option<PathBuf>,
-    /// How many audit entries `/v1/audit` keeps (`AUDIT_RING_SIZE`).
-    pub audit_ring_size: usize,
-    /// The admin listener (`ADMIN_ADDRESS`).
-    pub admin_address: Option<SocketAddr>,
-    /// `ADMIN_TOKEN`.
-    pub admin_token: Option<tokenizer_core::SecretString>,
-    /// Mask injected credentials echoed back in responses (`REFLECTION_GUARD`).
-    pub reflection_guard: bool,
-    /// PII scanning of request bodies (`PII_ACTION`, `PII_KINDS`); secrets may override.
-    pub pii: crate::pii::PiiPolicy,
-    /// Decoded secrets kept by sealed digest (`UNSEAL_CACHE_SIZE`; 0 disables).
-    pub unseal_cache_size: usize,
-    /// How long a client may take to send request headers (`CLIENT_HEADER_TIMEOUT`).
-    pub client_header_timeout: Duration,
-    /// Client connections at once (`MAX_CONNECTIONS`; 0 = no limit).
-    pub max_connections: usize,
-    /// Bytes the unseal cache may hold, estimated (`UNSEAL_CACHE_BYTES`).
-    pub unseal_cache_bytes: usize,
-    /// Rate-limit counters kept at once (`RATE_LIMIT_KEYS`).
-    pub rate_limit_keys: usize,
-    /// Bytes all buffered request bodies may hold together (`BUFFERED_BODY_BUDGET`).
-    pub buffered_body_budget: usize,
-    /// How long a request body may send nothing before it is cut (`CLIENT_BODY_TIMEOUT`).
-    pub client_body_timeout: Duration,
-    /// The fleet's Redis (`REDIS_URL`, …); `None`: limits and revocations per instance.
-    pub fleet: Option<crate::fleet::FleetConfig>,
-    /// How long a `max_requests` count is kept after a secret's last use, and never past
-    /// its `expires_at` (`MAX_REQUESTS_RETENTION`).
-    pub max_requests_retention: Duration,
-    /// OIDC issuers whose workload tokens may be verified (`OIDC_ISSUERS`): exact `iss`.
-    pub oidc_issuers: Vec<String>,
-    /// The least time between two key fetches of an issuer for an unknown `kid`
-    /// (`OIDC_REFRESH_INTERVAL`).
-    pub oidc_refresh: Duration,
-    /// The TLS listener (`LISTEN_TLS_ADDRESS`, `TLS_CERT_FILE`, `TLS_KEY_FILE`,
-    /// `CLIENT_CA_FILE`).
-    pub tls_listener: Option<TlsListenerConfig>,
-}
-
-/// A TLS listener for callers, verifying client certificates when `client_ca` is set.
-#[derive(Clone, Debug)]
-pub struct TlsListenerConfig {
-    /// Tried in order (`:8443` is IPv6-any, then IPv4-any).
-    pub addresses: Vec<SocketAddr>,
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub client_ca: Option<PathBuf>,
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// The value and what is wanted.
+        detail: String,
+    },
 }
 
 /// `ADMIN_TOKEN`: unset leaves the admin API open (documented); set, it must not be
 /// empty — an empty token would silently open `/v1/audit` and `/v1/stats`.
-pub fn admin_token(
-    token: Option<String>,
-) -> Result<Option<tokenizer_core::SecretString>, ConfigError> {
+pub fn admin_token(token: Option<String>) -> Result<Option<crate::SecretString>, ConfigError> {
     match token {
         Some(t) if t.trim().is_empty() => Err(ConfigError::Invalid {
             name: "ADMIN_TOKEN",
             detail: "is empty: give a token, or unset it".to_owned(),
         }),
-        other => Ok(other.map(tokenizer_core::SecretString::new)),
+        other => Ok(other.map(crate::SecretString::new)),
     }
 }
 
@@ -161,6 +101,7 @@ pub fn open_keys(
 }
 
 /// Non-empty, trimmed items of a comma list.
+/// The non-empty, trimmed items of a comma list.
 pub fn comma_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|i| !i.is_empty())
 }
@@ -267,46 +208,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration such as 30s, 500ms or 1h30m ({e})"))
-}
-
-/// `UPSTREAM_*` settings shared by serve and sideproxy.
-pub fn upstream(
-    ca_file: Option<PathBuf>,
-    resolve: Option<&str>,
-    allow: Option<&str>,
-    deny: Option<&str>,
-    timeouts: UpstreamTimeouts,
-) -> Result<UpstreamConfig, ConfigError> {
-    let resolver = Resolver::parse(resolve.unwrap_or("")).map_err(|e| ConfigError::Invalid {
-        name: "UPSTREAM_RESOLVE",
-        detail: e.to_string(),
-    })?;
-    if let Some(path) = &ca_file
-        && !path.is_file()
-    {
-        return Err(ConfigError::Invalid {
-            name: "UPSTREAM_CA_FILE",
-            detail: format!("{} is not a readable file", path.display()),
-        });
-    }
-    Ok(UpstreamConfig {
-        ca_file,
-        resolver,
-        allow: cidrs("UPSTREAM_ALLOW_CIDRS", allow.unwrap_or(""))?,
-        deny: cidrs("UPSTREAM_DENY_CIDRS", deny.unwrap_or(""))?,
-        connect_timeout: timeouts.connect,
-        idle_timeout: Duration::from_secs(90),
-        response_timeout: timeouts.response,
-        read_timeout: timeouts.read,
-    })
-}
-
-/// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_RESPONSE_TIMEOUT`, `UPSTREAM_READ_TIMEOUT`.
-#[derive(Clone, Copy, Debug)]
-pub struct UpstreamTimeouts {
-    pub connect: Duration,
-    pub response: Duration,
-    pub read: Duration,
 }
 
 #[cfg(test)]
