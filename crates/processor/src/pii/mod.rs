@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::BodyExt;
 
-use crate::body::{Body, Budget, Buffered, Read, read_bounded};
+use tokenizer_http::body::{Body, Budget, Buffered, Read, read_bounded};
 
 pub use detect::{MAX_MATCH_LEN, Match, REDACTED, find};
 pub use findings::Findings;
@@ -60,7 +60,7 @@ pub enum PiiError {
     TooLarge,
     /// The body could not be buffered (over the budget, stalled or broken).
     #[error("{0}")]
-    Body(crate::body::ReadError),
+    Body(tokenizer_http::body::ReadError),
 }
 
 /// How a scanned body is parsed.

@@ -13,7 +13,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use bytes::{Bytes, BytesMut};
 use zeroize::Zeroizing;
 
-use crate::body::{Transform, TransformBody};
+use tokenizer_http::body::{Transform, TransformBody};
 
 /// Patterns and their replacements, compiled once, shared by many bodies.
 pub struct Replacer {

@@ -100,11 +100,11 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::processor::test_keys::WireSecret as Secret;
     use crate::processor::test_keys::{
         self, TestKey, build_error, form_pairs, params, request, run,
     };
     use crate::processor::{Exchange, ProcessorConfig};
-    use crate::secret::Secret;
 
     const GRANT_ENCODED: &str = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
 

@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::detect::{CONTEXT, MAX_MATCH_LEN, Matches, REDACTED};
 use super::findings::Findings;
 use super::kind::KindSet;
-use crate::body::{Transform, TransformBody};
+use tokenizer_http::body::{Transform, TransformBody};
 
 /// Bytes held back because a match starting in them may not have arrived in full.
 const HOLD: usize = MAX_MATCH_LEN + CONTEXT;

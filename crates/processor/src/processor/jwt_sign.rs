@@ -130,6 +130,7 @@ impl JwtKey {
     fn p521(key: p521::SecretKey) -> Self {
         let bytes = Zeroizing::new(key.to_bytes());
         // A valid secret key is a valid signing key, so this cannot fail.
+        #[allow(clippy::expect_used)]
         let signing = p521::ecdsa::SigningKey::from_slice(&bytes)
             .expect("a P-521 secret key is a valid signing key");
         Self::P521(Box::new(signing))

@@ -128,6 +128,7 @@ pub(super) struct Pattern {
 
 static PATTERNS: LazyLock<[Pattern; 5]> = LazyLock::new(|| {
     // The sources are constants, compiled by every test run.
+    #[allow(clippy::expect_used)]
     let compile = |src: &str| Regex::new(src).expect("PII patterns are valid regexes");
     [
         Pattern {

@@ -58,9 +58,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::processor::test_keys::WireSecret as Secret;
     use crate::processor::test_keys::{build_error, form_pairs, params, request, run};
     use crate::processor::{Exchange, ProcessorConfig};
-    use crate::secret::Secret;
 
     fn config(scopes: &str) -> ClientCredentialsConfig {
         ClientCredentialsConfig {

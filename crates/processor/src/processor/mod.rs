@@ -21,8 +21,8 @@ mod test_keys;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 
-/// Which token exchange a processor performs (its response is sealed, see
-/// [`crate::exchange`]).
+/// Which token exchange a processor performs (its response is sealed by the secret
+/// model's `exchange`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exchange {
     /// RFC 6749 token response on 200 (jwt, client credentials).
@@ -40,7 +40,7 @@ pub use jwt_processor::JwtConfig;
 pub use oauth2_body_processor::OAuth2BodyConfig;
 pub use oauth2_processor::{OAuth2Config, OAuthToken};
 pub use sigv4_processor::SigV4Config;
-pub(crate) use step::set_path;
+pub use step::set_path;
 pub use step::{JwtStep, JwtUse, Step, StepContext, apply, finish};
 
 use tokenizer_core::{Params, SecretBytes};
@@ -70,7 +70,7 @@ pub enum ProcessorError {
     /// A processor needs the body, and it could not be read into memory (too large,
     /// over the process's budget, stalled or broken).
     #[error("{0}")]
-    Body(crate::body::ReadError),
+    Body(tokenizer_http::body::ReadError),
     /// A processor kind this build parses but cannot run yet.
     #[error("{0} is not supported by this tokenizer yet")]
     Unsupported(&'static str),
@@ -104,7 +104,7 @@ pub enum ProcessorConfig {
 
 /// Every processor key as an optional field, so serde can count how many are present.
 #[derive(Default, Deserialize)]
-pub(crate) struct WireProcessor {
+pub struct WireProcessor {
     #[serde(default)]
     inject_processor: Option<InjectConfig>,
     #[serde(default)]

@@ -33,7 +33,7 @@ fn auth_of(parts: &Parts) -> &str {
 
 async fn sign(step: &SigV4Step, parts: &mut Parts, body: &'static [u8]) -> Vec<u8> {
     let out = step
-        .sign(parts, crate::body::full(body), &mut ctx(1024))
+        .sign(parts, tokenizer_http::body::full(body), &mut ctx(1024))
         .await
         .expect("signs");
     out.collect().await.unwrap().to_bytes().to_vec()
@@ -365,12 +365,14 @@ async fn a_body_over_the_limit_without_a_declared_hash_is_too_large() {
             p.headers.insert("content-length", HeaderValue::from(1025));
         }
         let err = s
-            .sign(&mut p, crate::body::full(big), &mut ctx(1024))
+            .sign(&mut p, tokenizer_http::body::full(big), &mut ctx(1024))
             .await
             .err();
         assert_eq!(
             err,
-            Some(ProcessorError::Body(crate::body::ReadError::TooLarge)),
+            Some(ProcessorError::Body(
+                tokenizer_http::body::ReadError::TooLarge
+            )),
             "declared={declared}"
         );
     }
@@ -502,7 +504,11 @@ async fn a_bad_client_signature_fails_before_the_body_is_read() {
         &[("authorization", "Bearer x")],
     );
     let err = step("AK", "SK", true)
-        .sign(&mut p, crate::body::full(&b"x"[..]), &mut ctx(1024))
+        .sign(
+            &mut p,
+            tokenizer_http::body::full(&b"x"[..]),
+            &mut ctx(1024),
+        )
         .await
         .err();
     assert!(
@@ -707,5 +713,5 @@ fn methods_are_signed_as_sent() {
 }
 
 fn ctx(max: usize) -> crate::processor::StepContext {
-    crate::processor::StepContext::new(max, crate::body::Budget::new(1 << 30))
+    crate::processor::StepContext::new(max, tokenizer_http::body::Budget::new(1 << 30))
 }

@@ -23,9 +23,9 @@ use super::fmt_dst::{FmtArg, Format};
 use super::jwt_sign::JwtKey;
 use super::replace::{Replacer, replace_body};
 use super::sigv4_processor::SigV4Step;
-use crate::body::{self, Body, Budget, Read, read_bounded};
 use tokenizer_core::SecretBytes;
 use tokenizer_core::mac::{HmacSha256, hmac_sha256};
+use tokenizer_http::body::{self, Body, Budget, Read, read_bounded};
 
 /// One resolved action on the request.
 #[derive(Debug)]
@@ -296,7 +296,7 @@ pub async fn finish(
 }
 
 /// Replace the path of `uri`, keeping its query.
-pub(crate) fn set_path(uri: &mut Uri, path: &str) -> Result<(), ProcessorError> {
+pub fn set_path(uri: &mut Uri, path: &str) -> Result<(), ProcessorError> {
     let pq = match uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
@@ -315,7 +315,7 @@ pub(crate) async fn buffer(
     body: Body,
     ctx: &StepContext,
     inspect: impl FnMut(&[u8]),
-) -> Result<crate::body::Buffered, ProcessorError> {
+) -> Result<tokenizer_http::body::Buffered, ProcessorError> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -332,7 +332,9 @@ pub(crate) async fn buffer(
     .await
     {
         Ok(Read::Complete(buffered)) => Ok(buffered),
-        Ok(Read::Partial { .. }) => Err(ProcessorError::Body(crate::body::ReadError::TooLarge)),
+        Ok(Read::Partial { .. }) => Err(ProcessorError::Body(
+            tokenizer_http::body::ReadError::TooLarge,
+        )),
         Err(e) => Err(ProcessorError::Body(e)),
     }
 }

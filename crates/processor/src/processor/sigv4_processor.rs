@@ -38,8 +38,8 @@ use self::client_auth::ClientScope;
 use self::signer::Scope;
 use super::step::{StepContext, buffer};
 use super::{ProcessorError, Step};
-use crate::body::Body;
 use tokenizer_core::{Params, SecretBytes, SecretString};
+use tokenizer_http::body::Body;
 
 /// Headers Go deletes before signing, besides those header hygiene already removed
 /// (`Proxy-*`, hop-by-hop, FILTERED_HEADERS): `Accept-Encoding` and what proxies on

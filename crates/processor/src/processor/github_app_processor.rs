@@ -105,9 +105,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::processor::test_keys::WireSecret as Secret;
     use crate::processor::test_keys::{self, TestKey, build_error, request, run};
     use crate::processor::{Exchange, ProcessorConfig};
-    use crate::secret::Secret;
 
     fn config(key: &TestKey) -> GitHubAppConfig {
         GitHubAppConfig {

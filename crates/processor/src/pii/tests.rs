@@ -43,8 +43,8 @@ fn chunked(chunks: &[&[u8]]) -> Chunks {
     StreamBody::new(stream::iter(frames))
 }
 
-fn chunked_body(chunks: &[&[u8]]) -> crate::body::Body {
-    crate::body::boxed(chunked(chunks))
+fn chunked_body(chunks: &[&[u8]]) -> tokenizer_http::body::Body {
+    tokenizer_http::body::boxed(chunked(chunks))
 }
 
 /// Stream `chunks` through a [`RedactBody`], checking the carry bound after each frame.
@@ -59,7 +59,7 @@ async fn stream_redact(chunks: &[&[u8]]) -> (String, Arc<Findings>) {
     (String::from_utf8(out).unwrap(), findings)
 }
 
-async fn collect(body: crate::body::Body) -> Vec<u8> {
+async fn collect(body: tokenizer_http::body::Body) -> Vec<u8> {
     body.collect().await.unwrap().to_bytes().to_vec()
 }
 
@@ -73,7 +73,7 @@ async fn run_inspect(
 ) -> Result<(String, Option<u64>, Arc<Findings>), PiiError> {
     let ct = content_type.map(|c| HeaderValue::from_str(c).unwrap());
     let len = Some(body.len() as u64);
-    let body = crate::body::full(body.to_owned());
+    let body = tokenizer_http::body::full(body.to_owned());
     let inspected = inspect(body, ct.as_ref(), len, &policy, max, &test_budget()).await?;
     let out = String::from_utf8(collect(inspected.body).await).unwrap();
     Ok((out, inspected.content_length, inspected.findings))
@@ -663,11 +663,14 @@ async fn read_errors_while_buffering_are_reported() {
         Ok(Frame::data(Bytes::from_static(b"{"))),
         Err(std::io::Error::other("reset")),
     ];
-    let body = crate::body::boxed(StreamBody::new(stream::iter(frames)));
+    let body = tokenizer_http::body::boxed(StreamBody::new(stream::iter(frames)));
     let err = inspect(body, None, None, &block_policy(), 1024, &test_budget())
         .await
         .unwrap_err();
-    assert!(matches!(err, PiiError::Body(crate::body::ReadError::Read)));
+    assert!(matches!(
+        err,
+        PiiError::Body(tokenizer_http::body::ReadError::Read)
+    ));
 }
 
 #[test]
@@ -675,7 +678,14 @@ fn inspect_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let policy = redact_policy();
     let budget = test_budget();
-    let fut = inspect(crate::body::empty(), None, None, &policy, 1, &budget);
+    let fut = inspect(
+        tokenizer_http::body::empty(),
+        None,
+        None,
+        &policy,
+        1,
+        &budget,
+    );
     assert_send(&fut);
 }
 
@@ -703,6 +713,6 @@ fn adversarial_inputs_scan_in_linear_time() {
     }
 }
 
-fn test_budget() -> crate::body::Budget {
-    crate::body::Budget::new(1 << 30)
+fn test_budget() -> tokenizer_http::body::Budget {
+    tokenizer_http::body::Budget::new(1 << 30)
 }

@@ -246,10 +246,15 @@ pub async fn run(
 ) -> (Parts, Bytes) {
     let mut steps: Vec<Step> = Vec::new();
     config.build(params, &mut steps).expect("builds");
-    let mut ctx = super::StepContext::new(1 << 20, crate::body::Budget::new(1 << 30));
-    let body = super::apply(&steps, &mut parts, crate::body::full(body), &mut ctx)
-        .await
-        .expect("steps run");
+    let mut ctx = super::StepContext::new(1 << 20, tokenizer_http::body::Budget::new(1 << 30));
+    let body = super::apply(
+        &steps,
+        &mut parts,
+        tokenizer_http::body::full(body),
+        &mut ctx,
+    )
+    .await
+    .expect("steps run");
     let body = body.collect().await.expect("body").to_bytes();
     (parts, body)
 }
@@ -268,4 +273,28 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
+}
+
+/// A secret's JSON as far as its processor goes: what the processor tests round-trip
+/// (the whole secret model lives in a crate above this one).
+#[derive(Debug, PartialEq)]
+pub struct WireSecret {
+    pub processor: ProcessorConfig,
+}
+
+impl WireSecret {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        serde_json::from_value(value)
+            .map(|processor| Self { processor })
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.processor).unwrap()
+    }
+
+    pub fn stripped_json(&self) -> String {
+        serde_json::to_string(&self.processor.stripped()).unwrap()
+    }
 }
