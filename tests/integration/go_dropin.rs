@@ -277,10 +277,10 @@ async fn host_patterns_mean_what_they_mean_in_go() {
 // === third-party caveats ===
 
 /// Tokens from superfly/macaroon 61a02aa, each checked against the Go tokenizer
-/// (src/auth/macaroon/testdata/README.md has the table this test replays).
+/// (crates/secret/src/auth/macaroon/testdata/README.md has the table this test replays).
 fn third_party_vectors() -> Value {
     serde_json::from_str(include_str!(
-        "../../src/auth/macaroon/testdata/go_tokenizer_third_party.json"
+        "../../crates/secret/src/auth/macaroon/testdata/go_tokenizer_third_party.json"
     ))
     .unwrap()
 }

@@ -4,7 +4,7 @@
 //! - `REVOKED_SECRETS_FILE`: one per line (`#` starts a comment). The file is checked
 //!   for changes every second and re-read without a restart; if it becomes unreadable
 //!   the last good list stays.
-//! - The fleet's set in Redis (`REDIS_URL`), kept current by [`crate::fleet`]: every
+//! - The fleet's set in Redis (`REDIS_URL`), kept current by the fleet crate: every
 //!   instance sees a revocation within a second; while Redis is unreachable the last
 //!   set seen stays, and an entry Redis loses is written back by any instance that
 //!   still knows it. A revocation is never taken back.
@@ -56,7 +56,7 @@ impl Revocations {
     /// The fleet's whole set, as just read from Redis, added to what this instance
     /// already knew: a revocation is never taken back, so one that Redis lost (a
     /// restart without persistence, `FLUSHALL`, a failover to an empty replica) stays
-    /// in force here, and is written back (see [`crate::fleet::revocations`]).
+    /// in force here, and is written back (by the fleet crate).
     pub fn merge_fleet(&self, set: HashSet<String>) {
         let mut fleet = self.fleet.write().unwrap_or_else(|p| p.into_inner());
         if set.iter().all(|e| fleet.contains(e)) {

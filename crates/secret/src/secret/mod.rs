@@ -23,7 +23,7 @@ pub use validate::{Checked, Problem};
 
 use crate::auth::{AuthConfig, WireAuth};
 use crate::policy::{HostRules, PolicyRules};
-use crate::processor::{ProcessorConfig, WireProcessor};
+use tokenizer_processor::processor::{ProcessorConfig, WireProcessor};
 
 /// Why a `Proxy-Tokenizer` value could not be turned into a secret. All are 400.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,12 +105,14 @@ impl Secret {
     }
 
     /// The wire JSON, credentials included.
+    #[allow(clippy::expect_used)] // cannot fail: see the comment at the call
     pub fn to_json(&self) -> Zeroizing<String> {
         // Serializing plain structs and strings to a String cannot fail.
         Zeroizing::new(serde_json::to_string(self).expect("secret serializes"))
     }
 
     /// The wire JSON with every credential replaced by `REDACTED`: safe to log.
+    #[allow(clippy::expect_used)] // cannot fail: see the comment at the call
     pub fn stripped_json(&self) -> String {
         let stripped = Self {
             processor: self.processor.stripped(),

@@ -33,8 +33,8 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::processor::{ClientCredentialsConfig, JwtConfig, Step};
 use tokenizer_core::{OpenKey, OpenKeys, SecretString};
+use tokenizer_processor::processor::{ClientCredentialsConfig, JwtConfig, Step};
 
 const YA29: &str = "ya29.test-access-token-from-google";
 const GHS: &str = "ghs_installationtokenXYZ";

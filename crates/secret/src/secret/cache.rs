@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{Secret, SecretError};
-use crate::reflection::{Guard, GuardError};
 use tokenizer_core::OpenKeys;
+use tokenizer_http::reflection::{Guard, GuardError};
 
 /// The SHA-256 of a sealed secret as sent (base64, trimmed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,6 +1,6 @@
 //! A secret's limits: `rate_limit` (`"60/min"`) and `max_requests` (a lifetime cap), and
 //! the counters that enforce them in this process ([`Limiter`], in [`table`]). With
-//! `REDIS_URL` the fleet enforces them instead ([`crate::fleet`]), with the same
+//! `REDIS_URL` the fleet enforces them instead (the fleet crate), with the same
 //! semantics; this table is then the fallback while Redis is unreachable
 //! (`REDIS_FAILURE=open`).
 //!

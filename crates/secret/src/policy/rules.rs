@@ -46,7 +46,7 @@ pub struct PolicyRules {
     /// PII scanning for requests using this secret, overriding `PII_ACTION`/`PII_KINDS`:
     /// `{"action":"redact"|"block"|"off","kinds":["email",…]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pii: Option<crate::pii::PiiPolicy>,
+    pub pii: Option<tokenizer_processor::pii::PiiPolicy>,
     /// Set by this tokenizer in a token it derives from an exchange secret: the digest
     /// of that secret's sealed text, so revoking the parent revokes the token too.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -77,6 +77,7 @@ impl Writer {
 
 /// msgpack lengths are 32-bit. Everything encoded here comes from a request header or
 /// the command line, both far below 4 GiB, so the conversion cannot fail.
+#[allow(clippy::expect_used)] // cannot fail: see the comment at the call
 fn wire_len(len: usize) -> u32 {
     u32::try_from(len).expect("msgpack values here are far below 4 GiB")
 }

@@ -35,7 +35,7 @@ pub fn lint(secret: &Secret) -> Vec<String> {
     }
     let mut values = Vec::new();
     secret.processor.guard_values(&mut values);
-    let min = crate::reflection::MIN_GUARDED_LEN;
+    let min = tokenizer_http::reflection::MIN_GUARDED_LEN;
     if values
         .iter()
         .any(|v| !v.expose().is_empty() && v.expose().len() < min)

@@ -19,8 +19,8 @@ use serde_json::{Map, Value};
 
 use super::{Secret, json, lint, schema};
 use crate::auth::AuthConfig;
-use crate::processor::ProcessorConfig;
 use tokenizer_core::time::now_unix;
+use tokenizer_processor::processor::ProcessorConfig;
 
 /// A mistake in a secret: where (a key path such as `inject_processor.token`) and what.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! through.
 //!
 //! Which processors exchange tokens is the processor's business
-//! ([`crate::processor::ProcessorConfig::exchange`]); this module handles the answer.
+//! ([`tokenizer_processor::processor::ProcessorConfig::exchange`]); this module handles the answer.
 
 mod derived;
 mod response;
@@ -24,13 +24,13 @@ use serde_json::json;
 pub use derived::derived_hosts;
 
 use crate::auth::AuthConfig;
-use crate::body::{self, Body, Budget, Read, ReadError, read_bounded};
 use crate::policy::{HostRules, PolicyRules};
-pub use crate::processor::Exchange;
-use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
 use crate::secret::Secret;
 use tokenizer_core::time::now_unix;
 use tokenizer_core::{SealKey, SecretString};
+use tokenizer_http::body::{self, Body, Budget, Read, ReadError, read_bounded};
+pub use tokenizer_processor::processor::Exchange;
+use tokenizer_processor::processor::{FmtDst, InjectConfig, ProcessorConfig};
 
 /// Token responses larger than this are refused (they are buffered to be sealed).
 const MAX_TOKEN_RESPONSE: usize = 1 << 20;
