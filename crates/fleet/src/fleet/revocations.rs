@@ -22,8 +22,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionLike, ConnectionManager};
 
 use super::{FleetError, Health, Keys};
-use crate::policy::Revocations;
-use crate::policy::revocation::normalize;
+use tokenizer_secret::policy::Revocations;
+use tokenizer_secret::policy::revocation::normalize;
 
 /// How often the set's version is checked.
 const REFRESH: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@
 //! most each limit; times come from the Redis server (`TIME`), so instances' clocks do
 //! not matter.
 //!
-//! The rate counter is the same GCRA as [`crate::policy::Limiter`]: it holds the
+//! The rate counter is the same GCRA as [`tokenizer_secret::policy::Limiter`]: it holds the
 //! theoretical arrival time in microseconds and expires when the bucket is full again.
 //! The use counter holds a count and expires with the secret, at most
 //! `MAX_REQUESTS_RETENTION` after its last use. Every number the script is given is
@@ -13,7 +13,7 @@
 //!
 //! The counters are bounded as in one process: a registry (sorted by expiry) holds one
 //! member per limited secret, `pool|id`; each pool (the caller identity a secret demands,
-//! see [`crate::policy::Limit::pool`]) has a sorted set of its secrets by last use, and
+//! see [`tokenizer_secret::policy::Limit::pool`]) has a sorted set of its secrets by last use, and
 //! `pools` counts each pool's secrets. When `RATE_LIMIT_KEYS` are in use, the script
 //! drops expired members, then the least recently used secret of the largest pool
 //! (never one of the request's own).
@@ -24,7 +24,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::{FleetError, Keys};
-use crate::policy::{Limit, Refusal};
+use tokenizer_secret::policy::{Limit, Refusal};
 
 /// The longest a use count is kept (`MAX_REQUESTS_RETENTION` is validated to this).
 const MAX_KEEP: Duration = Duration::from_secs(10 * 365 * 86_400);

@@ -3,7 +3,7 @@
 //!
 //! Nothing secret is written to Redis. Counters are named by a one-way hash of a secret's
 //! counter key (itself a keyed hash of its id and credentials: see
-//! [`crate::secret::Unsealed::limit_key`]), revocations are secret ids or SHA-256 digests
+//! [`tokenizer_secret::secret::Unsealed::limit_key`]), revocations are secret ids or SHA-256 digests
 //! of sealed text, and the values are counts and times.
 //!
 //! - [`limits`]: one server-side script per request decides all its secrets' limits,
@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 
 pub use health::Health;
 
-use crate::policy::{Limit, Refusal, Revocations};
 use tokenizer_core::SecretString;
+use tokenizer_secret::policy::{Limit, Refusal, Revocations};
 
 /// What to do while Redis is unreachable (`REDIS_FAILURE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
