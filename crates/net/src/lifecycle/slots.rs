@@ -96,13 +96,16 @@ impl InFlight {
     }
 
     /// Keep the request in flight until `response`'s body has been sent or dropped.
-    pub fn attach<B>(self, response: http::Response<B>) -> http::Response<crate::body::Body>
+    pub fn attach<B>(
+        self,
+        response: http::Response<B>,
+    ) -> http::Response<tokenizer_http::body::Body>
     where
         B: HttpBody<Data = bytes::Bytes> + Send + Sync + 'static,
-        B::Error: Into<crate::body::BoxError>,
+        B::Error: Into<tokenizer_http::body::BoxError>,
     {
         response.map(|body| {
-            crate::body::boxed(Tracked {
+            tokenizer_http::body::boxed(Tracked {
                 body,
                 _in_flight: self,
             })

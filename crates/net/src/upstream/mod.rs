@@ -19,8 +19,8 @@ pub use connector::{Connector, DialError, dial_tcp};
 pub use guard::{Denied, Guard};
 pub use resolve::Resolver;
 
-use crate::body::Body;
 use tokenizer_core::settings::{ConfigError, cidrs};
+use tokenizer_http::body::Body;
 
 /// How upstream connections are made.
 #[derive(Clone, Debug)]
@@ -147,8 +147,14 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(classify)?;
         let (head, body) = response.into_parts();
-        let body = crate::body::IdleTimeout::new(crate::body::incoming(body), self.read_timeout);
-        Ok(Response::from_parts(head, crate::body::boxed(body)))
+        let body = tokenizer_http::body::IdleTimeout::new(
+            tokenizer_http::body::incoming(body),
+            self.read_timeout,
+        );
+        Ok(Response::from_parts(
+            head,
+            tokenizer_http::body::boxed(body),
+        ))
     }
 }
 
