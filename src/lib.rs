@@ -4,8 +4,8 @@
 //! Clients send sealed secrets in `Proxy-Tokenizer`; the proxy opens them, checks who
 //! may use them and where, injects the credential, and forwards over TLS.
 
-pub mod admin;
-pub mod audit;
+pub use tokenizer_audit::admin;
+pub use tokenizer_audit::audit;
 pub use tokenizer_http::body;
 pub use tokenizer_net::ca;
 pub use tokenizer_secret::auth;
@@ -13,9 +13,9 @@ pub mod cli;
 pub use tokenizer_fleet::fleet;
 pub use tokenizer_secret::exchange;
 pub mod hardening;
+pub use tokenizer_audit::logging;
 pub use tokenizer_http::headers;
 pub use tokenizer_net::lifecycle;
-pub mod logging;
 pub mod memory;
 pub use tokenizer_processor::pii;
 pub use tokenizer_processor::processor;

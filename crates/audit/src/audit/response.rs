@@ -4,7 +4,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::Decision;
-use crate::body::{self, Body};
+use tokenizer_http::body::{self, Body};
 
 /// An error that has an HTTP form and an audit decision: `ProxyError`, `SidecarError`.
 pub trait IntoErrorResponse: std::fmt::Display {

@@ -20,8 +20,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::IntoErrorResponse;
 use crate::audit::{AuditEntry, Decision, Telemetry};
-use crate::auth::FlySrc;
-use crate::body::{Body, BoxError};
+use tokenizer_http::body::{Body, BoxError};
+use tokenizer_secret::auth::FlySrc;
 
 /// Told when a request's response has ended (its body sent or dropped).
 pub trait RequestEnd: Send + Sync {
@@ -36,7 +36,7 @@ pub struct RequestLog {
     decision: Option<Decision>,
     request_bytes: Arc<AtomicU64>,
     reflections: Arc<AtomicUsize>,
-    pii: Option<Arc<crate::pii::Findings>>,
+    pii: Option<Arc<tokenizer_processor::pii::Findings>>,
     /// The parkable client connection, told when the response has ended.
     /// Told when the response has ended (a parkable connection's activity).
     on_end: Option<Arc<dyn RequestEnd>>,
@@ -206,8 +206,8 @@ impl RequestLog {
     /// The caller's verified OIDC tokens and client certificate, for the audit line.
     pub fn set_identity(
         &mut self,
-        tokens: &crate::auth::VerifiedTokens,
-        cert: Option<&crate::auth::ClientCert>,
+        tokens: &tokenizer_secret::auth::VerifiedTokens,
+        cert: Option<&tokenizer_secret::auth::ClientCert>,
     ) {
         let mut parts: Vec<String> = tokens
             .tokens()
@@ -265,7 +265,7 @@ impl RequestLog {
     }
 
     /// What the PII scanner redacted (final once the request body has been sent).
-    pub fn set_pii_findings(&mut self, findings: Arc<crate::pii::Findings>) {
+    pub fn set_pii_findings(&mut self, findings: Arc<tokenizer_processor::pii::Findings>) {
         self.pii = Some(findings);
     }
 

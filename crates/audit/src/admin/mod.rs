@@ -29,7 +29,7 @@ pub struct AdminState {
     pub stopping: CancellationToken,
     /// The fleet's Redis (`serve` with `REDIS_URL`): `/readyz` reports it and
     /// `/v1/revoke` writes to it.
-    pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    pub fleet: Option<Arc<tokenizer_fleet::fleet::Fleet>>,
 }
 
 /// The admin API.

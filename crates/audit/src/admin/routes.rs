@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 
 use super::AdminState;
 use crate::audit::AuditQuery;
-use crate::secret::sealed_digest;
-use crate::secret::validate::{self, Problem};
+use tokenizer_secret::secret::sealed_digest;
+use tokenizer_secret::secret::validate::{self, Problem};
 
 /// A JSON error response.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -59,7 +59,7 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
     } else {
         "redis: down".to_owned()
     };
-    if !health.is_up() && fleet.failure() == crate::fleet::FailureMode::Closed {
+    if !health.is_up() && fleet.failure() == tokenizer_fleet::fleet::FailureMode::Closed {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready\n{redis} (REDIS_FAILURE=closed)\n"),
@@ -208,7 +208,7 @@ pub async fn revoke(State(state): State<AdminState>, headers: HeaderMap, body: B
             );
         }
     };
-    let entry = match crate::fleet::revocations::entry(&entry) {
+    let entry = match tokenizer_fleet::fleet::revocations::entry(&entry) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
