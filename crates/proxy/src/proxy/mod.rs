@@ -23,21 +23,21 @@ use tokio::net::TcpListener;
 
 pub use caller::Caller;
 
-use crate::audit::Telemetry;
-use crate::audit::request_log::RequestLog;
-use crate::auth::{ClientCert, FlySrc, FlySrcError, VerifiedTokens};
-use crate::body::{self, Body, Budget, IdleTimeout};
-use crate::fleet::{FailureMode, Fleet};
-use crate::lifecycle::Lifecycle;
-use crate::policy::{Limit, Limiter, Refusal, Revocations};
 use crate::proxy::config::ServeConfig;
 use crate::proxy::error::ProxyError;
-use crate::secret::{CacheLimits, SecretCache};
-use crate::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
 use oidc::OidcVerifier;
 use target::{Kind, classify};
+use tokenizer_audit::audit::Telemetry;
+use tokenizer_audit::audit::request_log::RequestLog;
 use tokenizer_core::OpenKeys;
 use tokenizer_core::time::now_unix;
+use tokenizer_fleet::fleet::{FailureMode, Fleet};
+use tokenizer_http::body::{self, Body, Budget, IdleTimeout};
+use tokenizer_net::lifecycle::Lifecycle;
+use tokenizer_net::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
+use tokenizer_secret::auth::{ClientCert, FlySrc, FlySrcError, VerifiedTokens};
+use tokenizer_secret::policy::{Limit, Limiter, Refusal, Revocations};
+use tokenizer_secret::secret::{CacheLimits, SecretCache};
 
 /// The running proxy: configuration, the shared upstream pool, and the little state a
 /// stateless proxy keeps: the revocation list and rate-limit counters (or the fleet's,
@@ -67,7 +67,7 @@ pub enum SetupError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Fleet(#[from] crate::fleet::FleetError),
+    Fleet(#[from] tokenizer_fleet::fleet::FleetError),
 }
 
 impl Proxy {
@@ -260,7 +260,7 @@ impl Proxy {
     ) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
         let mut log = RequestLog::start(&self.telemetry, "serve", peer, &parts);
-        log.set_on_end(activity.map(|a| a as Arc<dyn crate::audit::RequestEnd>));
+        log.set_on_end(activity.map(|a| a as Arc<dyn tokenizer_audit::audit::RequestEnd>));
         let flysrc = match self.fly_src(&parts.headers, peer) {
             Ok(f) => f,
             Err(e) => return log.respond(Err(e)),
@@ -289,7 +289,7 @@ impl Proxy {
         if self.oidc.is_empty() {
             return VerifiedTokens::default();
         }
-        let candidates = crate::auth::Candidates::from_headers(maps);
+        let candidates = tokenizer_secret::auth::Candidates::from_headers(maps);
         let verified = self
             .oidc
             .verify(&candidates, &self.upstream, &self.budget)

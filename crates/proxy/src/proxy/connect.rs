@@ -16,10 +16,10 @@ use super::Proxy;
 use super::pipeline;
 use super::prepare::{self, RequestFacts, SecretSource};
 use super::target::{Target, same_authority};
-use crate::audit::request_log::RequestLog;
-use crate::body::{self, Body};
 use crate::proxy::error::ProxyError;
-use crate::secret::PROXY_TOKENIZER;
+use tokenizer_audit::audit::request_log::RequestLog;
+use tokenizer_http::body::{self, Body};
+use tokenizer_secret::secret::PROXY_TOKENIZER;
 
 /// What every request in a tunnel inherits from its CONNECT.
 struct Tunnel {
@@ -103,9 +103,9 @@ async fn serve(
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let tunnel = tunnel.clone();
-        crate::lifecycle::boxed_response(request(proxy, peer, tunnel, req))
+        tokenizer_net::lifecycle::boxed_response(request(proxy, peer, tunnel, req))
     });
-    let conn = crate::lifecycle::http1_builder(header_timeout)
+    let conn = tokenizer_net::lifecycle::http1_builder(header_timeout)
         .serve_connection(io, service)
         .with_upgrades();
     if let Err(e) = conn.await {

@@ -23,8 +23,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use sha2::{Digest, Sha256};
 
-use crate::body::{self, Budget, Read, read_bounded};
-use crate::upstream::Upstream;
+use tokenizer_http::body::{self, Budget, Read, read_bounded};
+use tokenizer_net::upstream::Upstream;
 
 /// Keys are fetched again when this old.
 const FRESH: Duration = Duration::from_secs(3600);

@@ -13,13 +13,13 @@ use super::Caller;
 use super::Proxy;
 use super::prepare::{Prepared, RequestFacts, SecretSource, prepare};
 use super::target::Target;
-use crate::audit::request_log::RequestLog;
-use crate::auth::VerifiedTokens;
-use crate::body::Body;
-use crate::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
-use crate::processor::{self, Step, StepContext};
 use crate::proxy::error::ProxyError;
-use crate::reflection::{Guard, GuardSet};
+use tokenizer_audit::audit::request_log::RequestLog;
+use tokenizer_http::body::Body;
+use tokenizer_http::headers::{is_upgrade, plain_or_chunked, sanitize_request, strip_hop_by_hop};
+use tokenizer_http::reflection::{Guard, GuardSet};
+use tokenizer_processor::processor::{self, Step, StepContext};
+use tokenizer_secret::auth::VerifiedTokens;
 
 /// Run the pipeline for one request and forward it to `target`.
 pub async fn forward(
@@ -74,7 +74,7 @@ pub async fn forward(
     let count = log.reflection_counter();
     if switching && let Some(client) = client_upgrade {
         let guarded = (!guards.is_empty()).then(|| (guards.clone(), count.clone()));
-        crate::upgrade::splice(client, hyper::upgrade::on(&mut response), guarded);
+        tokenizer_http::upgrade::splice(client, hyper::upgrade::on(&mut response), guarded);
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
@@ -84,7 +84,7 @@ pub async fn forward(
         // Headers of every response are searched, a 101's included.
         let n = guards.mask_headers(&mut head.headers);
         count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        crate::body::boxed(guards.body(body, count))
+        tokenizer_http::body::boxed(guards.body(body, count))
     };
     let mut response = Response::from_parts(head, body);
     // Sealed after the guard: a token response that quotes another secret's credential
@@ -137,8 +137,10 @@ async fn refuse_overrides_as_sent(
     parts: &mut Parts,
     body: Body,
 ) -> Result<Body, ProxyError> {
-    use crate::policy::PolicyError;
-    use crate::policy::method_override::{OverrideError, check_body, field_body, in_head};
+    use tokenizer_secret::policy::PolicyError;
+    use tokenizer_secret::policy::method_override::{
+        OverrideError, check_body, field_body, in_head,
+    };
     if prepared.judges_overrides && in_head(&parts.headers, parts.uri.query()) {
         return Err(PolicyError::MethodOverride.into());
     }
@@ -154,7 +156,7 @@ async fn refuse_overrides_as_sent(
     let Some(kind) = field_body(&parts.headers).map_err(refused)? else {
         return Ok(body);
     };
-    let read = crate::body::read_bounded(
+    let read = tokenizer_http::body::read_bounded(
         body,
         proxy.config().max_buffered_body,
         content_length(&parts.headers),
@@ -163,10 +165,12 @@ async fn refuse_overrides_as_sent(
         |_| {},
     )
     .await
-    .map_err(|e| ProxyError::Processor(crate::processor::ProcessorError::Body(e)))?;
-    let crate::body::Read::Complete(buffered) = read else {
+    .map_err(|e| ProxyError::Processor(tokenizer_processor::processor::ProcessorError::Body(e)))?;
+    let tokenizer_http::body::Read::Complete(buffered) = read else {
         return Err(ProxyError::Processor(
-            crate::processor::ProcessorError::Body(crate::body::ReadError::TooLarge),
+            tokenizer_processor::processor::ProcessorError::Body(
+                tokenizer_http::body::ReadError::TooLarge,
+            ),
         ));
     };
     check_body(&kind, &buffered.bytes).await.map_err(refused)?;
@@ -188,7 +192,7 @@ async fn scan_pii(
     if !prepared.pii.is_active() {
         return Ok(body);
     }
-    let scanned = crate::pii::inspect(
+    let scanned = tokenizer_processor::pii::inspect(
         body,
         parts.headers.get(header::CONTENT_TYPE),
         content_length(&parts.headers),

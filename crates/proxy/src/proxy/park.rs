@@ -77,7 +77,7 @@ impl Activity {
     }
 
     /// A response body was sent or dropped: the request ended (the audit entry's
-    /// [`crate::audit::RequestLog`] calls it when it records the request).
+    /// [`tokenizer_audit::audit::RequestLog`] calls it when it records the request).
     pub fn end(&self) {
         self.reads_when_idle
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -119,7 +119,7 @@ impl Activity {
     }
 }
 
-impl crate::audit::RequestEnd for Activity {
+impl tokenizer_audit::audit::RequestEnd for Activity {
     fn end(&self) {
         Activity::end(self);
     }

@@ -6,16 +6,16 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::audit::{Decision, IntoErrorResponse, error_response};
-use crate::auth::{AuthError, FlySrcError};
-use crate::body::Body;
-use crate::body::ReadError;
-use crate::exchange::TokenResponseError;
-use crate::policy::{PolicyError, Refusal};
-use crate::processor::ProcessorError;
-use crate::reflection::GuardError;
-use crate::secret::SecretError;
-use crate::upstream::UpstreamError;
+use tokenizer_audit::audit::{Decision, IntoErrorResponse, error_response};
+use tokenizer_http::body::Body;
+use tokenizer_http::body::ReadError;
+use tokenizer_http::reflection::GuardError;
+use tokenizer_net::upstream::UpstreamError;
+use tokenizer_processor::processor::ProcessorError;
+use tokenizer_secret::auth::{AuthError, FlySrcError};
+use tokenizer_secret::exchange::TokenResponseError;
+use tokenizer_secret::policy::{PolicyError, Refusal};
+use tokenizer_secret::secret::SecretError;
 
 /// Everything that can stop a proxied request.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub enum ProxyError {
     TokenResponse(TokenResponseError),
     /// PII scanning refused the body, or could not read it.
     #[error("{0}")]
-    Pii(crate::pii::PiiError),
+    Pii(tokenizer_processor::pii::PiiError),
     /// A secret's `rate_limit` or `max_requests` is spent, no counter is free for it,
     /// or the fleet's counters are unreachable with `REDIS_FAILURE=closed` (503).
     #[error("{}", rate_limit_message(*.0))]
@@ -99,17 +99,18 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            Self::Processor(ProcessorError::Body(e)) | Self::Pii(crate::pii::PiiError::Body(e)) => {
-                read_status(*e)
-            }
+            Self::Processor(ProcessorError::Body(e))
+            | Self::Pii(tokenizer_processor::pii::PiiError::Body(e)) => read_status(*e),
             Self::Upstream(UpstreamError::Failed(_))
             | Self::TokenResponse(_)
             | Self::UnreadableResponse => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited(Refusal::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Pii(crate::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
-            Self::Pii(crate::pii::PiiError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Pii(tokenizer_processor::pii::PiiError::Blocked(_)) => StatusCode::FORBIDDEN,
+            Self::Pii(tokenizer_processor::pii::PiiError::TooLarge) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::FlySrcRequired(_)
             | Self::Guard(_)
             | Self::Secret(_)
@@ -164,9 +165,10 @@ impl IntoErrorResponse for ProxyError {
         match self {
             Self::RateLimited(Refusal::Unavailable) => Decision::Error,
             Self::RateLimited(_) => Decision::RateLimited,
-            Self::Pii(crate::pii::PiiError::Blocked(_) | crate::pii::PiiError::TooLarge) => {
-                Decision::PiiBlocked
-            }
+            Self::Pii(
+                tokenizer_processor::pii::PiiError::Blocked(_)
+                | tokenizer_processor::pii::PiiError::TooLarge,
+            ) => Decision::PiiBlocked,
             Self::Upstream(
                 UpstreamError::Failed(_) | UpstreamError::Timeout | UpstreamError::RequestBody,
             )

@@ -21,21 +21,21 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::Proxy;
-use crate::audit::request_log::RequestLog;
-use crate::auth::{
-    AuthConfig, AuthInput, Candidates, ClientCert, FlySrc, FlySrcError, VerifiedTokens,
-};
-use crate::exchange::TokenSealer;
-use crate::fleet::FailureMode;
-use crate::pii::PiiPolicy;
-use crate::policy::method_override;
-use crate::policy::{Limit, PolicyError, Refusal, paths};
-use crate::processor::{ProcessorError, Step};
 use crate::proxy::error::ProxyError;
-use crate::reflection::GuardSet;
-use crate::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader, Unsealed};
+use tokenizer_audit::audit::request_log::RequestLog;
 use tokenizer_core::Params;
 use tokenizer_core::time::now_unix;
+use tokenizer_fleet::fleet::FailureMode;
+use tokenizer_http::reflection::GuardSet;
+use tokenizer_processor::pii::PiiPolicy;
+use tokenizer_processor::processor::{ProcessorError, Step};
+use tokenizer_secret::auth::{
+    AuthConfig, AuthInput, Candidates, ClientCert, FlySrc, FlySrcError, VerifiedTokens,
+};
+use tokenizer_secret::exchange::TokenSealer;
+use tokenizer_secret::policy::method_override;
+use tokenizer_secret::policy::{Limit, PolicyError, Refusal, paths};
+use tokenizer_secret::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader, Unsealed};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -86,7 +86,7 @@ pub struct Prepared {
     /// sent, after every processor, must carry no method override in its head.
     pub judges_overrides: bool,
     /// A secret has method rules (or macaroon caveats): a POST body a framework reads
-    /// fields from must carry no method override (see [`crate::policy::method_override`]).
+    /// fields from must carry no method override (see [`tokenizer_secret::policy::method_override`]).
     pub judges_body_override: bool,
 }
 

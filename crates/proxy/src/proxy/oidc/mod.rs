@@ -25,11 +25,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use crate::auth::{Candidates, VerifiedToken, VerifiedTokens};
-use crate::body::Budget;
-use crate::upstream::Upstream;
 use cache::VerifiedCache;
 use keys::IssuerKeys;
+use tokenizer_http::body::Budget;
+use tokenizer_net::upstream::Upstream;
+use tokenizer_secret::auth::{Candidates, VerifiedToken, VerifiedTokens};
 
 /// Clock skew allowed on `exp` and `nbf`.
 pub(crate) const LEEWAY_SECS: u64 = 60;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{ClientCert, FlySrc, FlySrcError};
+use tokenizer_secret::auth::{ClientCert, FlySrc, FlySrcError};
 
 #[derive(Clone, Debug, Default)]
 pub struct Caller {

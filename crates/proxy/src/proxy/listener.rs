@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
 use super::park::{Activity, PARK_AFTER, ParkIo};
-use crate::auth::ClientCert;
-use crate::lifecycle::{
+use tokenizer_net::lifecycle::{
     InFlight, Lifecycle, boxed_response, http1_builder, run_connection, run_connection_until_idle,
 };
+use tokenizer_secret::auth::ClientCert;
 
 /// Serve `listener` until `lifecycle` stops.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, lifecycle: &Lifecycle) {
@@ -34,7 +34,7 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let header_timeout = proxy.config().client_header_timeout;
-    crate::lifecycle::track_requests();
+    tokenizer_net::lifecycle::track_requests();
     loop {
         // Boxed: while parked, the task holds no room for a hyper connection.
         let Some(home) = Box::pin(serve_until_idle(&proxy, stream, peer, &stop)).await else {
@@ -104,7 +104,7 @@ pub(super) async fn serve_io<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = proxy.config().client_header_timeout;
-    crate::lifecycle::track_requests();
+    tokenizer_net::lifecycle::track_requests();
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
         let cert = cert.clone();

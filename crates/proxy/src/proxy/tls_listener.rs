@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
 use super::listener::serve_io;
-use crate::auth::ClientCert;
-use crate::lifecycle::Lifecycle;
 use crate::proxy::config::TlsListenerConfig;
+use tokenizer_net::lifecycle::Lifecycle;
+use tokenizer_secret::auth::ClientCert;
 
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub fn acceptor(config: &TlsListenerConfig) -> Result<TlsAcceptor, TlsListenerEr
     }
     let key = PrivateKeyDer::from_pem_file(&config.key_file)
         .map_err(|e| file_err("TLS_KEY_FILE", &config.key_file, e.to_string()))?;
-    let provider = crate::upstream::tls::provider();
+    let provider = tokenizer_net::upstream::tls::provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsListenerError::Config(e.to_string()))?;
@@ -108,7 +108,7 @@ async fn connection(
     peer: SocketAddr,
     stop: CancellationToken,
 ) {
-    let Some(tls) = crate::lifecycle::accept_tls(&acceptor, stream, peer).await else {
+    let Some(tls) = tokenizer_net::lifecycle::accept_tls(&acceptor, stream, peer).await else {
         return;
     };
     // rustls verified the chain (to CLIENT_CA_FILE, for client authentication) before

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::HeaderName;
 use tokenizer_core::OpenKeys;
 
-use crate::upstream::UpstreamConfig;
+use tokenizer_net::upstream::UpstreamConfig;
 
 /// Everything `tokenizer serve` needs.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct ServeConfig {
     pub max_buffered_body: usize,
     pub drain_timeout: Duration,
     /// Fly-Src verification (`USE_FLYSRC`); `None` when off.
-    pub flysrc: Option<crate::auth::FlySrcVerifier>,
+    pub flysrc: Option<tokenizer_secret::auth::FlySrcVerifier>,
     /// Refuse requests without a valid Fly-Src (`REQUIRE_FLYSRC`).
     pub require_flysrc: bool,
     /// `REVOKED_SECRETS_FILE`.
@@ -36,7 +36,7 @@ pub struct ServeConfig {
     /// Mask injected credentials echoed back in responses (`REFLECTION_GUARD`).
     pub reflection_guard: bool,
     /// PII scanning of request bodies (`PII_ACTION`, `PII_KINDS`); secrets may override.
-    pub pii: crate::pii::PiiPolicy,
+    pub pii: tokenizer_processor::pii::PiiPolicy,
     /// Decoded secrets kept by sealed digest (`UNSEAL_CACHE_SIZE`; 0 disables).
     pub unseal_cache_size: usize,
     /// How long a client may take to send request headers (`CLIENT_HEADER_TIMEOUT`).
@@ -52,7 +52,7 @@ pub struct ServeConfig {
     /// How long a request body may send nothing before it is cut (`CLIENT_BODY_TIMEOUT`).
     pub client_body_timeout: Duration,
     /// The fleet's Redis (`REDIS_URL`, …); `None`: limits and revocations per instance.
-    pub fleet: Option<crate::fleet::FleetConfig>,
+    pub fleet: Option<tokenizer_fleet::fleet::FleetConfig>,
     /// How long a `max_requests` count is kept after a secret's last use, and never past
     /// its `expires_at` (`MAX_REQUESTS_RETENTION`).
     pub max_requests_retention: Duration,
