@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Sidecar;
 use super::SidecarError;
-use crate::audit::{Decision, RequestLog};
-use crate::body::{self, Body};
-use crate::lifecycle::{boxed_response, run_connection};
-use crate::upstream::{DialError, dial_tcp};
+use tokenizer_audit::audit::{Decision, RequestLog};
+use tokenizer_http::body::{self, Body};
+use tokenizer_net::lifecycle::{boxed_response, run_connection};
+use tokenizer_net::upstream::{DialError, dial_tcp};
 
 /// The connection's one upstream connection, dialled for its first admitted request.
 type Upstream = Arc<Mutex<Option<SendRequest<Body>>>>;
@@ -65,7 +65,7 @@ pub async fn serve<IO>(
             log.respond(result)
         })
     });
-    let conn = crate::lifecycle::http1_builder(header_timeout)
+    let conn = tokenizer_net::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;
@@ -136,7 +136,7 @@ async fn forward(
         Err(_) => return Err(SidecarError::Passthrough(DialError::Timeout)),
     };
     if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-        crate::upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response), None);
+        tokenizer_http::upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response), None);
     }
     Ok(response.map(body::incoming))
 }

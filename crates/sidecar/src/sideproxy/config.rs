@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::secret::TokenizerHeader;
-use crate::upstream::UpstreamConfig;
 use tokenizer_core::SecretString;
 use tokenizer_core::settings::{ConfigError, comma_list};
+use tokenizer_net::upstream::UpstreamConfig;
+use tokenizer_secret::secret::TokenizerHeader;
 
 /// Everything the sidecar needs.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::config::ProxyUrl;
-use crate::body::Body;
+use tokenizer_http::body::Body;
 
 /// Connecting to the tokenizer takes at most this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

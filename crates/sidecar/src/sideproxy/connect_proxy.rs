@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::SidecarError;
 use super::{Sidecar, forward, tls};
-use crate::audit::request_log::RequestLog;
-use crate::body::{self, Body};
-use crate::lifecycle::run_connection;
-use crate::upstream::{DialError, dial_tcp};
+use tokenizer_audit::audit::request_log::RequestLog;
+use tokenizer_http::body::{self, Body};
+use tokenizer_net::lifecycle::run_connection;
+use tokenizer_net::upstream::{DialError, dial_tcp};
 
 /// Serve one proxy-client connection.
 pub async fn serve(
@@ -38,10 +38,10 @@ pub async fn serve(
         service_fn(move |req| {
             let side = side.clone();
             let stop = stop.clone();
-            crate::lifecycle::boxed_response(request(side, peer, stop, req))
+            tokenizer_net::lifecycle::boxed_response(request(side, peer, stop, req))
         })
     };
-    let conn = crate::lifecycle::http1_builder(header_timeout)
+    let conn = tokenizer_net::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;
@@ -120,7 +120,7 @@ async fn connect(
     }
 
     if side.config.passthrough.allows(&host, port) && port == 80 {
-        log.set_decision(crate::audit::Decision::Passthrough);
+        log.set_decision(tokenizer_audit::audit::Decision::Passthrough);
         let side = side.clone();
         side.lifecycle.tasks.clone().spawn(async move {
             let Ok(up) = on_upgrade.await else { return };
@@ -135,7 +135,7 @@ async fn connect(
         let mut upstream = tokio::time::timeout(side.config.upstream.connect_timeout, dial)
             .await
             .map_err(|_| SidecarError::Passthrough(DialError::Timeout))??;
-        log.set_decision(crate::audit::Decision::Passthrough);
+        log.set_decision(tokenizer_audit::audit::Decision::Passthrough);
         side.lifecycle.tasks.spawn(async move {
             let Ok(up) = on_upgrade.await else { return };
             let mut client = TokioIo::new(up);

@@ -4,9 +4,9 @@
 use http::{Response, StatusCode};
 
 use super::TokenizerError;
-use crate::audit::{Decision, IntoErrorResponse, error_response};
-use crate::body::Body;
-use crate::upstream::DialError;
+use tokenizer_audit::audit::{Decision, IntoErrorResponse, error_response};
+use tokenizer_http::body::Body;
+use tokenizer_net::upstream::DialError;
 
 /// Everything that can stop a request at the sidecar.
 #[derive(Debug, thiserror::Error)]

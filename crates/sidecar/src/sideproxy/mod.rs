@@ -25,11 +25,11 @@ pub use config::SideproxyConfig;
 pub use error::SidecarError;
 pub use tokenizer_client::TokenizerError;
 
-use crate::ca::{CaError, CertCache, CertificateAuthority, Provenance};
-use crate::lifecycle::Lifecycle;
-use crate::upstream::guard::listener_addrs;
-use crate::upstream::{Guard, Resolver};
 use tokenizer_client::TokenizerClient;
+use tokenizer_net::ca::{CaError, CertCache, CertificateAuthority, Provenance};
+use tokenizer_net::lifecycle::Lifecycle;
+use tokenizer_net::upstream::guard::listener_addrs;
+use tokenizer_net::upstream::{Guard, Resolver};
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum SetupError {
     #[error("CA: {0}")]
     Ca(#[from] CaError),
     #[error("{0}")]
-    Tls(#[from] crate::upstream::tls::TlsConfigError),
+    Tls(#[from] tokenizer_net::upstream::tls::TlsConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -59,7 +59,7 @@ pub struct Sidecar {
     resolver: Resolver,
     guard: Guard,
     lifecycle: Lifecycle,
-    telemetry: Arc<crate::audit::Telemetry>,
+    telemetry: Arc<tokenizer_audit::audit::Telemetry>,
 }
 
 /// A sidecar with its listeners bound, ready to run.
@@ -100,7 +100,7 @@ impl Sidecar {
         let targets: Vec<String> = config.targets.hosts().cloned().collect();
         let (ca, provenance) = CertificateAuthority::load_or_generate(&config.ca_dir, &targets)?;
         env::write_bundle(&config.ca_dir, ca.cert_pem()).map_err(SetupError::Bundle)?;
-        let telemetry = crate::audit::Telemetry::new(config.audit_ring_size, false);
+        let telemetry = tokenizer_audit::audit::Telemetry::new(config.audit_ring_size, false);
         let names = targets.into_iter().chain([tls::CA_HOST.to_owned()]);
         let certs = Arc::new(CertCache::new(ca, names, 4096).with_counters(
             telemetry.metrics.cert_cache_hits.clone(),
@@ -109,13 +109,14 @@ impl Sidecar {
         certs.warm();
 
         let mut server =
-            rustls::ServerConfig::builder_with_provider(crate::upstream::tls::provider())
+            rustls::ServerConfig::builder_with_provider(tokenizer_net::upstream::tls::provider())
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
                 .with_cert_resolver(certs.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 
-        let client_tls = crate::upstream::tls::client_config(config.upstream.ca_file.as_deref())?;
+        let client_tls =
+            tokenizer_net::upstream::tls::client_config(config.upstream.ca_file.as_deref())?;
         let tokenizer = TokenizerClient::new(&config.proxy, client_tls, config.tokenizer_timeout);
         let proxy_authorization = config.tokenizer_auth.as_ref().and_then(|t| {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
@@ -198,10 +199,10 @@ impl Bound {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let side = self.side;
         tracing::info!(
-            tls = %crate::logging::listed(self.tls.iter().filter_map(|l| l.local_addr().ok())),
-            https_proxy = %crate::logging::listed(self.proxy.as_ref().and_then(|l| l.local_addr().ok())),
-            transparent = %crate::logging::listed(self.transparent.iter().filter_map(|l| l.local_addr().ok())),
-            targets = %crate::logging::listed(side.config.targets.hosts()),
+            tls = %tokenizer_audit::logging::listed(self.tls.iter().filter_map(|l| l.local_addr().ok())),
+            https_proxy = %tokenizer_audit::logging::listed(self.proxy.as_ref().and_then(|l| l.local_addr().ok())),
+            transparent = %tokenizer_audit::logging::listed(self.transparent.iter().filter_map(|l| l.local_addr().ok())),
+            targets = %tokenizer_audit::logging::listed(side.config.targets.hosts()),
             ca = %side.config.ca_dir.join("ca.pem").display(),
             ca_provenance = %self.provenance,
             "sideproxy listening"
@@ -240,7 +241,7 @@ impl Bound {
         }
         let done = tokio_util::sync::CancellationToken::new();
         if let Some(listener) = self.admin {
-            let state = crate::admin::AdminState {
+            let state = tokenizer_audit::admin::AdminState {
                 role: "sideproxy",
                 telemetry: side.telemetry.clone(),
                 seal_key: side.config.seal_key.clone(),
@@ -249,7 +250,7 @@ impl Bound {
                 fleet: None,
             };
             let done = done.clone();
-            tokio::spawn(crate::admin::serve(listener, state, async move {
+            tokio::spawn(tokenizer_audit::admin::serve(listener, state, async move {
                 done.cancelled().await;
             }));
         }

@@ -14,9 +14,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::{Sidecar, forward};
-use crate::audit::request_log::RequestLog;
-use crate::body::{self, Body};
-use crate::lifecycle::{boxed_response, run_connection};
+use tokenizer_audit::audit::request_log::RequestLog;
+use tokenizer_http::body::{self, Body};
+use tokenizer_net::lifecycle::{boxed_response, run_connection};
 
 /// The SNI on which the CA certificate is served.
 pub const CA_HOST: &str = "localhost";
@@ -58,7 +58,7 @@ async fn serve_as<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(tls) = crate::lifecycle::accept_tls(&side.acceptor, io, peer).await else {
+    let Some(tls) = tokenizer_net::lifecycle::accept_tls(&side.acceptor, io, peer).await else {
         return;
     };
     let Some(sni) = tls.get_ref().1.server_name().map(str::to_ascii_lowercase) else {
@@ -109,7 +109,10 @@ async fn request(
 /// `GET /ca-cert.pem` on `localhost`: the CA in PEM, so a sandbox can trust it.
 fn ca_certificate(side: &Sidecar, parts: &http::request::Parts) -> Response<Body> {
     if parts.uri.path() != "/ca-cert.pem" || !matches!(parts.method, Method::GET | Method::HEAD) {
-        return crate::audit::error_response(StatusCode::NOT_FOUND, "not found: try /ca-cert.pem");
+        return tokenizer_audit::audit::error_response(
+            StatusCode::NOT_FOUND,
+            "not found: try /ca-cert.pem",
+        );
     }
     let mut resp = Response::new(body::full(side.certs.ca().cert_pem().to_owned()));
     resp.headers_mut().insert(

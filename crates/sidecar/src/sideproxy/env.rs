@@ -69,7 +69,7 @@ pub fn dummy_keys(targets: &str) -> String {
     let mut seen: Vec<&str> = Vec::new();
     for entry in tokenizer_core::settings::comma_list(targets) {
         let host = entry.split_once('=').map_or(entry, |(h, _)| h).trim();
-        let Some(preset) = crate::presets::Preset::for_host(host) else {
+        let Some(preset) = tokenizer_secret::presets::Preset::for_host(host) else {
             continue;
         };
         for var in preset.env {

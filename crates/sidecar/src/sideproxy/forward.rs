@@ -10,12 +10,13 @@ use hyper::upgrade::OnUpgrade;
 
 use super::Sidecar;
 use super::SidecarError;
-use crate::audit::request_log::RequestLog;
-use crate::body::{self, Body};
-use crate::headers::{is_upgrade, strip_hop_by_hop};
+use tokenizer_audit::audit::request_log::RequestLog;
+use tokenizer_http::body::{self, Body};
+use tokenizer_http::headers::{is_upgrade, strip_hop_by_hop};
 
 const FLY_SRC_OPTIN: HeaderName = HeaderName::from_static("fly-src-optin");
-const PROXY_TOKENIZER: HeaderName = HeaderName::from_static(crate::secret::PROXY_TOKENIZER);
+const PROXY_TOKENIZER: HeaderName =
+    HeaderName::from_static(tokenizer_secret::secret::PROXY_TOKENIZER);
 
 /// Forward `req`, addressed to target `host`, through the tokenizer.
 pub async fn forward(
@@ -64,7 +65,7 @@ pub async fn forward(
     log.set_upstream(sent.elapsed());
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(client) = client_upgrade {
-        crate::upgrade::splice(client, hyper::upgrade::on(&mut response), None);
+        tokenizer_http::upgrade::splice(client, hyper::upgrade::on(&mut response), None);
     }
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);

@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::SidecarError;
 use super::{Sidecar, forward, tls};
-use crate::audit::{Decision, RequestLog};
-use crate::body::Body;
-use crate::lifecycle::run_connection;
-use crate::upstream::{DialError, dial_tcp};
+use tokenizer_audit::audit::{Decision, RequestLog};
+use tokenizer_http::body::Body;
+use tokenizer_net::lifecycle::run_connection;
+use tokenizer_net::upstream::{DialError, dial_tcp};
 
 /// How long a client may take to say what it is (first bytes, ClientHello, request head).
 const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
@@ -258,9 +258,11 @@ async fn serve_http(
     let header_timeout = side.config.client_header_timeout;
     let service = service_fn(move |req| {
         let side = side.clone();
-        crate::lifecycle::boxed_response(async move { http_request(&side, peer, req).await })
+        tokenizer_net::lifecycle::boxed_response(
+            async move { http_request(&side, peer, req).await },
+        )
     });
-    let conn = crate::lifecycle::http1_builder(header_timeout)
+    let conn = tokenizer_net::lifecycle::http1_builder(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     run_connection(conn, &stop, peer).await;
@@ -314,7 +316,9 @@ async fn splice(
         }
     };
     log.set_decision(Decision::Passthrough);
-    drop(log.respond(Ok::<_, SidecarError>(Response::new(crate::body::empty()))));
+    drop(log.respond(Ok::<_, SidecarError>(Response::new(
+        tokenizer_http::body::empty(),
+    ))));
     let mut upstream = upstream;
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
