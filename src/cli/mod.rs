@@ -2,9 +2,12 @@
 //! success, 2 for bad input or configuration, 1 when running fails.
 
 mod admin_args;
+mod fleet_args;
 mod genkey;
 mod go_flags;
+mod identity_args;
 mod key_args;
+mod listen;
 mod macaroon;
 mod out;
 mod presets;
@@ -13,8 +16,10 @@ mod runtime;
 mod seal;
 mod sealkey;
 pub mod serve;
+mod serve_run;
 pub mod sideproxy;
 mod unseal;
+mod upstream_args;
 mod version;
 
 use std::process::ExitCode;
@@ -154,7 +159,7 @@ pub fn main() -> ExitCode {
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Serve(args) => serve::run(*args),
+        Command::Serve(args) => serve_run::run(*args),
         Command::Sideproxy(cmd) => sideproxy::run(cmd),
         Command::Seal(args) => seal::run(args),
         Command::Unseal(args) => unseal::run(args),

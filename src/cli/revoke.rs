@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::Failure;
-use super::serve::RedisArgs;
+use super::fleet_args::RedisArgs;
 use crate::fleet::{self, Keys};
 use crate::secret::sealed_digest;
 

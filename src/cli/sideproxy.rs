@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::Failure;
-use super::serve::UpstreamArgs;
+use super::upstream_args::UpstreamArgs;
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
 use crate::sideproxy::firewall::{self, Firewall};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
@@ -189,7 +189,7 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
         let bound = Sidecar::bind(config)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))?;
-        let signal = super::serve::shutdown_signal();
+        let signal = super::listen::shutdown_signal();
         crate::memory::spawn_trimmer();
         bound.run(signal).await;
         tracing::info!("stopped");
