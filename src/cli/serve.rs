@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::KeyArgs;
 use super::fleet_args::FleetArgs;
 use super::identity_args::IdentityArgs;
 use super::upstream_args::UpstreamArgs;
-use super::KeyArgs;
 use crate::auth::FlySrcVerifier;
 use crate::proxy::config::ServeConfig;
 use tokenizer_core::settings::{self as config, ConfigError, parse_bool, parse_size};
 
+// `[REDACTED]` in the help text is literal, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Parser, Clone, Debug)]
 #[command(name = "serve")]
 pub struct ServeArgs {

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! What the operator sees: the request log, metrics, the admin API and dashboard.
 //!
 //! - [`audit`]: one audit record per request, metrics, error responses;

@@ -7,7 +7,7 @@
 //! lines never interleave, and under load one `write` carries hundreds of lines instead of
 //! one line costing a thread wake-up and a system call (what a per-line queue, such as
 //! `tracing-appender`'s, costs: about a third of a request's CPU time on one core). When
-//! the buffer holds [`BUFFER_LIMIT`] bytes (stderr is stuck), lines are dropped and
+//! the buffer holds `BUFFER_LIMIT` bytes (stderr is stuck), lines are dropped and
 //! counted (`tokenizer_log_lines_dropped` in `/metrics`) rather than stall the proxy.
 //!
 //! Hand-written: no maintained crate batches by size and time for a writer thread; the
@@ -25,8 +25,10 @@ use tracing_subscriber::fmt::MakeWriter;
 /// `json` (one object per line) or `text`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One JSON object per line (the default).
     #[default]
     Json,
+    /// Human-readable text lines.
     Text,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Fleet-wide state on Redis: rate limits and revocation shared by every replica.
 //!
 //! The local tables in [`tokenizer_secret::policy`] answer for one process; this crate answers

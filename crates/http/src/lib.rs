@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! HTTP plumbing the proxy and the sidecar share: the one body type, bounded reading within
 //! a budget, the stall timeout, the streaming-rewrite loop ([`body`]); hop-by-hop and proxy
 //! headers ([`headers`]); the reflection guard that masks credentials in what comes back

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Connections: dialing upstreams, forging certificates, serving listeners.
 //!
 //! - [`upstream`]: the one HTTP client (TLS roots, timeouts, the destination guard that keeps

@@ -9,16 +9,19 @@
 pub struct Preset {
     /// The name `--for` takes.
     pub name: &'static str,
+    /// The API's display name (`OpenAI`, `GitHub API`).
     pub title: &'static str,
     /// The hosts the credential may be sent to.
     pub hosts: &'static [&'static str],
     /// The header that carries it, and its format (`%s`: the key).
     pub header: &'static str,
+    /// The header value's format: `%s` is replaced by the key (`Bearer %s`).
     pub fmt: &'static str,
     /// The variables SDKs and CLIs read the key from.
     pub env: &'static [&'static str],
     /// A key's usual prefix, and how many characters follow it.
     pub prefix: &'static str,
+    /// How many characters follow the prefix in a real key.
     pub body_len: usize,
 }
 

@@ -19,7 +19,9 @@ use tokenizer_core::{SealKey, SecretString};
 /// What the admin routes see.
 #[derive(Clone)]
 pub struct AdminState {
+    /// The process's role, `serve` or `sideproxy`, reported by `/v1/stats`.
     pub role: &'static str,
+    /// The process's audit ring, metrics and totals (`/metrics`, `/v1/audit`, `/v1/stats`).
     pub telemetry: Arc<Telemetry>,
     /// The key `/v1/seal` seals to; `None` disables `/v1/sealkey` and `/v1/seal`.
     pub seal_key: Option<SealKey>,

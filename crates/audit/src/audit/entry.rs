@@ -39,6 +39,8 @@ impl Decision {
         self as usize
     }
 
+    /// The kebab-case name used in audit lines, the `decision` metric label and the
+    /// `/v1/audit` filter.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allowed => "allowed",
@@ -66,6 +68,7 @@ pub struct AuditEntry {
     /// How the sidecar got the connection, when it matters (`transparent`).
     #[serde(skip_serializing_if = "str::is_empty")]
     pub mode: &'static str,
+    /// The client's socket address, `ip:port`.
     pub source: String,
     /// The verified Fly-Src, as `org/app/instance`.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -74,15 +77,25 @@ pub struct AuditEntry {
     /// workload token, `mtls NAME` for a verified client certificate (never a token).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub identity: String,
+    /// The request method; for a stream the proxy does not read as HTTP, its kind
+    /// (`TLS`, `HTTP`, `TCP`).
     pub method: String,
+    /// The request's authority (from the URI, else `Host`); the SNI or CONNECT target for
+    /// a sidecar request; `host:port` for a stream.
     pub host: String,
+    /// The request path without its query (empty for a stream).
     pub path: String,
+    /// The names of the query parameters, comma-separated; their values are never kept.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub query_keys: String,
+    /// The `host:port` of the CONNECT request, or of the tunnel the request came through.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub connect_host: String,
+    /// The HTTP status sent to the client.
     pub status: u16,
+    /// What the proxy did with the request.
     pub decision: Decision,
+    /// Why the request was refused or failed (the error's message); empty otherwise.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// `id:<id>` or `sha256:<digest prefix>` per secret used.
@@ -91,11 +104,18 @@ pub struct AuditEntry {
     /// The secrets, hazmat-stripped (for the log line only).
     #[serde(skip)]
     pub secrets: String,
+    /// How many of the request's secrets were built into processors and applied.
     pub processors: usize,
+    /// Request body bytes read from the client.
     pub request_bytes: u64,
+    /// Response body bytes sent to the client (up to where it stopped, if cut short).
     pub response_bytes: u64,
+    /// Milliseconds from sending the request upstream to its response headers; `None`
+    /// when nothing was sent upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_ms: Option<f64>,
+    /// Milliseconds from the request's arrival to the end of its response body (or to
+    /// the client going away).
     pub total_ms: f64,
     /// Injected credentials found in the response and replaced.
     #[serde(skip_serializing_if = "is_zero")]

@@ -38,22 +38,29 @@ pub struct Metrics {
     pub secrets_opened: Counter,
     /// Sealed secrets found in the unseal cache.
     pub unseal_cache_hits: Counter,
-    /// Forged certificates served from the cache / forged.
+    /// Forged certificates served from the sidecar's certificate cache.
     pub cert_cache_hits: Counter,
+    /// Certificates the sidecar had to forge (not cached, or due for renewal).
     pub cert_cache_misses: Counter,
-    /// Upstream connections opened, and open now.
+    /// Upstream connections opened since start.
     pub upstream_connections: Counter,
+    /// Upstream connections open now (pooled idle ones included).
     pub upstream_connections_open: Gauge,
     /// Idle keep-alive client connections parked without their HTTP buffers.
     pub connections_parked: Gauge,
     /// OIDC tokens accepted from the cache of verified tokens.
     pub oidc_cache_hits: Counter,
-    /// The tables a client can grow, sampled when scraped (see [`Metrics::set_sampler`]).
+    /// Bytes the unseal cache holds, estimated (bound: `UNSEAL_CACHE_BYTES`). This and
+    /// the other table gauges a client can grow are sampled when scraped (see
+    /// [`Metrics::set_sampler`]).
     pub unseal_cache_bytes: Gauge,
+    /// Secrets in the unseal cache (bound: `UNSEAL_CACHE_SIZE`).
     pub unseal_cache_entries: Gauge,
+    /// Rate-limit counters held (bound: `RATE_LIMIT_KEYS`).
     pub rate_limit_keys: Gauge,
     /// Limit counters dropped to make room (the largest pool's least recently used).
     pub rate_limit_evictions: Gauge,
+    /// Request body bytes buffered now (bound: `BUFFERED_BODY_BUDGET`).
     pub buffered_body_bytes: Gauge,
     /// Log lines dropped because the writer's queue was full (see `logging`).
     log_lines_dropped: Gauge,

@@ -20,7 +20,9 @@ pub use ring::{AuditQuery, AuditRing};
 
 /// Shared by every request of a process.
 pub struct Telemetry {
+    /// The last `AUDIT_RING_SIZE` entries, for `/v1/audit` and the dashboard.
     pub ring: AuditRing,
+    /// The Prometheus metrics served at `/metrics`.
     pub metrics: Metrics,
     /// Requests since start, by decision (indexed by [`Decision::index`]).
     totals: [AtomicU64; Decision::ALL.len()],

@@ -25,9 +25,12 @@ use tokenizer_secret::auth::FlySrc;
 
 /// Told when a request's response has ended (its body sent or dropped).
 pub trait RequestEnd: Send + Sync {
+    /// The response has been sent in full, or dropped; called once per request.
     fn end(&self);
 }
 
+/// The audit entry of one request in progress: filled in while it is handled, and
+/// recorded (logged, kept in the ring, counted) once its response body has ended.
 pub struct RequestLog {
     telemetry: Arc<Telemetry>,
     entry: AuditEntry,
@@ -194,6 +197,7 @@ impl RequestLog {
         self.entry.mode = mode;
     }
 
+    /// The `host:port` of the CONNECT request, or of the tunnel the request came through.
     pub fn set_connect_host(&mut self, host: &str) {
         self.entry.connect_host = host.to_owned();
     }
@@ -220,6 +224,7 @@ impl RequestLog {
         self.entry.identity = parts.join(", ");
     }
 
+    /// The caller's verified Fly-Src, logged as `org/app/instance`.
     pub fn set_flysrc(&mut self, src: &FlySrc) {
         self.entry.flysrc = format!("{}/{}/{}", src.org, src.app, src.instance);
     }
@@ -246,10 +251,12 @@ impl RequestLog {
         self.entry.secret_ids.push(name);
     }
 
+    /// How many secrets were built into processors for the request.
     pub fn set_processors(&mut self, n: usize) {
         self.entry.processors = n;
     }
 
+    /// How long the upstream took to answer with response headers.
     pub fn set_upstream(&mut self, elapsed: Duration) {
         self.entry.upstream_ms = Some(millis(elapsed));
     }

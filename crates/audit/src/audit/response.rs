@@ -8,7 +8,9 @@ use tokenizer_http::body::{self, Body};
 
 /// An error that has an HTTP form and an audit decision: `ProxyError`, `SidecarError`.
 pub trait IntoErrorResponse: std::fmt::Display {
+    /// The response sent to the client for this error.
     fn into_error_response(self) -> Response<Body>;
+    /// The audit decision for this error (denied, rate-limited, error…).
     fn decision(&self) -> Decision;
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::entry::AuditEntry;
 
+/// The last N audit entries, oldest dropped first (`AUDIT_RING_SIZE`).
 pub struct AuditRing {
     entries: Mutex<VecDeque<AuditEntry>>,
     capacity: usize,
@@ -34,6 +35,7 @@ pub struct AuditQuery {
 }
 
 impl AuditRing {
+    /// A ring keeping the last `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
@@ -41,6 +43,7 @@ impl AuditRing {
         }
     }
 
+    /// Keep `entry`, dropping the oldest when full.
     pub fn push(&self, entry: AuditEntry) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() == self.capacity {
@@ -49,10 +52,12 @@ impl AuditRing {
         entries.push_back(entry);
     }
 
+    /// How many entries are held.
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())
     }
 
+    /// No entry is held yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -24,10 +24,12 @@ pub struct Health {
 }
 
 impl Health {
+    /// Did the last ping succeed within the timeout?
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
     }
 
+    /// Is the revocation channel subscribed now (and so the fleet's set being followed)?
     pub fn is_subscribed(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
     }

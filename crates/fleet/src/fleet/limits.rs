@@ -4,8 +4,9 @@
 //! most each limit; times come from the Redis server (`TIME`), so instances' clocks do
 //! not matter.
 //!
-//! The rate counter is the same GCRA as [`tokenizer_secret::policy::Limiter`]: it holds the
-//! theoretical arrival time in microseconds and expires when the bucket is full again.
+//! The rate counter is the same GCRA as [`tokenizer_secret::policy::Limiter`], from the
+//! same description ([`steps`]): it holds the theoretical arrival time in microseconds
+//! and expires when the bucket is full again.
 //! The use counter holds a count and expires with the secret, at most
 //! `MAX_REQUESTS_RETENTION` after its last use. Every number the script is given is
 //! bounded here, so no secret can make Redis refuse a command (an expiry too large for
@@ -24,6 +25,7 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::{FleetError, Keys};
+use tokenizer_secret::policy::limits::steps;
 use tokenizer_secret::policy::{Limit, Refusal};
 
 /// The longest a use count is kept (`MAX_REQUESTS_RETENTION` is validated to this).
@@ -36,7 +38,10 @@ const MAX_COUNT: u64 = 1 << 53;
 ///        burst µs, max uses (-1: none), keep uses ms]
 /// Returns {0, 0, evicted} admitted, {1, ms, 0} rate spent, {2, ms, 0} the request alone
 /// needs more counters than the capacity, {3, 0, 0} uses spent.
-const SCRIPT: &str = r"
+///
+/// What one request does to a counter (`rate_step`, `use_step`) is not written here: the
+/// script starts with [`steps::LUA`], the same steps the local table runs in Rust.
+const BODY: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now / 1000)
@@ -58,17 +63,14 @@ for i = 1, n do
   if not redis.call('ZSCORE', registry, step.member) then new_keys = new_keys + 1 end
   if interval > 0 then
     local tat = tonumber(redis.call('GET', KEYS[k])) or now
-    if tat < now then tat = now end
-    local allow_at = tat - burst
-    if allow_at > now then
-      return {1, math.ceil((allow_at - now) / 1000), 0}
-    end
-    step.tat = tat + interval
+    local ahead, wait = rate_step(math.max(tat - now, 0), interval, burst)
+    if not ahead then return {1, math.ceil(wait / 1000), 0} end
+    step.tat = now + ahead
   end
   if max >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[k + 1])) or 0
-    if used >= max then return {3, 0, 0} end
-    step.used = used + 1
+    local used = use_step(tonumber(redis.call('GET', KEYS[k + 1])) or 0, max)
+    if not used then return {3, 0, 0} end
+    step.used = used
   end
   plan[i] = step
 end
@@ -132,7 +134,12 @@ end
 return {0, 0, evicted}
 ";
 
-static TAKE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT));
+/// The whole script: the shared steps, then [`BODY`].
+fn script() -> String {
+    format!("{}{BODY}", steps::LUA)
+}
+
+static TAKE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(&script()));
 
 /// What the script decided, and how many counters it dropped to make room.
 pub(super) struct Taken {

@@ -6,11 +6,11 @@
 //! [`tokenizer_secret::secret::Unsealed::limit_key`]), revocations are secret ids or SHA-256 digests
 //! of sealed text, and the values are counts and times.
 //!
-//! - [`limits`]: one server-side script per request decides all its secrets' limits,
+//! - `limits`: one server-side script per request decides all its secrets' limits,
 //!   atomically and all-or-nothing, by the Redis server's clock.
 //! - [`revocations`]: the revocation set, announced on a channel and re-read when its
 //!   version changes.
-//! - [`health`]: a ping a second. Losing and regaining the fleet view is logged, and shown
+//! - `health`: a ping a second. Losing and regaining the fleet view is logged, and shown
 //!   by `/readyz` and `/metrics`. While Redis is unreachable, `REDIS_FAILURE` decides:
 //!   `open` counts limits in this process and keeps the last revocations seen; `closed`
 //!   refuses every request that carries a secret (503).
@@ -52,6 +52,7 @@ impl std::fmt::Display for FailureMode {
 }
 
 impl FailureMode {
+    /// Parse a `REDIS_FAILURE` value: `open` or `closed`, any case, surrounding space ignored.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.trim().to_ascii_lowercase().as_str() {
             "open" => Ok(Self::Open),
@@ -68,6 +69,7 @@ pub struct FleetConfig {
     pub url: SecretString,
     /// `REDIS_PREFIX`: every key and the channel start with it.
     pub prefix: String,
+    /// `REDIS_FAILURE`: what to do while Redis is unreachable.
     pub failure: FailureMode,
     /// How long one Redis call may take (`REDIS_TIMEOUT`).
     pub timeout: Duration,
@@ -95,6 +97,7 @@ impl std::fmt::Debug for FleetConfig {
 /// wrong type, an ACL refusal) means Redis is there and said no, and fails closed.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// `REDIS_URL` is not a `redis://`/`rediss://` URL, or `REDIS_CA_FILE` is unusable.
     #[error("REDIS_URL: {0}")]
     Url(String),
     /// The connection failed or broke, or Redis is loading, failing over or read-only.
@@ -103,8 +106,10 @@ pub enum FleetError {
     /// Redis answered, with an error (or an answer this code does not understand).
     #[error("redis answered with an error: {0}")]
     Answer(String),
+    /// A call got no answer within `REDIS_TIMEOUT`.
     #[error("redis: no answer within the timeout")]
     Timeout,
+    /// The health monitor already knows Redis is down, so no call was made.
     #[error("redis is unreachable")]
     Down,
 }
@@ -148,6 +153,7 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The keys under `prefix` (`REDIS_PREFIX`).
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -293,10 +299,12 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// `REDIS_FAILURE`: what the caller does while Redis is unreachable.
     pub fn failure(&self) -> FailureMode {
         self.failure
     }
 
+    /// Whether Redis is answering and the revocation channel subscribed, with counters.
     pub fn health(&self) -> &Health {
         &self.health
     }

@@ -1,7 +1,7 @@
 //! Revocations across the fleet. A revocation is added to a set in Redis, its version is
 //! bumped, and it is announced on a channel, in one transaction. Every instance
 //! subscribes to the channel (a revocation reaches it within milliseconds) and checks
-//! the version and the set's size every [`REFRESH`] (and whenever it (re)subscribes),
+//! the version and the set's size every `REFRESH` (and whenever it (re)subscribes),
 //! re-reading the whole set when either changed: an announcement missed while
 //! disconnected is picked up then. While Redis is unreachable the last set seen stays in
 //! force.

@@ -39,6 +39,7 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// A budget of `bytes` bytes (capped at the semaphore's maximum permit count).
     pub fn new(bytes: usize) -> Self {
         Self {
             bytes: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))),
@@ -66,6 +67,7 @@ impl Budget {
 /// A body read into memory, holding its share of the budget.
 #[derive(Debug)]
 pub struct Buffered {
+    /// The body's data, as read.
     pub bytes: Bytes,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -75,7 +77,12 @@ pub enum Read {
     /// The whole body.
     Complete(Buffered),
     /// More than the limit: what was read, and the rest of the body, unread.
-    Partial { head: Buffered, rest: Body },
+    Partial {
+        /// What was read: more than the limit, ending with the chunk that passed it.
+        head: Buffered,
+        /// The body after `head`, still unread.
+        rest: Body,
+    },
 }
 
 impl Buffered {

@@ -19,6 +19,8 @@ use crate::body::BoxError;
 pub struct Stalled;
 
 pin_project! {
+    /// `inner`, failing with [`Stalled`] when no frame arrives for `timeout`; the clock
+    /// restarts with each frame.
     pub struct IdleTimeout<B> {
         #[pin]
         inner: B,
@@ -29,6 +31,7 @@ pin_project! {
 }
 
 impl<B> IdleTimeout<B> {
+    /// Wrap `inner`, allowing at most `timeout` between frames (and before the first).
     pub fn new(inner: B, timeout: Duration) -> Self {
         Self {
             inner,

@@ -18,10 +18,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A streamed request or response body.
 pub type Body = BoxBody<Bytes, BoxError>;
 
+/// A body with no data and no trailers.
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
+/// A body of exactly `bytes`, sent as one frame.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})

@@ -46,6 +46,7 @@ pin_project! {
 }
 
 impl<B, T> TransformBody<B, T> {
+    /// Run `inner`'s data through `transform`.
     pub fn new(inner: B, transform: T) -> Self {
         Self {
             inner,
@@ -63,6 +64,7 @@ impl<B, T> TransformBody<B, T> {
         self
     }
 
+    /// The transform, as it stands now (to inspect its state).
     pub fn transform(&self) -> &T {
         &self.transform
     }

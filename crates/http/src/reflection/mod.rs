@@ -44,6 +44,8 @@ const DFA_MAX_PATTERN_BYTES: usize = 1024;
 /// A credential the guard will not take.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GuardError {
+    /// One credential is longer than [`MAX_GUARDED_LEN`], or one secret's together pass
+    /// [`MAX_GUARDED_TOTAL`] (or the automaton would pass its size limits); refused with 400.
     #[error(
         "credential too long for the reflection guard (at most {MAX_GUARDED_LEN} bytes each, {MAX_GUARDED_TOTAL} per secret)"
     )]
@@ -200,10 +202,12 @@ pub struct GuardSet {
 }
 
 impl GuardSet {
+    /// Add one more guard to the request's set.
     pub fn push(&mut self, guard: Arc<Guard>) {
         self.guards.push(guard);
     }
 
+    /// No guards: nothing in the response needs masking.
     pub fn is_empty(&self) -> bool {
         self.guards.is_empty()
     }

@@ -17,6 +17,8 @@ use super::leaf::Leaf;
 /// Replace a leaf this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(24 * 3600);
 
+/// The sidecar's TLS certificate resolver: one forged leaf per target SNI, cached and
+/// renewed a day before expiry; unknown names get no certificate.
 pub struct CertCache {
     ca: CertificateAuthority,
     names: HashSet<String>,
@@ -50,6 +52,7 @@ impl CertCache {
         self
     }
 
+    /// The CA the leaves are forged with.
     pub fn ca(&self) -> &CertificateAuthority {
         &self.ca
     }
@@ -59,6 +62,7 @@ impl CertCache {
         self.leaves.lock().map_or(0, |l| l.len())
     }
 
+    /// No leaf is cached yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -29,17 +29,30 @@ const CA_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Why the CA could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
+    /// Creating `CA_DIR`, or reading or writing a file in it, failed.
     #[error("{path}: {source}")]
     Io {
+        /// The directory or file (`ca.pem`, `ca-key.pem`) concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A CA file exists but is unusable: bad PEM, a key from another pair, not a CA.
     #[error("{path}: {detail}")]
-    Invalid { path: PathBuf, detail: String },
+    Invalid {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// One file of the certificate/key pair exists (first) and the other is missing
+    /// (second); the CA is neither loaded nor overwritten.
     #[error("{0} exists but {1} does not; remove it or restore the pair")]
     HalfPair(PathBuf, PathBuf),
+    /// rcgen could not generate the key or sign the CA certificate.
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A target host is not a plain DNS name, so it cannot be a name constraint.
     #[error("{0:?} is not a DNS name the CA can be constrained to")]
     BadName(String),
 }
@@ -47,7 +60,9 @@ pub enum CaError {
 /// What [`CertificateAuthority::load_or_generate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
+    /// The existing CA in `CA_DIR` was valid and covered every name, so it was reused.
     Loaded,
+    /// There was no CA in `CA_DIR`; a new one was generated and written there.
     Generated,
     /// Replaced: expired, about to expire, or its constraints no longer cover the names.
     Regenerated,
@@ -157,6 +172,7 @@ impl CertificateAuthority {
         &self.cert_pem
     }
 
+    /// The CA certificate, DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
     }

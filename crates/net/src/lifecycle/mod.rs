@@ -22,7 +22,10 @@ pub use slots::{InFlight, Slots, track_requests};
 /// Shared by all listeners of one process.
 #[derive(Clone, Default)]
 pub struct Lifecycle {
+    /// Cancelled on shutdown: accept loops return, and every connection's child token
+    /// asks it to finish its current request and close.
     pub stop: CancellationToken,
+    /// Every connection (and CONNECT tunnel) task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// At most this many client connections at once (`MAX_CONNECTIONS`): a full table
     /// closes an idle connection (or one of the source holding the most) to make room.
@@ -116,6 +119,7 @@ pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
 
 /// A hyper connection that can be asked to finish its current request and close.
 pub trait GracefulConnection: Future {
+    /// Stop reading new requests; the connection resolves once the one in flight is done.
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 

@@ -216,6 +216,7 @@ impl Drop for Slot {
 }
 
 impl Slots {
+    /// A table of `max` slots (at least 1).
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             max: max.max(1),
@@ -283,6 +284,7 @@ impl Slots {
         self.lock().conns.len()
     }
 
+    /// No connection holds a slot.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -24,6 +24,8 @@ pub enum Denied {
     Loop(SocketAddr),
 }
 
+/// Decides whether the proxy may dial a resolved socket address: its own listeners
+/// never, operator-denied ranges never, built-in private ranges unless allowed.
 #[derive(Clone, Debug, Default)]
 pub struct Guard {
     allow: Vec<IpNet>,
@@ -55,6 +57,8 @@ const BUILTIN_V6: &[(Ipv6Addr, u8)] = &[
 ];
 
 impl Guard {
+    /// A guard exempting `allow` from the built-in denials, denying `deny` as well, and
+    /// refusing the tokenizer's own listening addresses `own`.
     pub fn new(allow: Vec<IpNet>, deny: Vec<IpNet>, own: Vec<SocketAddr>) -> Self {
         Self { allow, deny, own }
     }

@@ -25,11 +25,17 @@ use tokenizer_http::body::Body;
 /// How upstream connections are made.
 #[derive(Clone, Debug)]
 pub struct UpstreamConfig {
+    /// Extra PEM roots trusted for upstream TLS besides the system's (`UPSTREAM_CA_FILE`).
     pub ca_file: Option<PathBuf>,
+    /// Address pins consulted before DNS (`UPSTREAM_RESOLVE`).
     pub resolver: Resolver,
+    /// Ranges exempt from the guard's built-in denials (`UPSTREAM_ALLOW_CIDRS`).
     pub allow: Vec<IpNet>,
+    /// Ranges denied in addition to the built-in list (`UPSTREAM_DENY_CIDRS`).
     pub deny: Vec<IpNet>,
+    /// Bound on TCP connect plus TLS handshake (`UPSTREAM_CONNECT_TIMEOUT`).
     pub connect_timeout: Duration,
+    /// How long a pooled keep-alive connection may sit unused before it is closed (90 s).
     pub idle_timeout: Duration,
     /// How long the upstream may take to send response headers (504 after).
     pub response_timeout: Duration,
@@ -90,8 +96,11 @@ pub fn config(
 /// `UPSTREAM_CONNECT_TIMEOUT`, `UPSTREAM_RESPONSE_TIMEOUT`, `UPSTREAM_READ_TIMEOUT`.
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamTimeouts {
+    /// TCP connect plus TLS handshake (`UPSTREAM_CONNECT_TIMEOUT`).
     pub connect: Duration,
+    /// Until response headers arrive, then 504 (`UPSTREAM_RESPONSE_TIMEOUT`).
     pub response: Duration,
+    /// Longest stall within a response body before it is cut off (`UPSTREAM_READ_TIMEOUT`).
     pub read: Duration,
 }
 

@@ -10,13 +10,18 @@ use rustls::{ClientConfig, RootCertStore};
 /// Trust anchors could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
+    /// `UPSTREAM_CA_FILE` could not be read or parsed as PEM.
     #[error("cannot read UPSTREAM_CA_FILE {path}: {source}")]
     CaFile {
+        /// The file, as displayed.
         path: String,
+        /// The read or PEM parse error.
         source: rustls::pki_types::pem::Error,
     },
+    /// `UPSTREAM_CA_FILE` (the path shown) parsed but has no certificate rustls accepts.
     #[error("UPSTREAM_CA_FILE {0} holds no usable certificate")]
     EmptyCaFile(String),
+    /// rustls rejected the client configuration (protocol versions).
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -24,7 +24,9 @@ pub const CONTEXT: usize = 8;
 /// One piece of PII: where it is and what it is. Never holds the text itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
+    /// Byte offsets of the match in the scanned haystack.
     pub range: Range<usize>,
+    /// What was found.
     pub kind: PiiKind,
 }
 

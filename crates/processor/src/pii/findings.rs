@@ -13,18 +13,22 @@ pub struct Findings {
 }
 
 impl Findings {
+    /// Count one match of `kind`.
     pub fn record(&self, kind: PiiKind) {
         self.counts[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Matches of `kind` counted so far.
     pub fn count(&self, kind: PiiKind) -> u64 {
         self.counts[kind.index()].load(Ordering::Relaxed)
     }
 
+    /// Matches of every kind counted so far.
     pub fn total(&self) -> u64 {
         PiiKind::ALL.into_iter().map(|k| self.count(k)).sum()
     }
 
+    /// Nothing found (so far, for a body still streaming).
     pub fn is_empty(&self) -> bool {
         self.total() == 0
     }

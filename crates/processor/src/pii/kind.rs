@@ -12,10 +12,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
+    /// An email address (`email`).
     Email,
+    /// A payment card number passing the Luhn check (`credit_card`).
     CreditCard,
+    /// A US social security number written `ddd-dd-dddd` (`ssn`).
     Ssn,
+    /// A North American or `+`-prefixed international phone number (`phone`).
     Phone,
+    /// An API key or token of a known shape: OpenAI, Anthropic, GitHub, AWS key id, Slack,
+    /// Stripe, Google, or a JWT (`api_key`).
     ApiKey,
 }
 
@@ -40,6 +46,7 @@ impl PiiKind {
         PiiKind::ApiKey,
     ];
 
+    /// The wire name: `email`, `credit_card`, `ssn`, `phone` or `api_key`.
     pub const fn name(self) -> &'static str {
         match self {
             PiiKind::Email => "email",
@@ -89,26 +96,32 @@ impl FromStr for PiiKind {
 // === impl KindSet ===
 
 impl KindSet {
+    /// No kinds.
     pub const fn empty() -> Self {
         KindSet(0)
     }
 
+    /// Every kind (`"all"`, and the default when a policy names none).
     pub const fn all() -> Self {
         KindSet(0b1_1111)
     }
 
+    /// This set plus `kind`.
     pub const fn with(self, kind: PiiKind) -> Self {
         KindSet(self.0 | 1 << kind.index())
     }
 
+    /// Add `kind` to the set.
     pub fn insert(&mut self, kind: PiiKind) {
         *self = self.with(kind);
     }
 
+    /// Is `kind` in the set?
     pub const fn contains(self, kind: PiiKind) -> bool {
         self.0 & (1 << kind.index()) != 0
     }
 
+    /// Are there no kinds in the set (so nothing to scan for)?
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

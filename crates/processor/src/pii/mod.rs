@@ -41,6 +41,7 @@ pub use redact_body::{MAX_CARRY, RedactBody, redact_body};
 
 /// A body after inspection, ready to forward.
 pub struct Inspected {
+    /// The body to send upstream: unchanged, re-encoded, or redacting as it streams.
     pub body: Body,
     /// The exact length of `body` when known; `None` means send it chunked (remove
     /// `Content-Length`).

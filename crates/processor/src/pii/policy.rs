@@ -25,7 +25,9 @@ pub enum PiiAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiPolicy {
+    /// What to do with a body that contains any of `kinds`.
     pub action: PiiAction,
+    /// The kinds scanned for; every kind when the `pii` key leaves it out.
     #[serde(default = "KindSet::all")]
     pub kinds: KindSet,
 }
@@ -43,6 +45,7 @@ pub fn parse_action(s: &str) -> Result<PiiAction, ParseActionError> {
 // === impl PiiAction ===
 
 impl PiiAction {
+    /// The wire name: `off`, `redact` or `block`.
     pub const fn name(self) -> &'static str {
         match self {
             PiiAction::Off => "off",
@@ -73,6 +76,7 @@ impl FromStr for PiiAction {
 // === impl PiiPolicy ===
 
 impl PiiPolicy {
+    /// `action` applied to `kinds`.
     pub const fn new(action: PiiAction, kinds: KindSet) -> Self {
         Self { action, kinds }
     }

@@ -9,19 +9,25 @@ use super::jwt_processor::{exchange_body, form};
 use super::{ProcessorError, Step};
 use tokenizer_core::{Params, SecretString};
 
+/// The sealed `client_credentials_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientCredentialsConfig {
+    /// The form's `client_id`; required.
     #[serde(default)]
     pub client_id: String,
+    /// The form's `client_secret`; required.
     #[serde(default)]
     pub client_secret: SecretString,
+    /// The token endpoint; required (as in Go) but not used to route the request.
     #[serde(default)]
     pub token_url: String,
+    /// The form's `scope`, sent only when not empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scopes: String,
 }
 
 impl ClientCredentialsConfig {
+    /// Push the steps that make the body the grant form (and drop `Accept-Encoding`).
     pub fn build(&self, _params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let missing = |f: &str| ProcessorError::BadConfig(format!("missing {f}"));
         if self.client_id.is_empty() {
@@ -45,6 +51,7 @@ impl ClientCredentialsConfig {
         Ok(())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             client_secret: SecretString::redacted(),

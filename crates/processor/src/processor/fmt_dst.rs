@@ -30,12 +30,18 @@ const FORBIDDEN_DST: &[&str] = &[
 /// `[]` in an allow-list means "nothing allowed" and is kept when re-sealing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FmtDst {
+    /// A fixed format (`Bearer %s`); when set, a `fmt` param must equal it. Empty: unset.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fmt: String,
+    /// The formats a `fmt` param may choose; the first is the default. `None`: any
+    /// valid format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_fmt: Option<Vec<String>>,
+    /// A fixed destination header; when set, a `dst` param must name it. Empty: unset.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dst: String,
+    /// The headers a `dst` param may choose (any case); the first is the default. `None`:
+    /// any header not forbidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_dst: Option<Vec<String>>,
 }
@@ -43,7 +49,9 @@ pub struct FmtDst {
 /// The value handed to the format: a string token (`%s`) or binary, e.g. an HMAC (`%x`).
 #[derive(Clone, Copy)]
 pub enum FmtArg<'a> {
+    /// A token, written as is (`%s`).
     Str(&'a str),
+    /// Bytes, written in hex (`%x` lower case, `%X` upper case).
     Bin(&'a [u8]),
 }
 

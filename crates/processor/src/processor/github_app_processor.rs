@@ -15,20 +15,27 @@ use tokenizer_core::{Params, SecretBytes};
 pub const DEFAULT_TOKEN_URL: &str =
     "https://api.github.com/app/installations/{installation_id}/access_tokens";
 
+/// The sealed `github_app_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitHubAppConfig {
     /// PEM text (RSA only), base64-encoded on the wire.
     #[serde(default)]
     pub private_key: SecretBytes,
+    /// The App's id: the app JWT's `iss`; required.
     #[serde(default)]
     pub app_id: String,
+    /// The installation whose token is requested (fills `{installation_id}`); required.
     #[serde(default)]
     pub installation_id: String,
+    /// The token URL template; only its path is used. Empty: GitHub.com's
+    /// `/app/installations/{installation_id}/access_tokens`.
     #[serde(default)]
     pub token_url: String,
 }
 
 impl GitHubAppConfig {
+    /// Push the steps of the exchange: the app JWT as bearer, GitHub's headers, the
+    /// installation path and an empty body.
     pub fn build(&self, _params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let missing = |f: &str| ProcessorError::BadConfig(format!("missing {f}"));
         if self.private_key.is_empty() {
@@ -92,6 +99,7 @@ impl GitHubAppConfig {
         Ok(path.to_owned())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             private_key: SecretBytes::redacted(),

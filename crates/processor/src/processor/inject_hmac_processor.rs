@@ -10,17 +10,22 @@ use tokenizer_core::{Params, SecretBytes};
 
 const PARAM_MSG: &str = "msg";
 
+/// The sealed `inject_hmac_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HmacConfig {
+    /// The HMAC key (base64 on the wire); required, and never sent upstream.
     #[serde(default)]
     pub key: SecretBytes,
+    /// The hash function: only `sha256` is supported.
     #[serde(default)]
     pub hash: String,
+    /// Which header, and how the hex MAC is written in it (default `Bearer %x`).
     #[serde(flatten)]
     pub fmt_dst: FmtDst,
 }
 
 impl HmacConfig {
+    /// Push the `Hmac` step: of the `msg` param if given, else of the whole body.
     pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         if self.hash != "sha256" {
             return Err(ProcessorError::UnsupportedHash);
@@ -41,6 +46,7 @@ impl HmacConfig {
         Ok(())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             key: SecretBytes::redacted(),

@@ -14,22 +14,29 @@ use tokenizer_core::{Params, SecretBytes};
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
+/// The sealed `jwt_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JwtConfig {
     /// PEM text, base64-encoded on the wire (a Go `[]byte`).
     #[serde(default)]
     pub private_key: SecretBytes,
+    /// The service account's email: the JWT's `iss`; required.
     #[serde(default)]
     pub email: String,
+    /// The user to act as: the JWT's `sub` (left out when empty); a `sub` param overrides it.
     #[serde(default)]
     pub sub: String,
+    /// The JWT's `scope`; a `scopes` param overrides it.
     #[serde(default)]
     pub scopes: String,
+    /// The JWT's `aud`. Empty: `https://oauth2.googleapis.com/token`.
     #[serde(default)]
     pub token_url: String,
 }
 
 impl JwtConfig {
+    /// Push the steps of the grant: sign the assertion (valid one hour) into the body,
+    /// and drop `Accept-Encoding`.
     pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let key = JwtKey::from_pem(self.private_key.expose())?;
         if self.email.is_empty() {
@@ -64,6 +71,7 @@ impl JwtConfig {
         Ok(())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             private_key: SecretBytes::redacted(),

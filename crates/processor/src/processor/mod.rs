@@ -89,14 +89,24 @@ pub enum ProcessorError {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "WireProcessor")]
 pub enum ProcessorConfig {
+    /// `inject_processor`: the token into a header.
     Inject(InjectConfig),
+    /// `inject_hmac_processor`: an HMAC-SHA256 of a param or the body into a header.
     InjectHmac(HmacConfig),
+    /// `inject_body_processor`: the token in place of a placeholder in the body.
     InjectBody(InjectBodyConfig),
+    /// `oauth2_processor`: an OAuth 2 token as a bearer header (or into the body).
     OAuth2(OAuth2Config),
+    /// `oauth2_body_processor`: an OAuth 2 token in place of a placeholder in the body.
     OAuth2Body(OAuth2BodyConfig),
+    /// `sigv4_processor`: re-sign an AWS SigV4 request with the sealed keys.
     SigV4(SigV4Config),
+    /// `jwt_processor`: a signed JWT-bearer grant (RFC 7523); the response is sealed.
     Jwt(JwtConfig),
+    /// `client_credentials_processor`: a client-credentials grant; the response is sealed.
     ClientCredentials(ClientCredentialsConfig),
+    /// `github_app_processor`: a GitHub App installation-token exchange; the response is
+    /// sealed.
     GitHubApp(GitHubAppConfig),
     /// Runs its elements in order; `[]` is a processor that does nothing.
     Multi(Vec<ProcessorConfig>),
@@ -174,7 +184,7 @@ impl ProcessorConfig {
 
     /// The credentials this processor sends upstream, for the reflection guard. HMAC
     /// and SigV4 keys never leave the proxy and JWT keys only sign; what they produce
-    /// (signed assertions) is guarded per request, see [`Step::created`]. Values are
+    /// (signed assertions) is guarded per request, see [`StepContext::created`]. Values are
     /// guarded without surrounding spaces: a header sends them trimmed, and the trimmed
     /// value also matches wherever the untrimmed one would.
     pub fn guard_values(&self, out: &mut Vec<SecretBytes>) {

@@ -11,16 +11,21 @@ use tokenizer_core::{Params, SecretString};
 
 const PARAM_SUBTOKEN: &str = "st";
 
+/// An OAuth 2 token pair, as sealed (by hand, or from a token exchange's response).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthToken {
+    /// The token sent by default.
     #[serde(default)]
     pub access_token: SecretString,
+    /// The token sent with `st=refresh`; may be empty.
     #[serde(default, skip_serializing_if = "SecretString::is_empty")]
     pub refresh_token: SecretString,
 }
 
+/// The sealed `oauth2_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuth2Config {
+    /// The tokens; without them every request fails with a missing token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<OAuthToken>,
 }
@@ -42,6 +47,7 @@ impl OAuthToken {
         Ok(chosen.clone())
     }
 
+    /// Both tokens replaced by `REDACTED`, for logs.
     pub fn stripped() -> Self {
         Self {
             access_token: SecretString::redacted(),
@@ -53,6 +59,8 @@ impl OAuthToken {
 // === impl OAuth2Config ===
 
 impl OAuth2Config {
+    /// Push `Authorization: Bearer <token>`, or a `Replace` step when the request has a
+    /// non-empty `placeholder` param.
     pub fn build(&self, params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         let token = OAuthToken::select(self.token.as_ref(), params)?;
         if let Some(placeholder) = params.get(PARAM_PLACEHOLDER).filter(|p| !p.is_empty()) {
@@ -70,6 +78,7 @@ impl OAuth2Config {
         Ok(())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             token: Some(OAuthToken::stripped()),

@@ -58,10 +58,13 @@ const DELETED: [&str; 8] = [
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_DATE: &str = "x-amz-date";
 
+/// The sealed `sigv4_processor` object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigV4Config {
+    /// The AWS access key id put in the signed `Authorization`; required.
     #[serde(default)]
     pub access_key: SecretString,
+    /// The AWS secret access key that signs; required, and never sent upstream.
     #[serde(default)]
     pub secret_key: SecretString,
     /// Go's bug-compatible default (`false`) swaps region and service.
@@ -80,6 +83,7 @@ pub struct SigV4Step {
 // === impl SigV4Config ===
 
 impl SigV4Config {
+    /// Push the `SigV4` step, which re-signs the request last (in `finish`).
     pub fn build(&self, _params: &Params, out: &mut Vec<Step>) -> Result<(), ProcessorError> {
         if self.access_key.is_empty() {
             return Err(ProcessorError::BadConfig("missing access key".to_owned()));
@@ -95,6 +99,7 @@ impl SigV4Config {
         Ok(())
     }
 
+    /// A copy with every credential replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             access_key: SecretString::redacted(),

@@ -32,7 +32,9 @@ use tokenizer_http::body::{self, Body, Budget, Read, read_bounded};
 pub enum Step {
     /// Replace all values of a header (Go's `Header.Set`).
     SetHeader {
+        /// The header to set.
         name: HeaderName,
+        /// Its one value (marked sensitive when it carries a credential).
         value: HeaderValue,
     },
     /// Remove a header.
@@ -40,20 +42,29 @@ pub enum Step {
     /// HMAC-SHA256 of `msg`, or without it of the whole body (buffered, bounded, hashed
     /// as it arrives), into header `name`.
     Hmac {
+        /// The HMAC key; it never leaves the proxy.
         key: SecretBytes,
+        /// How the hex MAC is written into the header (`%x` or `%X`, with any prefix and
+        /// suffix).
         format: Format,
+        /// The header that receives the MAC.
         name: HeaderName,
+        /// The message (the `msg` param); `None` signs the whole body.
         msg: Option<SecretBytes>,
     },
     /// Replace every placeholder in the body with the token, streaming. All the
     /// request's replacements run as one pass (see the module docs).
     Replace {
+        /// The text searched for (never empty).
         placeholder: SecretBytes,
+        /// What each occurrence becomes.
         token: SecretBytes,
     },
     /// Replace the whole body (token exchanges). `content_type: None` removes the header.
     SetBody {
+        /// The new body (a token-exchange form, or empty).
         body: SecretBytes,
+        /// The new `Content-Type`; `None` removes it.
         content_type: Option<HeaderValue>,
     },
     /// Replace the request path, keeping the query (GitHub App installation tokens).
@@ -68,8 +79,11 @@ pub enum Step {
 /// A JWT to sign when the request is processed.
 #[derive(Debug)]
 pub struct JwtStep {
+    /// The private key from the secret's PEM.
     pub key: Arc<JwtKey>,
+    /// The claims to sign (a JSON object; `iat` and `exp` fixed when the step was built).
     pub claims: serde_json::Value,
+    /// Where the signed JWT goes.
     pub use_as: JwtUse,
 }
 
@@ -95,6 +109,7 @@ pub struct StepContext {
 }
 
 impl StepContext {
+    /// A context for one request's steps, with nothing created yet.
     pub fn new(max_buffered_body: usize, budget: Budget) -> Self {
         Self {
             max_buffered_body,

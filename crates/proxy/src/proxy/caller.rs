@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokenizer_secret::auth::{ClientCert, FlySrc, FlySrcError};
 
+/// The identity a client connection proves, checked against secrets' auth rules.
 #[derive(Clone, Debug, Default)]
 pub struct Caller {
     /// The request's Fly-Src, verified; `None` when verification is off.

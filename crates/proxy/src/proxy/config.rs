@@ -13,13 +13,28 @@ use tokenizer_net::upstream::UpstreamConfig;
 /// Everything `tokenizer serve` needs.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
+    /// The open key and retired ones still accepted, which open sealed secrets
+    /// (`OPEN_KEY` or `OPEN_KEY_FILE`, `PREVIOUS_OPEN_KEYS`).
     pub keys: OpenKeys,
+    /// The proxy listener's addresses, tried in order until one binds (`LISTEN_ADDRESS`;
+    /// `:8080` is IPv6-any, then IPv4-any).
     pub listen: Vec<SocketAddr>,
+    /// Request headers stripped before forwarding (`DEFAULT_FILTERED_HEADERS` plus
+    /// `FILTERED_HEADERS`).
     pub filtered_headers: Vec<HeaderName>,
+    /// Forward requests that carry no sealed secret (`OPEN_PROXY`).
     pub open_proxy: bool,
+    /// This tokenizer's own names/IPs (`TOKENIZER_HOSTNAMES`): when set, origin-form
+    /// requests are forwarded to their `Host`, refused when it is one of these (a loop);
+    /// when empty, origin-form requests are refused.
     pub hostnames: Vec<String>,
+    /// How upstream connections are made (`UPSTREAM_*`).
     pub upstream: UpstreamConfig,
+    /// The largest body, in bytes, one processor may buffer (HMAC); larger gets 413
+    /// (`MAX_BUFFERED_BODY`).
     pub max_buffered_body: usize,
+    /// How long open connections may finish their requests after SIGTERM/SIGINT
+    /// (`SHUTDOWN_TIMEOUT`).
     pub drain_timeout: Duration,
     /// Fly-Src verification (`USE_FLYSRC`); `None` when off.
     pub flysrc: Option<tokenizer_secret::auth::FlySrcVerifier>,
@@ -71,7 +86,11 @@ pub struct ServeConfig {
 pub struct TlsListenerConfig {
     /// Tried in order (`:8443` is IPv6-any, then IPv4-any).
     pub addresses: Vec<SocketAddr>,
+    /// The listener's certificate chain, PEM (`TLS_CERT_FILE`).
     pub cert_file: PathBuf,
+    /// The listener's private key, PEM (`TLS_KEY_FILE`).
     pub key_file: PathBuf,
+    /// The CA, PEM, that client certificates must chain to (`CLIENT_CA_FILE`); when set,
+    /// the handshake asks for a certificate, which callers may still omit.
     pub client_ca: Option<PathBuf>,
 }

@@ -96,6 +96,7 @@ fn retry_secs(wait: std::time::Duration) -> u64 {
 }
 
 impl ProxyError {
+    /// The HTTP status the client gets for this error.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
@@ -141,6 +142,8 @@ impl ProxyError {
         }
     }
 
+    /// The plain-text error response, with `Retry-After` (whole seconds) when the request
+    /// was rate-limited.
     pub fn into_response(self) -> Response<Body> {
         let mut resp = error_response(self.status(), &self.public_message());
         let retry = match self {

@@ -59,13 +59,18 @@ pub struct Proxy {
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The upstream client's TLS roots could not be loaded (`UPSTREAM_CA_FILE`).
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// `REVOKED_SECRETS_FILE` could not be read.
     #[error("REVOKED_SECRETS_FILE {path}: {source}")]
     Revocations {
+        /// The revocation list's path.
         path: std::path::PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The fleet's Redis client could not be started (`REDIS_URL`, `REDIS_CA_FILE`).
     #[error(transparent)]
     Fleet(#[from] tokenizer_fleet::fleet::FleetError),
 }
@@ -161,10 +166,13 @@ impl Proxy {
         &self.telemetry
     }
 
+    /// The revoked secrets: `REVOKED_SECRETS_FILE`, plus the fleet's set with Redis.
     pub fn revocations(&self) -> &Revocations {
         &self.revocations
     }
 
+    /// This process's rate-limit counters (all of them without Redis; the fallback
+    /// while Redis is unreachable with `REDIS_FAILURE=open`).
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
     }
@@ -218,10 +226,12 @@ impl Proxy {
         }
     }
 
+    /// The settings the proxy runs with.
     pub fn config(&self) -> &ServeConfig {
         &self.config
     }
 
+    /// The open keys (current and retired) that open sealed secrets.
     pub fn keys(&self) -> &OpenKeys {
         &self.config.keys
     }
@@ -231,6 +241,7 @@ impl Proxy {
         &self.secrets
     }
 
+    /// The shared upstream client (connection pool, destination guard).
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
     }

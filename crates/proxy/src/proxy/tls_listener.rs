@@ -24,12 +24,18 @@ use tokenizer_secret::auth::ClientCert;
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsListenerError {
+    /// A PEM file could not be read or holds nothing usable.
     #[error("{name} {path}: {detail}")]
     File {
+        /// The setting naming the file: `TLS_CERT_FILE`, `TLS_KEY_FILE` or `CLIENT_CA_FILE`.
         name: &'static str,
+        /// The file, as displayed.
         path: String,
+        /// What went wrong.
         detail: String,
     },
+    /// rustls refused the configuration (for example, a key that does not match the
+    /// certificate).
     #[error("TLS listener: {0}")]
     Config(String),
 }

@@ -7,6 +7,8 @@ use subtle::ConstantTimeEq;
 use super::{AuthError, Candidates};
 use tokenizer_core::SecretBytes;
 
+/// `bearer_auth` (Go's `BearerAuthConfig`): the caller must present a token whose
+/// SHA-256 is the sealed digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BearerAuth {
     /// `base64(sha256(token))`.
@@ -22,6 +24,8 @@ impl BearerAuth {
         }
     }
 
+    /// Does some candidate hash to the digest? Every candidate is compared in constant
+    /// time; a miss is [`AuthError::BadProxyAuth`].
     pub fn authorize(&self, candidates: &Candidates) -> Result<(), AuthError> {
         let want = self.digest.expose();
         // Every candidate is compared so timing does not reveal which one matched.
@@ -37,6 +41,7 @@ impl BearerAuth {
         }
     }
 
+    /// A copy with the digest replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             digest: SecretBytes::redacted(),

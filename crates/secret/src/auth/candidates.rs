@@ -82,6 +82,7 @@ impl Candidates {
         self.items.iter().map(|c| &c.value)
     }
 
+    /// Did the request present no credential at all?
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -20,25 +20,36 @@ pub const MAX_AGE_SECS: i64 = 30;
 /// A verified caller identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlySrc {
+    /// The caller's Fly.io organization slug (the header's `org` field).
     pub org: String,
+    /// The caller's Fly.io app name (`app`).
     pub app: String,
+    /// The caller's machine id (`instance`).
     pub instance: String,
+    /// When fly-proxy signed the header (`ts`), unix seconds.
     pub ts: i64,
 }
 
 /// Why a Fly-Src header was not accepted.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FlySrcError {
+    /// The request lacks `Fly-Src` or `Fly-Src-Signature`.
     #[error("missing Fly-Src or Fly-Src-Signature")]
     Missing,
+    /// The peer address is outside the fly-proxy networks.
     #[error("fly-src is not from fly-proxy")]
     NotFromProxy,
+    /// The signature is not base64 of an Ed25519 signature, or does not verify.
     #[error("bad fly-src signature")]
     BadSignature,
+    /// The signed header is not exactly `org`, `app`, `instance` and `ts`; says what is
+    /// wrong.
     #[error("malformed fly-src: {0}")]
     Malformed(&'static str),
+    /// `ts` is more than [`MAX_AGE_SECS`] in the past.
     #[error("fly-src too old")]
     TooOld,
+    /// `ts` is more than [`MAX_AGE_SECS`] in the future.
     #[error("fly-src timestamp in the future")]
     FromTheFuture,
 }
@@ -51,6 +62,8 @@ pub struct FlySrcVerifier {
 }
 
 impl FlySrcVerifier {
+    /// A verifier trusting fly-proxy's Ed25519 `key`, for headers from peers inside
+    /// `proxy_nets`.
     pub fn new(key: VerifyingKey, proxy_nets: Vec<IpNet>) -> Self {
         Self { key, proxy_nets }
     }

@@ -6,12 +6,18 @@ use serde::{Deserialize, Serialize};
 use super::AuthError;
 use super::fly_src::{FlySrc, FlySrcError};
 
+/// `fly_src_auth` (Go's `FlySrcAuthConfig`): the caller's verified `Fly-Src` must name
+/// an allowed org, app and instance. Each list is matched exactly; an empty or absent
+/// list does not restrict.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlySrcAuth {
+    /// `allowed_orgs`: the organizations that may use the secret.
     #[serde(default)]
     pub allowed_orgs: Option<Vec<String>>,
+    /// `allowed_apps`: the apps that may use the secret.
     #[serde(default)]
     pub allowed_apps: Option<Vec<String>>,
+    /// `allowed_instances`: the machines that may use the secret.
     #[serde(default)]
     pub allowed_instances: Option<Vec<String>>,
 }

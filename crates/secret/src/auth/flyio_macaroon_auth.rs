@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 
 use super::AuthError;
 
+/// `flyio_macaroon_auth` (Go's `FlyioMacaroonAuthConfig`): kept so such secrets
+/// decode and re-encode, but never authorizes (see [`FlyioMacaroonAuth::authorize`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlyioMacaroonAuth {
     /// The `access` object (action, orgid, appid, …), kept as given.

@@ -7,6 +7,8 @@ use super::macaroon::{self, Caveat, Macaroon, MacaroonError, RequestFacts};
 use super::{AuthError, Candidates};
 use tokenizer_core::SecretBytes;
 
+/// `macaroon_auth` (Go's `MacaroonAuthConfig`): the caller must present a tokenizer
+/// macaroon minted with the sealed key whose caveats allow the request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacaroonAuth {
     /// The HMAC root key (base64 on the wire; 32 random bytes from `macaroon genkey`).
@@ -49,6 +51,7 @@ impl MacaroonAuth {
         macaroon::mint(self.key.expose(), caveats)
     }
 
+    /// A copy with the key replaced by `REDACTED`, for logs.
     pub fn stripped(&self) -> Self {
         Self {
             key: SecretBytes::redacted(),

@@ -69,18 +69,26 @@ pub enum AuthError {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "WireAuth")]
 pub enum AuthConfig {
+    /// `bearer_auth`: a token whose SHA-256 is sealed.
     Bearer(BearerAuth),
+    /// `macaroon_auth`: a macaroon minted with the sealed key.
     Macaroon(MacaroonAuth),
+    /// `flyio_macaroon_auth`: a Fly.io macaroon; always refused here.
     FlyioMacaroon(FlyioMacaroonAuth),
+    /// `fly_src_auth`: a verified `Fly-Src` from an allowed org, app and instance.
     FlySrc(FlySrcAuth),
+    /// `oidc_auth` (not in Go): a verified OIDC token with the right issuer, audience
+    /// and claims.
     Oidc(OidcAuth),
+    /// `mtls_auth` (not in Go): a verified client certificate with a matching SAN.
     Mtls(MtlsAuth),
-    /// Anyone may use the secret.
+    /// `no_auth`: anyone may use the secret.
     None,
 }
 
 /// What the request offers to prove who the caller is.
 pub struct AuthInput<'a> {
+    /// The credentials of the request's `Proxy-Authorization` lines.
     pub candidates: &'a Candidates,
     /// The request's Fly-Src, verified; `None` when verification is off.
     pub flysrc: Option<&'a Result<FlySrc, FlySrcError>>,
@@ -116,6 +124,7 @@ pub(crate) struct WireAuth {
 // === impl AuthConfig ===
 
 impl AuthConfig {
+    /// The JSON key this config is sealed under (`bearer_auth`, `no_auth`, …).
     pub fn wire_key(&self) -> &'static str {
         match self {
             Self::Bearer(_) => "bearer_auth",

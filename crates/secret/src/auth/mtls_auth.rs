@@ -11,11 +11,16 @@ use super::glob::{DnsGlob, UriGlob};
 /// The most patterns in one secret.
 const MAX_PATTERNS: usize = 64;
 
+/// `mtls_auth` (not in Go): the caller's verified client certificate must have a URI
+/// SAN matching one of `uris` or a DNS SAN matching one of `dns`. At least one pattern,
+/// at most 64 in all; unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "WireMtls")]
 pub struct MtlsAuth {
+    /// `uris`: patterns for URI SANs (SPIFFE IDs, say), `*` within one `/` segment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<UriGlob>,
+    /// `dns`: patterns for DNS SANs, `*` within one `.` label, case-insensitive.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<DnsGlob>,
 }
@@ -52,11 +57,13 @@ impl TryFrom<WireMtls> for MtlsAuth {
 /// request checks it again ([`ClientCert::valid_at`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientCert {
+    /// The URI SANs, as written in the certificate.
     pub uris: Vec<String>,
-    /// Lower case.
+    /// The DNS SANs, lower case.
     pub dns: Vec<String>,
-    /// The certificate's `notBefore` and `notAfter`, Unix seconds (`None`: unbounded).
+    /// The certificate's `notBefore`, Unix seconds (`None`: unbounded).
     pub not_before: Option<i64>,
+    /// The certificate's `notAfter`, Unix seconds (`None`: unbounded).
     pub not_after: Option<i64>,
 }
 
@@ -99,6 +106,8 @@ impl ClientCert {
 }
 
 impl MtlsAuth {
+    /// Does `cert`, valid at `now` (Unix seconds), carry a matching SAN? `None` (no
+    /// verified certificate) never does.
     pub fn authorize(&self, cert: Option<&ClientCert>, now: i64) -> Result<(), AuthError> {
         let Some(cert) = cert else {
             return Err(AuthError::NoClientCert);

@@ -25,11 +25,19 @@ const MAX_CLAIMS: usize = 32;
 /// The longest issuer or audience.
 const MAX_NAME: usize = 512;
 
+/// `oidc_auth` (not in Go): the caller must present a verified OIDC token from `issuer`,
+/// for `audience`, whose claims match `claims`. Unknown keys are refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "WireOidc")]
 pub struct OidcAuth {
+    /// `issuer`: the token's `iss`, exactly (1 to 512 characters); it must also be in
+    /// `OIDC_ISSUERS`.
     pub issuer: String,
+    /// `audience`: must equal the token's `aud`, or one of its items (1 to 512
+    /// characters).
     pub audience: String,
+    /// `claims`: claim name (top-level key or JSON pointer) to the pattern its value must
+    /// match; at most 32.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, AnyGlob>,
 }

@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 /// A token whose signature, issuer and validity window verified.
 #[derive(Clone, Debug)]
 pub struct VerifiedToken {
+    /// The token's `iss`, one of `OIDC_ISSUERS`.
     pub issuer: String,
+    /// The token's payload: every claim, as JSON.
     pub claims: Map<String, Value>,
 }
 
@@ -38,10 +40,12 @@ pub struct VerifiedTokens {
 }
 
 impl VerifiedTokens {
+    /// Is `issuer` one of `OIDC_ISSUERS`?
     pub fn issuer_allowed(&self, issuer: &str) -> bool {
         self.issuers.iter().any(|i| i == issuer)
     }
 
+    /// The verified tokens whose issuer is exactly `issuer`.
     pub fn from_issuer<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a VerifiedToken> {
         self.tokens.iter().filter(move |t| t.issuer == issuer)
     }

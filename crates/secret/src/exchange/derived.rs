@@ -7,7 +7,7 @@ use crate::secret::Secret;
 /// Where a derived token may be sent. A GitHub installation token: only the token URL's
 /// host (`api.github.com`, or the Enterprise host), as in Go. An OAuth access token:
 /// the parent's hosts when it has any; otherwise (the parent was only pinned to its
-/// token URL's host) never "anywhere", but the token URL's site ([`site`]) and its
+/// token URL's host) never "anywhere", but the token URL's site (`site`) and its
 /// subdomains (`login.example.com` → `*.example.com`), or the host itself when it is an
 /// IP address or has no registrable domain.
 pub fn derived_hosts(kind: Exchange, secret: &Secret) -> HostRules {

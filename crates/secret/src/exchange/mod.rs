@@ -38,16 +38,24 @@ const MAX_TOKEN_RESPONSE: usize = 1 << 20;
 /// Why a token response was refused (502). Fixed texts: never the response body.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenResponseError {
+    /// The response body failed while being read.
     #[error("token response could not be read")]
     Read,
+    /// The response body is over 1 MiB, or over the request's memory budget.
     #[error("token response too large")]
     TooLarge,
+    /// The expected response has a `Content-Encoding` other than `identity`.
     #[error("token response is compressed")]
     Encoded,
+    /// The expected response is not a JSON object of the expected shape.
     #[error("token response is not the expected JSON")]
     NotJson,
+    /// The expected response lacks its token field (`access_token`, or `token` from
+    /// GitHub), or it is empty; names the field.
     #[error("token response missing {0}")]
     MissingToken(&'static str),
+    /// Another status, with a body that carries a token-shaped field (or is compressed,
+    /// so it cannot be checked).
     #[error("unexpected token response refused: it carries a credential")]
     Unexpected,
 }

@@ -94,7 +94,7 @@ impl Serialize for HostPattern {
     }
 }
 
-/// `""` means "no pattern" and is handled by [`deserialize_pattern`]; here every string
+/// `""` means "no pattern" and is handled by `deserialize_pattern`; here every string
 /// must compile.
 impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

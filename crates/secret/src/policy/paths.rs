@@ -15,8 +15,11 @@ use tokenizer_core::glob::Glob;
 /// A path that cannot be normalized unambiguously.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
+    /// An encoded slash, a backslash or a NUL (raw or encoded), which servers disagree
+    /// about.
     #[error("path contains an encoded slash, backslash or NUL")]
     Ambiguous,
+    /// The path does not start with `/`.
     #[error("path is not absolute")]
     NotAbsolute,
     /// A `%` not followed by two hex digits.
@@ -46,6 +49,7 @@ pub fn has_dot_segment_params(path: &str) -> bool {
 pub struct PathGlob(Glob);
 
 impl PathGlob {
+    /// Compile an `allowed_paths` entry; it must start with `/`.
     pub fn new(text: &str) -> Result<Self, String> {
         if !text.starts_with('/') {
             return Err(format!("allowed_paths entry {text:?} must start with /"));

@@ -103,6 +103,7 @@ impl Revocations {
         self.fleet.read().map_or(0, |l| l.len())
     }
 
+    /// Are both lists empty?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

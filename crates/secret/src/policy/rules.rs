@@ -9,6 +9,8 @@ use super::limits::RateLimit;
 use super::paths::PathGlob;
 use tokenizer_core::time::deserialize_timestamp;
 
+/// A secret's rule extensions (ignored by Go), flattened into the secret's top-level
+/// JSON; every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRules {
     /// Methods the secret may be used with (case-insensitive). `[]` allows none.
@@ -70,6 +72,7 @@ impl PolicyRules {
         Ok(())
     }
 
+    /// Is `method` in `allowed_methods` (case-insensitive)? Without the list, any method is.
     pub fn check_method(&self, method: &str) -> Result<(), PolicyError> {
         match &self.allowed_methods {
             Some(allowed) if !allowed.iter().any(|m| m.eq_ignore_ascii_case(method)) => {

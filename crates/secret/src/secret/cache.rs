@@ -22,6 +22,7 @@ use tokenizer_http::reflection::{Guard, GuardError};
 pub struct SealedDigest([u8; 32]);
 
 impl SealedDigest {
+    /// The digest of `sealed_b64`, trimmed of surrounding whitespace.
     pub fn of(sealed_b64: &str) -> Self {
         Self(Sha256::digest(sealed_b64.trim().as_bytes()).into())
     }
@@ -31,6 +32,7 @@ impl SealedDigest {
         hex::encode(self.0)
     }
 
+    /// The raw SHA-256.
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -198,11 +200,15 @@ struct Inner {
 /// Whether [`SecretCache::open`] found the secret in the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opened {
+    /// Found in the cache: nothing was decrypted.
     Cached,
+    /// Decrypted and parsed now (and kept, if the cache has room for it).
     Decrypted,
 }
 
 impl SecretCache {
+    /// An empty cache that opens secrets with `keys`. Rate-limit counter names are keyed
+    /// with a key derived from the current open key.
     pub fn new(keys: OpenKeys, limits: CacheLimits) -> Self {
         let derived = Keys {
             limit: keys.current().derive("rate-limit keys"),
@@ -216,6 +222,7 @@ impl SecretCache {
         }
     }
 
+    /// The keys secrets are opened with.
     pub fn keys(&self) -> &OpenKeys {
         &self.keys
     }
@@ -257,10 +264,12 @@ impl SecretCache {
         Ok((unsealed, Opened::Decrypted))
     }
 
+    /// Secrets held now.
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
 
+    /// Is the cache empty?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -19,11 +19,16 @@ pub const MAX_PARAMS_LEN: usize = 16 * 1024;
 /// One parsed header line: the sealed secret (still base64) and its params.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TokenizerHeader<'a> {
+    /// The sealed secret, base64, trimmed: the value up to the first `;`.
     pub sealed: &'a str,
+    /// The params after the `;`; empty when there are none, or they are `""` or `null`.
     pub params: Params,
 }
 
 impl<'a> TokenizerHeader<'a> {
+    /// Split one `Proxy-Tokenizer` line. [`SecretError::BadHeader`] for an empty secret
+    /// or a value that is not UTF-8; [`SecretError::BadParams`] for params over 16 KiB
+    /// or not a JSON object of strings.
     pub fn parse(value: &'a HeaderValue) -> Result<Self, SecretError> {
         let text = std::str::from_utf8(value.as_bytes()).map_err(|_| SecretError::BadHeader)?;
         let (sealed, params) = match text.split_once(';') {

@@ -48,10 +48,13 @@ pub enum SecretError {
 /// A decoded secret: one processor, one auth config, and its validators.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Secret {
+    /// What the secret does to a request: its one `*_processor` key.
     #[serde(flatten)]
     pub processor: ProcessorConfig,
+    /// Who may use it: its one `*_auth` key, or `no_auth`.
     #[serde(flatten)]
     pub auth: AuthConfig,
+    /// Where it may be sent: `allowed_hosts` and `allowed_host_pattern`.
     #[serde(flatten)]
     pub hosts: HostRules,
     /// Our extensions (methods, paths, validity, id, rate limit); ignored by Go.

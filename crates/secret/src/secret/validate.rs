@@ -25,7 +25,10 @@ use tokenizer_processor::processor::ProcessorConfig;
 /// A mistake in a secret: where (a key path such as `inject_processor.token`) and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// Where: a key path (`inject_processor.token`, `allowed_hosts[0]`); empty for the
+    /// secret as a whole.
     pub path: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -42,6 +45,7 @@ impl fmt::Display for Problem {
 /// What checking a secret found.
 #[derive(Debug)]
 pub struct Checked {
+    /// The decoded secret, as it would be sealed.
     pub secret: Secret,
     /// Mistakes: sealing refuses them unless told to be as lenient as Go.
     pub errors: Vec<Problem>,

@@ -16,19 +16,34 @@ use tokenizer_secret::secret::TokenizerHeader;
 /// Everything the sidecar needs.
 #[derive(Clone, Debug)]
 pub struct SideproxyConfig {
+    /// The hosts the sidecar intercepts and the sealed secret for each (`TARGETS`).
     pub targets: Targets,
+    /// The tokenizer requests are forwarded through (`PROXY`).
     pub proxy: ProxyUrl,
+    /// The TLS listener's port (`PORT`), bound on every address of `bind`.
     pub port: u16,
+    /// The addresses the TLS and transparent listeners bind (`BIND_ADDRESSES`).
     pub bind: Vec<IpAddr>,
+    /// Sent to the tokenizer as `Proxy-Authorization: Bearer …`, for `bearer_auth`
+    /// secrets (`TOKENIZER_AUTH`).
     pub tokenizer_auth: Option<SecretString>,
+    /// Where the CA lives (`ca.pem`, `ca-key.pem`, generated when missing) and
+    /// `bundle.pem` is written (`CA_DIR`).
     pub ca_dir: PathBuf,
+    /// The HTTP CONNECT listener for `HTTPS_PROXY` clients, if any
+    /// (`HTTPS_PROXY_ADDRESS`).
     pub https_proxy_address: Option<SocketAddr>,
     /// The transparent listener's port (`TRANSPARENT_PORT`), on `BIND_ADDRESSES`.
     pub transparent_port: Option<u16>,
+    /// Hosts tunnelled without interception (`PASSTHROUGH`).
     pub passthrough: Passthrough,
+    /// Passthrough dials (pins, destination guard, timeouts), and the TLS roots also
+    /// trusted for an `https://` tokenizer (`UPSTREAM_*`).
     pub upstream: UpstreamConfig,
-    /// How long the tokenizer may take to send response headers.
+    /// How long the tokenizer may take to send response headers (`TOKENIZER_TIMEOUT`).
     pub tokenizer_timeout: Duration,
+    /// How long open connections may finish their requests after SIGTERM/SIGINT
+    /// (`SHUTDOWN_TIMEOUT`).
     pub drain_timeout: Duration,
     /// How many audit entries `/v1/audit` keeps.
     pub audit_ring_size: usize,
@@ -66,8 +81,11 @@ struct HostRule {
 /// Where the tokenizer listens: `http://host[:port]` or `https://host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyUrl {
+    /// `https://`: the sidecar speaks TLS to the tokenizer.
     pub tls: bool,
+    /// The tokenizer's host name or IP.
     pub host: String,
+    /// The tokenizer's port (80 for `http://`, 443 for `https://` when absent).
     pub port: u16,
 }
 
@@ -120,6 +138,7 @@ impl Targets {
         self.0.get(&normalize_host(host)?)
     }
 
+    /// The target hosts, lowercase and sorted.
     pub fn hosts(&self) -> impl Iterator<Item = &String> {
         self.0.keys()
     }
@@ -128,6 +147,8 @@ impl Targets {
 // === impl Passthrough ===
 
 impl Passthrough {
+    /// Parse `PASSTHROUGH`, a comma list of `host`, `host:port`, `*.domain` or
+    /// `*.domain:port` (port 443 when absent); empty allows nothing.
     pub fn parse(list: &str) -> Result<Self, ConfigError> {
         let rules = comma_list(list)
             .map(|entry| {
@@ -173,6 +194,7 @@ impl Passthrough {
 // === impl ProxyUrl ===
 
 impl ProxyUrl {
+    /// Parse `PROXY`: `http://host[:port]` or `https://host[:port]`, with no path.
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         let invalid = |detail: &str| ConfigError::Invalid {
             name: "PROXY",

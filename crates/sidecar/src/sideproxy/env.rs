@@ -23,6 +23,7 @@ pub fn write_bundle(ca_dir: &Path, ca_pem: &str) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Where [`write_bundle`] puts the bundle: `CA_DIR/bundle.pem`.
 pub fn bundle_path(ca_dir: &Path) -> PathBuf {
     ca_dir.join("bundle.pem")
 }

@@ -29,6 +29,7 @@ pub enum SidecarError {
 }
 
 impl SidecarError {
+    /// The HTTP status the client gets for this error.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotAllowed(_) | Self::Passthrough(DialError::Denied(_)) => StatusCode::FORBIDDEN,
@@ -42,6 +43,7 @@ impl SidecarError {
         }
     }
 
+    /// The one-line body the client sees (a denied address stays in the log only).
     pub fn public_message(&self) -> String {
         match self {
             Self::Passthrough(DialError::Denied(_)) => "destination not allowed (a loopback, \
@@ -51,6 +53,7 @@ impl SidecarError {
         }
     }
 
+    /// The plain-text error response.
     pub fn into_response(self) -> Response<Body> {
         error_response(self.status(), &self.public_message())
     }

@@ -43,10 +43,17 @@ pub struct Firewall {
 /// `nft` could not load the ruleset.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// `nft` could not be started or fed the ruleset.
     #[error("cannot run `nft` (install nftables): {0}")]
     Spawn(std::io::Error),
+    /// `nft` ran and rejected the ruleset.
     #[error("`nft -f -` failed ({status}): {stderr}")]
-    Refused { status: String, stderr: String },
+    Refused {
+        /// `nft`'s exit status.
+        status: String,
+        /// What `nft` printed on stderr, trimmed.
+        stderr: String,
+    },
 }
 
 impl Firewall {

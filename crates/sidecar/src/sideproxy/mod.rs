@@ -34,17 +34,24 @@ use tokenizer_net::upstream::{Guard, Resolver};
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The CA in `CA_DIR` could not be loaded or generated.
     #[error("CA: {0}")]
     Ca(#[from] CaError),
+    /// The TLS roots for connections out could not be loaded (`UPSTREAM_CA_FILE`).
     #[error("{0}")]
     Tls(#[from] tokenizer_net::upstream::tls::TlsConfigError),
+    /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address that could not be bound.
         addr: SocketAddr,
+        /// Why.
         source: std::io::Error,
     },
+    /// `CA_DIR/bundle.pem` (system roots plus the CA) could not be written.
     #[error("writing the CA bundle: {0}")]
     Bundle(std::io::Error),
+    /// rustls refused the TLS server configuration.
     #[error("TLS server setup: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -12,6 +12,7 @@ use tokenizer_core::SecretString;
 /// One part of a bundle.
 #[derive(Debug)]
 pub enum Token {
+    /// A part labelled `fm2_`, `fm1r_` or `fm1a_`, decoded.
     Macaroon(Macaroon),
     /// A part that is not labelled as a macaroon (it may be some other credential).
     Other(SecretString),

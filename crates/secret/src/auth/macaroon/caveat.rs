@@ -36,21 +36,35 @@ pub enum Caveat {
     /// The request's Host, as the client wrote it (port included), is one of these.
     RequestHost(Vec<String>),
     /// The token is valid from `not_before` to `not_after`, unix seconds, inclusive.
-    ValidityWindow { not_before: i64, not_after: i64 },
+    ValidityWindow {
+        /// The first valid second (Go's `NotBefore`; JSON `not_before`).
+        not_before: i64,
+        /// The last valid second (Go's `NotAfter`; JSON `not_after`).
+        not_after: i64,
+    },
     /// A discharge from the third party at `location` must come with the token. The
     /// verifier key is the discharge's root key sealed (ChaCha20-Poly1305) under the
     /// token's HMAC chain just before this caveat; the ticket, sealed to the third party,
     /// is the discharge's key id.
     ThirdParty {
+        /// The third party's location, which issues the discharge (JSON `Location`).
         location: String,
+        /// The discharge's root key, sealed (JSON `VerifierKey`, base64).
         verifier_key: Vec<u8>,
+        /// The ticket for the third party, which becomes the discharge's key id (JSON
+        /// `Ticket`, base64).
         ticket: Vec<u8>,
     },
     /// In a discharge: a prefix of a SHA-256 of one of its parent's HMAC chain values.
     BindToParent(Vec<u8>),
     /// Any other type (third-party, bind-to-parent, unknown): its msgpack body as received.
     /// It always denies.
-    Unsupported { type_id: u64, body: Vec<u8> },
+    Unsupported {
+        /// The caveat's numeric type.
+        type_id: u64,
+        /// Its msgpack-encoded body, byte for byte as received.
+        body: Vec<u8>,
+    },
 }
 
 /// `ValidityWindow`'s JSON body.
@@ -65,13 +79,22 @@ struct WindowJson {
 // === impl Caveat ===
 
 impl Caveat {
+    /// Type of [`Caveat::ValidityWindow`] (the library's `CavValidityWindow`).
     pub const VALIDITY_WINDOW: u64 = 4;
+    /// Type of [`Caveat::ThirdParty`] (the library's `Cav3P`).
     pub const THIRD_PARTY: u64 = 11;
+    /// Type of [`Caveat::BindToParent`] (the library's `CavBindToParentToken`).
     pub const BIND_TO_PARENT_TOKEN: u64 = 12;
+    /// Type of [`Caveat::RequestMethod`] (tokenizer's `CavRequestMethod`, 2^48).
     pub const REQUEST_METHOD: u64 = USER_DEFINED;
+    /// Type of [`Caveat::RequestPath`] (tokenizer's `CavRequestPath`, 2^48 + 1).
     pub const REQUEST_PATH: u64 = USER_DEFINED + 1;
+    /// Type of [`Caveat::RequestPathPrefix`] (tokenizer's `CavRequestPathPrefix`, 2^48 + 2).
     pub const REQUEST_PATH_PREFIX: u64 = USER_DEFINED + 2;
+    /// Type of [`Caveat::RequestPathPattern`] (tokenizer's `CavRequestPathPattern`,
+    /// 2^48 + 3).
     pub const REQUEST_PATH_PATTERN: u64 = USER_DEFINED + 3;
+    /// Type of [`Caveat::RequestHost`] (tokenizer's `CavRequestHost`, 2^48 + 4).
     pub const REQUEST_HOST: u64 = USER_DEFINED + 4;
 
     /// The numeric caveat type.

@@ -16,6 +16,8 @@ use super::{Caveat, MacaroonError, RequestFacts};
 /// msgpack `fixarray` of length 2: the prefix of every packed caveat.
 const PAIR: u8 = 0x92;
 
+/// A macaroon's caveats, in order, each with the bytes its MAC covers (Go's
+/// `macaroon.CaveatSet`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CaveatSet {
     entries: Vec<Entry>,
@@ -40,18 +42,22 @@ struct JsonCaveat {
 // === impl CaveatSet ===
 
 impl CaveatSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The number of caveats.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Are there no caveats?
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The caveats, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Caveat> {
         self.entries.iter().map(|e| &e.caveat)
     }
@@ -103,12 +109,16 @@ impl CaveatSet {
         self.iter().try_for_each(|c| c.check(facts, now))
     }
 
+    /// The msgpack form: one flat array `[type, body, …]`, each caveat as received or
+    /// packed.
     pub fn to_msgpack(&self) -> Vec<u8> {
         let mut w = Writer::new();
         self.write(&mut w);
         w.into_vec()
     }
 
+    /// Decode the msgpack form, keeping each caveat's bytes; trailing bytes or a body
+    /// that does not fit its type are [`MacaroonError::Malformed`].
     pub fn from_msgpack(bytes: &[u8]) -> Result<Self, MacaroonError> {
         let mut r = Reader::new(bytes);
         let set = Self::read(&mut r)?;

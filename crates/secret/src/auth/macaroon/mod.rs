@@ -45,6 +45,7 @@ pub const SCHEME: &str = "FlyV1";
 /// What the caveats look at.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestFacts<'a> {
+    /// The request method, as sent (caveats compare it case-sensitively).
     pub method: &'a str,
     /// The escaped path (Go's `URL.EscapedPath()`), without the query.
     pub path: &'a str,

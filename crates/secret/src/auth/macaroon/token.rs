@@ -134,6 +134,8 @@ impl Macaroon {
         format!("{} {}", super::SCHEME, self.encode())
     }
 
+    /// Who issued it: [`super::LOCATION`] for tokenizer's macaroons, the third party's
+    /// location for a discharge.
     pub fn location(&self) -> &str {
         &self.location
     }

@@ -1,11 +1,12 @@
 //! A secret's limits: `rate_limit` (`"60/min"`) and `max_requests` (a lifetime cap), and
-//! the counters that enforce them in this process ([`Limiter`], in [`table`]). With
+//! the counters that enforce them in this process ([`Limiter`], in `table`). With
 //! `REDIS_URL` the fleet enforces them instead (the fleet crate), with the same
 //! semantics; this table is then the fallback while Redis is unreachable
 //! (`REDIS_FAILURE=open`).
 //!
 //! The rate algorithm is GCRA (a token bucket that stores one instant per key): a burst
-//! of up to N requests, refilled evenly over the period. Hand-written because the
+//! of up to N requests, refilled evenly over the period. What one request does to a
+//! counter is described once, in [`steps`], which the fleet's Redis script shares. Hand-written because the
 //! rate-limit crates (governor) fix one quota per limiter, while here every secret
 //! carries its own.
 //!
@@ -15,6 +16,7 @@
 //! counters are all in use, room is made in the largest pool, so a caller that floods
 //! the table with secrets of its own loses its own counters, not anyone else's.
 
+pub mod steps;
 mod table;
 
 use std::fmt;
@@ -30,6 +32,8 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// Parse `N/unit`: `N` at least 1, unit `s`/`sec`/`second`, `m`/`min`/`minute`,
+    /// `h`/`hour` or `d`/`day`. The error quotes `text`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("rate_limit {text:?}: want N/s, N/min, N/hour or N/day");
         let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
@@ -100,7 +104,9 @@ pub struct Limit {
     /// (see [`crate::secret::Unsealed::limit_pool`]). A full table makes room in the
     /// largest pool.
     pub pool: [u8; 32],
+    /// The secret's `rate_limit`, if any.
     pub rate: Option<RateLimit>,
+    /// The secret's `max_requests` (requests ever allowed), if any.
     pub max_requests: Option<u64>,
     /// How long a `max_requests` count must be kept: until the secret's `expires_at`,
     /// and at most `MAX_REQUESTS_RETENTION` from its last use.

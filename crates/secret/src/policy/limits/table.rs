@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Limit, Refusal};
+use super::{Limit, Refusal, steps};
 
 /// Per-key counters, at most `capacity` keys in all. A key is a 32-byte keyed hash, so
 /// the table is bounded in bytes too: about 200 bytes a key with the maps' overhead.
@@ -168,6 +168,7 @@ impl Default for Limiter {
 }
 
 impl Limiter {
+    /// A limiter holding at most `capacity` counters (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
             table: Mutex::default(),
@@ -188,12 +189,12 @@ impl Limiter {
             }
             let mut tat_next = None;
             if let Some(rate) = limit.rate {
-                let tat = counter.and_then(|c| c.tat).map_or(now, |t| t.max(now));
-                let allow_at = tat.checked_sub(rate.burst()).unwrap_or(now);
-                if allow_at > now {
-                    return Err(Refusal::Wait(allow_at - now));
-                }
-                tat_next = Some(tat + rate.interval());
+                let ahead = counter
+                    .and_then(|c| c.tat)
+                    .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+                let ahead = steps::rate_step(ahead, rate.interval(), rate.burst())
+                    .map_err(Refusal::Wait)?;
+                tat_next = Some(now + ahead);
             }
             let mut used_next = None;
             if let Some(max) = limit.max_requests {
@@ -202,10 +203,7 @@ impl Limiter {
                     Some((n, until)) if until > now => n,
                     _ => 0,
                 };
-                if used >= max {
-                    return Err(Refusal::Exhausted);
-                }
-                used_next = Some(used + 1);
+                used_next = Some(steps::use_step(used, max).ok_or(Refusal::Exhausted)?);
             }
             plan.push((tat_next, used_next));
         }
@@ -240,6 +238,7 @@ impl Limiter {
         self.table.lock().map_or(0, |t| t.counters.len())
     }
 
+    /// Are no counters held?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
