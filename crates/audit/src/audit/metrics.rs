@@ -70,6 +70,7 @@ pub struct Metrics {
 }
 
 /// The fleet's Redis as the last scrape saw it.
+#[derive(Default)]
 pub struct FleetMetrics {
     /// 1 while Redis answers pings.
     pub up: Gauge,
@@ -94,19 +95,13 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// `fleet`: also export the fleet's Redis health.
     pub fn new(fleet: bool) -> Self {
-        let mut registry = Registry::with_prefix("tokenizer");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
-        let upstream_duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
-        let request_bytes = Family::<RoleLabels, Counter>::default();
-        let response_bytes = Family::<RoleLabels, Counter>::default();
         let this = Self {
             registry: Registry::default(),
-            requests,
-            duration,
-            upstream_duration,
-            request_bytes,
-            response_bytes,
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            upstream_duration: Family::new_with_constructor(latency_histogram),
+            request_bytes: Family::default(),
+            response_bytes: Family::default(),
             reflections: Counter::default(),
             pii_redacted: Counter::default(),
             secrets_opened: Counter::default(),
@@ -123,154 +118,143 @@ impl Metrics {
             rate_limit_evictions: Gauge::default(),
             buffered_body_bytes: Gauge::default(),
             log_lines_dropped: Gauge::default(),
-            fleet: fleet.then(|| FleetMetrics {
-                up: Gauge::default(),
-                rtt_seconds: Gauge::default(),
-                errors: Gauge::default(),
-                revocations: Gauge::default(),
-                data_losses: Gauge::default(),
-            }),
+            fleet: fleet.then(FleetMetrics::default),
             sampler: std::sync::OnceLock::new(),
         };
+        let mut registry = Registry::with_prefix("tokenizer");
+        this.register_traffic(&mut registry);
+        this.register_work(&mut registry);
+        this.register_tables(&mut registry);
+        if let Some(fleet) = &this.fleet {
+            fleet.register(&mut registry);
+        }
+        Self { registry, ..this }
+    }
+
+    /// Requests, their latency and their bytes.
+    fn register_traffic(&self, registry: &mut Registry) {
         registry.register(
             "requests",
             "Requests by role, status and decision",
-            this.requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
             "request_duration_seconds",
             "Time from request to the end of the response body",
-            this.duration.clone(),
+            self.duration.clone(),
         );
         registry.register(
             "upstream_duration_seconds",
             "Time from sending upstream to the response headers",
-            this.upstream_duration.clone(),
+            self.upstream_duration.clone(),
         );
         registry.register(
             "request_bytes",
             "Request body bytes",
-            this.request_bytes.clone(),
+            self.request_bytes.clone(),
         );
         registry.register(
             "response_bytes",
             "Response body bytes",
-            this.response_bytes.clone(),
+            self.response_bytes.clone(),
         );
-        registry.register(
-            "reflections_redacted",
-            "Injected credentials found in responses and replaced",
-            this.reflections.clone(),
-        );
-        registry.register(
-            "pii_redacted_requests",
-            "Requests whose body had PII replaced",
-            this.pii_redacted.clone(),
-        );
-        registry.register(
-            "secrets_opened",
-            "Sealed secrets opened",
-            this.secrets_opened.clone(),
-        );
-        registry.register(
-            "unseal_cache_hits",
-            "Sealed secrets served from the unseal cache",
-            this.unseal_cache_hits.clone(),
-        );
-        registry.register(
-            "cert_cache_hits",
-            "Forged certificates reused",
-            this.cert_cache_hits.clone(),
-        );
-        registry.register(
-            "cert_cache_misses",
-            "Certificates forged",
-            this.cert_cache_misses.clone(),
-        );
-        registry.register(
-            "upstream_connections",
-            "Upstream connections opened",
-            this.upstream_connections.clone(),
-        );
+    }
+
+    /// What the proxy did: redactions, secrets opened, caches, connections.
+    fn register_work(&self, registry: &mut Registry) {
+        for (name, help, counter) in [
+            (
+                "reflections_redacted",
+                "Injected credentials found in responses and replaced",
+                &self.reflections,
+            ),
+            (
+                "pii_redacted_requests",
+                "Requests whose body had PII replaced",
+                &self.pii_redacted,
+            ),
+            (
+                "secrets_opened",
+                "Sealed secrets opened",
+                &self.secrets_opened,
+            ),
+            (
+                "unseal_cache_hits",
+                "Sealed secrets served from the unseal cache",
+                &self.unseal_cache_hits,
+            ),
+            (
+                "cert_cache_hits",
+                "Forged certificates reused",
+                &self.cert_cache_hits,
+            ),
+            (
+                "cert_cache_misses",
+                "Certificates forged",
+                &self.cert_cache_misses,
+            ),
+            (
+                "upstream_connections",
+                "Upstream connections opened",
+                &self.upstream_connections,
+            ),
+            (
+                "oidc_verified_cache_hits",
+                "OIDC tokens accepted without a second signature check (verified before)",
+                &self.oidc_cache_hits,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "upstream_connections_open",
             "Upstream connections open now",
-            this.upstream_connections_open.clone(),
+            self.upstream_connections_open.clone(),
         );
         registry.register(
             "connections_parked",
             "Idle keep-alive client connections parked without their HTTP buffers",
-            this.connections_parked.clone(),
+            self.connections_parked.clone(),
         );
-        registry.register(
-            "oidc_verified_cache_hits",
-            "OIDC tokens accepted without a second signature check (verified before)",
-            this.oidc_cache_hits.clone(),
-        );
+    }
+
+    /// The tables and buffers a client can grow, each with its bound.
+    fn register_tables(&self, registry: &mut Registry) {
         for (name, help, gauge) in [
             (
                 "unseal_cache_bytes",
                 "Bytes the unseal cache holds (estimated; bound: UNSEAL_CACHE_BYTES)",
-                &this.unseal_cache_bytes,
+                &self.unseal_cache_bytes,
             ),
             (
                 "unseal_cache_entries",
                 "Secrets in the unseal cache (bound: UNSEAL_CACHE_SIZE)",
-                &this.unseal_cache_entries,
+                &self.unseal_cache_entries,
             ),
             (
                 "rate_limit_keys",
                 "Rate-limit counters held (bound: RATE_LIMIT_KEYS)",
-                &this.rate_limit_keys,
+                &self.rate_limit_keys,
             ),
             (
                 "rate_limit_evictions",
                 "Limit counters dropped to make room since start, in this process and by \
                  this instance's requests in Redis (the largest pool's least recently used)",
-                &this.rate_limit_evictions,
+                &self.rate_limit_evictions,
             ),
             (
                 "buffered_body_bytes",
                 "Request body bytes buffered now (bound: BUFFERED_BODY_BUDGET)",
-                &this.buffered_body_bytes,
+                &self.buffered_body_bytes,
             ),
             (
                 "log_lines_dropped",
                 "Log lines (audit lines included) dropped because the writer fell behind",
-                &this.log_lines_dropped,
+                &self.log_lines_dropped,
             ),
         ] {
             registry.register(name, help, gauge.clone());
         }
-        if let Some(f) = &this.fleet {
-            registry.register(
-                "redis_up",
-                "1 while the fleet's Redis answers",
-                f.up.clone(),
-            );
-            registry.register(
-                "redis_rtt_seconds",
-                "Round trip of the last ping to the fleet's Redis",
-                f.rtt_seconds.clone(),
-            );
-            registry.register(
-                "redis_errors",
-                "Failed calls and pings to the fleet's Redis since start",
-                f.errors.clone(),
-            );
-            registry.register(
-                "fleet_revocations",
-                "Entries of the fleet's revocation set held by this instance",
-                f.revocations.clone(),
-            );
-            registry.register(
-                "redis_data_losses",
-                "Times the fleet's Redis was found to have lost its data (counters started \
-                 afresh; revocations written back) since start",
-                f.data_losses.clone(),
-            );
-        }
-        Self { registry, ..this }
     }
 
     /// Install the function that samples the table gauges at each scrape (once).
@@ -319,6 +303,37 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl FleetMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "redis_up",
+            "1 while the fleet's Redis answers",
+            self.up.clone(),
+        );
+        registry.register(
+            "redis_rtt_seconds",
+            "Round trip of the last ping to the fleet's Redis",
+            self.rtt_seconds.clone(),
+        );
+        registry.register(
+            "redis_errors",
+            "Failed calls and pings to the fleet's Redis since start",
+            self.errors.clone(),
+        );
+        registry.register(
+            "fleet_revocations",
+            "Entries of the fleet's revocation set held by this instance",
+            self.revocations.clone(),
+        );
+        registry.register(
+            "redis_data_losses",
+            "Times the fleet's Redis was found to have lost its data (counters started \
+             afresh; revocations written back) since start",
+            self.data_losses.clone(),
+        );
     }
 }
 

@@ -118,6 +118,14 @@ pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
 }
 
 /// A hyper connection that can be asked to finish its current request and close.
+///
+/// hyper-util's `server::graceful` has the same trait, but it does not fit here: it is
+/// sealed and not implemented for `hyper::server::conn::http1::UpgradeableConnection`
+/// (the proxy's HTTP/1 connections, which must keep upgrades for WebSocket), and its
+/// `GracefulShutdown` stops every watched connection at once, while here one connection
+/// must be closable alone (its `MAX_CONNECTIONS` slot taken, or parked when idle). So
+/// this trait covers exactly the two connection types hyper serves us, each by calling
+/// hyper's own `graceful_shutdown`.
 pub trait GracefulConnection: Future {
     /// Stop reading new requests; the connection resolves once the one in flight is done.
     fn graceful_shutdown(self: Pin<&mut Self>);

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::guard::{Denied, Guard};
+use super::guard::{Denied, DestinationGuard};
 use super::resolve::Resolver;
 
 /// Why a dial failed.
@@ -55,7 +55,7 @@ pub struct Connector {
 struct Inner {
     tls: TlsConnector,
     resolver: Resolver,
-    guard: Guard,
+    guard: DestinationGuard,
     connect_timeout: Duration,
     opened: Counter,
     open: Gauge,
@@ -83,7 +83,7 @@ impl Connector {
     pub fn new(
         tls: Arc<rustls::ClientConfig>,
         resolver: Resolver,
-        guard: Guard,
+        guard: DestinationGuard,
         connect_timeout: Duration,
         (opened, open): (Counter, Gauge),
     ) -> Self {
@@ -130,9 +130,7 @@ impl Inner {
             let tcp = dial_tcp(&self.resolver, &self.guard, host, port).await?;
             self.tls.connect(name, tcp).await.map_err(DialError::Tls)
         };
-        let tls = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| DialError::Timeout)??;
+        let tls = super::pool::within(self.connect_timeout, connect).await?;
         self.opened.inc();
         self.open.inc();
         Ok(UpstreamStream {
@@ -146,7 +144,7 @@ impl Inner {
 /// connect to the first address that answers.
 pub async fn dial_tcp(
     resolver: &Resolver,
-    guard: &Guard,
+    guard: &DestinationGuard,
     host: &str,
     port: u16,
 ) -> Result<TcpStream, DialError> {

@@ -27,7 +27,7 @@ pub enum Denied {
 /// Decides whether the proxy may dial a resolved socket address: its own listeners
 /// never, operator-denied ranges never, built-in private ranges unless allowed.
 #[derive(Clone, Debug, Default)]
-pub struct Guard {
+pub struct DestinationGuard {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
     own: Vec<SocketAddr>,
@@ -56,7 +56,7 @@ const BUILTIN_V6: &[(Ipv6Addr, u8)] = &[
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8), // multicast
 ];
 
-impl Guard {
+impl DestinationGuard {
     /// A guard exempting `allow` from the built-in denials, denying `deny` as well, and
     /// refusing the tokenizer's own listening addresses `own`.
     pub fn new(allow: Vec<IpNet>, deny: Vec<IpNet>, own: Vec<SocketAddr>) -> Self {
@@ -171,13 +171,13 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn denied(g: &Guard, s: &str) -> bool {
+    fn denied(g: &DestinationGuard, s: &str) -> bool {
         g.check(sa(s)).is_err()
     }
 
     #[test]
     fn builtin_ranges_are_denied() {
-        let g = Guard::default();
+        let g = DestinationGuard::default();
         for a in [
             "127.0.0.1:443",
             "127.1.2.3:443",
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        let g = Guard::default();
+        let g = DestinationGuard::default();
         for a in [
             "1.1.1.1:443",
             "172.32.0.1:443",
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn allow_exempts_builtin_but_not_operator_denials_or_loops() {
-        let g = Guard::new(
+        let g = DestinationGuard::new(
             vec!["127.0.0.0/8".parse().unwrap()],
             vec![
                 "127.0.0.9/32".parse().unwrap(),
@@ -245,7 +245,7 @@ mod tests {
     fn unspecified_listener_covers_loopback_and_interfaces() {
         let own = listener_addrs(sa("0.0.0.0:8080"));
         assert!(own.contains(&sa("127.0.0.1:8080")));
-        let g = Guard::new(vec!["0.0.0.0/0".parse().unwrap()], vec![], own);
+        let g = DestinationGuard::new(vec!["0.0.0.0/0".parse().unwrap()], vec![], own);
         assert!(denied(&g, "127.0.0.1:8080"));
         assert!(!denied(&g, "127.0.0.1:8081"));
         assert!(!denied(&g, "93.184.216.34:8080"));

@@ -3,6 +3,7 @@
 
 mod connector;
 pub mod guard;
+pub mod pool;
 pub mod resolve;
 pub mod tls;
 
@@ -12,11 +13,10 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 
 pub use connector::{Connector, DialError, dial_tcp};
-pub use guard::{Denied, Guard};
+pub use guard::{Denied, DestinationGuard};
 pub use resolve::Resolver;
 
 use tokenizer_core::settings::{ConfigError, cidrs};
@@ -104,7 +104,8 @@ pub struct UpstreamTimeouts {
     pub read: Duration,
 }
 
-/// Idle upstream connections kept per host (more are closed when they go idle).
+/// Idle upstream connections kept per host (more are closed when they go idle): enough
+/// for any real burst.
 const MAX_IDLE_PER_HOST: usize = 256;
 
 /// The shared upstream client.
@@ -119,7 +120,7 @@ impl Upstream {
     /// `counters` count the connections the pool opens, and those open now.
     pub fn new(
         config: &UpstreamConfig,
-        guard: Guard,
+        guard: DestinationGuard,
         counters: (
             prometheus_client::metrics::counter::Counter,
             prometheus_client::metrics::gauge::Gauge,
@@ -133,14 +134,7 @@ impl Upstream {
             config.connect_timeout,
             counters,
         );
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_timeout)
-            // Idle connections kept per host: enough for any real burst, bounded so
-            // that one caller's burst to one host cannot park an unbounded number.
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .set_host(false)
-            .build(connector);
+        let client = pool::pooled(connector, config.idle_timeout, MAX_IDLE_PER_HOST);
         Ok(Self {
             client,
             response_timeout: config.response_timeout,

@@ -34,7 +34,9 @@ use tokenizer_core::time::now_unix;
 use tokenizer_fleet::fleet::{FailureMode, Fleet};
 use tokenizer_http::body::{self, Body, Budget, IdleTimeout};
 use tokenizer_net::lifecycle::Lifecycle;
-use tokenizer_net::upstream::{Guard, Upstream, guard::listener_addrs, tls::TlsConfigError};
+use tokenizer_net::upstream::{
+    DestinationGuard, Upstream, guard::listener_addrs, tls::TlsConfigError,
+};
 use tokenizer_secret::auth::{ClientCert, FlySrc, FlySrcError, VerifiedTokens};
 use tokenizer_secret::policy::{Limit, Limiter, Refusal, Revocations};
 use tokenizer_secret::secret::{CacheLimits, SecretCache};
@@ -80,7 +82,7 @@ impl Proxy {
     /// refuses to dial. Must be called inside a Tokio runtime (the revocation list is
     /// watched).
     pub fn new(config: ServeConfig, own: &[SocketAddr]) -> Result<Arc<Self>, SetupError> {
-        let mut guard = Guard::new(
+        let mut guard = DestinationGuard::new(
             config.upstream.allow.clone(),
             config.upstream.deny.clone(),
             vec![],

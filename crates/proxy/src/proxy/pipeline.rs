@@ -2,7 +2,8 @@
 //! [`forward`] reads as the list of its steps: check framing, prepare the secrets (open,
 //! authorize, check rules, build processors — see [`super::prepare`]), take their
 //! limits (from the fleet's Redis or this process), scan PII, run the processors, clean
-//! the head, sign, send, and guard the response.
+//! the head, sign and send; then the response's steps: refuse what the guard cannot
+//! read, splice an upgrade, mask the response, seal derived tokens.
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -67,35 +68,61 @@ pub async fn forward(
         .send(Request::from_parts(parts, body))
         .await?;
     log.set_upstream(sent.elapsed());
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if !guards.is_empty() {
         refuse_unreadable(&response, head_only)?;
     }
-    let count = log.reflection_counter();
-    if switching && let Some(client) = client_upgrade {
-        let guarded = (!guards.is_empty()).then(|| (guards.clone(), count.clone()));
-        tokenizer_http::upgrade::splice(client, hyper::upgrade::on(&mut response), guarded);
+    splice_upgrade(&mut response, client_upgrade, &guards, log);
+    let response = mask_response(response, &guards, log);
+    seal_derived_tokens(proxy, &prepared, response).await
+}
+
+/// A `101`: join the client's and the upstream's streams, the upstream's bytes masked
+/// when guarded.
+fn splice_upgrade(
+    response: &mut Response<Body>,
+    client: Option<OnUpgrade>,
+    guards: &GuardSet,
+    log: &RequestLog,
+) {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return;
     }
+    if let Some(client) = client {
+        let guarded = (!guards.is_empty()).then(|| (guards.clone(), log.reflection_counter()));
+        tokenizer_http::upgrade::splice(client, hyper::upgrade::on(response), guarded);
+    }
+}
+
+/// Hop-by-hop headers out; with any guard, every credential spelling masked in the
+/// headers (a `101`'s included) and, as it streams, the body.
+fn mask_response(response: Response<Body>, guards: &GuardSet, log: &RequestLog) -> Response<Body> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, switching);
-    let body = if guards.is_empty() {
-        body
-    } else {
-        // Headers of every response are searched, a 101's included.
-        let n = guards.mask_headers(&mut head.headers);
-        count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        tokenizer_http::body::boxed(guards.body(body, count))
-    };
-    let mut response = Response::from_parts(head, body);
-    // Sealed after the guard: a token response that quotes another secret's credential
-    // has it masked before it could be sealed into a token the client may send anywhere.
-    if let Some(sealer) = &prepared.sealer {
-        response = sealer
-            .seal(response, &proxy.keys().current().seal_key(), proxy.budget())
-            .await
-            .map_err(ProxyError::TokenResponse)?;
+    if guards.is_empty() {
+        return Response::from_parts(head, body);
     }
-    Ok(response)
+    let count = log.reflection_counter();
+    let n = guards.mask_headers(&mut head.headers);
+    count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    Response::from_parts(head, tokenizer_http::body::boxed(guards.body(body, count)))
+}
+
+/// For a token exchange, the answer's token replaced with a sealed secret. After the
+/// guard: a token response that quotes another secret's credential has it masked before
+/// it could be sealed into a token the client may send anywhere.
+async fn seal_derived_tokens(
+    proxy: &Proxy,
+    prepared: &Prepared,
+    response: Response<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let Some(sealer) = &prepared.sealer else {
+        return Ok(response);
+    };
+    sealer
+        .seal(response, &proxy.keys().current().seal_key(), proxy.budget())
+        .await
+        .map_err(ProxyError::TokenResponse)
 }
 
 /// The secrets of the CONNECT (if tunnelled) and of the request itself.

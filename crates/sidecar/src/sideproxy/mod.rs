@@ -29,7 +29,7 @@ use tokenizer_client::TokenizerClient;
 use tokenizer_net::ca::{CaError, CertCache, CertificateAuthority, Provenance};
 use tokenizer_net::lifecycle::Lifecycle;
 use tokenizer_net::upstream::guard::listener_addrs;
-use tokenizer_net::upstream::{Guard, Resolver};
+use tokenizer_net::upstream::{DestinationGuard, Resolver};
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ pub struct Sidecar {
     tokenizer: TokenizerClient,
     proxy_authorization: Option<HeaderValue>,
     resolver: Resolver,
-    guard: Guard,
+    guard: DestinationGuard,
     lifecycle: Lifecycle,
     telemetry: Arc<tokenizer_audit::audit::Telemetry>,
 }
@@ -124,7 +124,12 @@ impl Sidecar {
 
         let client_tls =
             tokenizer_net::upstream::tls::client_config(config.upstream.ca_file.as_deref())?;
-        let tokenizer = TokenizerClient::new(&config.proxy, client_tls, config.tokenizer_timeout);
+        let tokenizer = TokenizerClient::new(
+            &config.proxy,
+            client_tls,
+            config.tokenizer_timeout,
+            config.upstream.connect_timeout,
+        );
         let proxy_authorization = config.tokenizer_auth.as_ref().and_then(|t| {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
             v.set_sensitive(true);
@@ -142,7 +147,7 @@ impl Sidecar {
                 own.extend(listener_addrs(addr));
             }
         }
-        let guard = Guard::new(
+        let guard = DestinationGuard::new(
             config.upstream.allow.clone(),
             config.upstream.deny.clone(),
             own,

@@ -13,7 +13,7 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -21,9 +21,15 @@ use tokio_rustls::TlsConnector;
 
 use super::config::ProxyUrl;
 use tokenizer_http::body::Body;
+use tokenizer_net::upstream::DialError;
+use tokenizer_net::upstream::pool;
 
-/// Connecting to the tokenizer takes at most this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections to the tokenizer are closed after this long: under the tokenizer's
+/// idle limit (`CLIENT_HEADER_TIMEOUT`, 30 s by default), so the sidecar never reuses a
+/// connection the tokenizer has just closed.
+const IDLE: Duration = Duration::from_secs(20);
+/// Idle connections kept to the tokenizer (the pool has one host).
+const MAX_IDLE: usize = 256;
 
 /// Why the tokenizer could not be asked.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +37,8 @@ pub enum TokenizerError {
     /// Connection refused, DNS failure, TLS failure, or the connection broke.
     #[error("tokenizer unreachable: {0}")]
     Unreachable(String),
-    /// No response headers within the timeout (or no connection within 10 s).
+    /// No response headers within `TOKENIZER_TIMEOUT`, or no connection within
+    /// `UPSTREAM_CONNECT_TIMEOUT`.
     #[error("tokenizer timed out")]
     Timeout,
 }
@@ -44,19 +51,23 @@ pub struct TokenizerClient {
 }
 
 impl TokenizerClient {
-    pub fn new(proxy: &ProxyUrl, tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
+    /// A client to `proxy`: responses must start within `timeout` (`TOKENIZER_TIMEOUT`),
+    /// connections within `connect_timeout` (`UPSTREAM_CONNECT_TIMEOUT`).
+    pub fn new(
+        proxy: &ProxyUrl,
+        tls: Arc<rustls::ClientConfig>,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
         let connector = ProxyConnector {
             target: Arc::new(proxy.clone()),
             tls: proxy.tls.then(|| TlsConnector::from(tls)),
+            connect_timeout,
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            // Under the tokenizer's idle limit (CLIENT_HEADER_TIMEOUT, 30 s by default), so
-            // the sidecar never reuses a connection the tokenizer has just closed.
-            .pool_idle_timeout(Duration::from_secs(20))
-            .set_host(false)
-            .build(connector);
-        Self { client, timeout }
+        Self {
+            client: pool::pooled(connector, IDLE, MAX_IDLE),
+            timeout,
+        }
     }
 
     /// Send `req` (URI `http://<target host>/…`) through the tokenizer.
@@ -73,7 +84,7 @@ fn classify(err: &hyper_util::client::legacy::Error) -> TokenizerError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut detail = err.to_string();
     while let Some(e) = source {
-        if e.downcast_ref::<ConnectTimeout>().is_some() {
+        if let Some(DialError::Timeout) = e.downcast_ref::<DialError>() {
             return TokenizerError::Timeout;
         }
         detail = e.to_string();
@@ -82,15 +93,12 @@ fn classify(err: &hyper_util::client::legacy::Error) -> TokenizerError {
     TokenizerError::Unreachable(detail)
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("connecting to the tokenizer timed out")]
-struct ConnectTimeout;
-
 /// Dials `PROXY` whatever the request URI says.
 #[derive(Clone)]
 struct ProxyConnector {
     target: Arc<ProxyUrl>,
     tls: Option<TlsConnector>,
+    connect_timeout: Duration,
 }
 
 impl tower_service::Service<Uri> for ProxyConnector {
@@ -105,9 +113,8 @@ impl tower_service::Service<Uri> for ProxyConnector {
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            tokio::time::timeout(CONNECT_TIMEOUT, this.dial())
+            pool::within(this.connect_timeout, this.dial())
                 .await
-                .map_err(|_| Box::new(ConnectTimeout) as Self::Error)?
                 .map(TokioIo::new)
                 .map_err(Into::into)
         })
@@ -115,20 +122,22 @@ impl tower_service::Service<Uri> for ProxyConnector {
 }
 
 impl ProxyConnector {
-    async fn dial(&self) -> io::Result<ProxyStream> {
+    async fn dial(&self) -> Result<ProxyStream, DialError> {
         let host = self
             .target
             .host
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let tcp = TcpStream::connect((host, self.target.port)).await?;
+        let tcp = TcpStream::connect((host, self.target.port))
+            .await
+            .map_err(DialError::Connect)?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok(ProxyStream(Box::new(tcp)));
         };
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(ProxyStream(Box::new(tls.connect(name, tcp).await?)))
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| DialError::BadHost)?;
+        let tls = tls.connect(name, tcp).await.map_err(DialError::Tls)?;
+        Ok(ProxyStream(Box::new(tls)))
     }
 }
 
