@@ -4,6 +4,10 @@
 //! Clients send sealed secrets in `Proxy-Tokenizer`; the proxy opens them, checks who
 //! may use them and where, injects the credential, and forwards over TLS.
 
+// The workspace's lints for the binary's own code; the test targets of this package
+// (whose helpers unwrap freely) are left out, which `[lints] workspace = true` would not.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub use tokenizer_audit::admin;
 pub use tokenizer_audit::audit;
 pub use tokenizer_http::body;

@@ -83,6 +83,7 @@ fn trim() {}
 mod tests {
     use super::*;
 
+    #[allow(clippy::unwrap_used)]
     fn rss_bytes() -> usize {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
         let pages: usize = statm.split(' ').nth(1).unwrap().parse().unwrap();

@@ -1,6 +1,6 @@
 //! The destination guard against a name that resolves to a public and a private
-//! address (part of the adversarial suite, `tests/integration/adversarial.rs`; here
-//! because it needs control of name resolution, hence root).
+//! address (with the guard's other tests, `tests/integration/destination_guard.rs`;
+//! here because it needs control of name resolution, hence root).
 //!
 //! The real binary runs in a network namespace of its own, `tkz-dual-PID`, whose
 //! loopback also carries 203.0.113.7 (public: TEST-NET-3 is not in the built-in list)
@@ -245,7 +245,9 @@ fn a_name_with_a_public_and_a_private_address_is_refused_without_a_dial() {
             "{body:?}"
         );
     }
-    // Give a stray dial time to land before counting.
+    // Give a stray dial time to land before counting. A fixed wait, not a poll: what is
+    // checked is that no dial happens, and there is no event to wait for instead; a dial
+    // made alongside the refusal reaches these loopback listeners well within 300 ms.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(public.count(), 0, "the public address was dialled");
     assert_eq!(private.count(), 0, "the private address was dialled");

@@ -360,6 +360,8 @@ pub fn check_watched(watched: &Watched, sidecar: &Proc, shell: &Proc) {
 /// Nothing secret in what the machine's servers printed.
 pub fn check_nothing_logged(procs: &[&Proc], real: &RealKeys) {
     // What the processes logged last is written within 100 ms (the log writer batches).
+    // A fixed wait, not a poll: what is checked is that no key was logged, so no line
+    // marks the end; after 300 ms everything logged so far is there to search.
     std::thread::sleep(std::time::Duration::from_millis(300));
     for proc in procs {
         for key in [&real.openai, &real.anthropic, &real.github] {

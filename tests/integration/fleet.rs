@@ -482,10 +482,23 @@ async fn rediss_with_a_private_ca() {
     }
     assert_eq!(admitted, 3, "counted across both over TLS");
     assert!(admin_get(admin, "/readyz").await.1.contains("redis: up"));
-    // Without the CA, the server's certificate is not trusted: the fleet view is down.
+    // Without the CA, the server's certificate is not trusted: the fleet view is down
+    // once a ping has failed.
     let (c, c_admin) = fleet.instance(&[("REDIS_URL", url.as_str())]);
     let _ = c;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually(
+        Duration::from_secs(10),
+        "a failed ping counted",
+        async || {
+            let (_, metrics) = admin_get(c_admin, "/metrics").await;
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("tokenizer_redis_errors "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|n| n >= 1.0)
+        },
+    )
+    .await;
     assert!(
         admin_get(c_admin, "/readyz")
             .await

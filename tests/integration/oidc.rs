@@ -12,6 +12,7 @@ use crate::support::binary;
 use crate::support::ca::TestCa;
 use crate::support::env::{Env, Reply};
 use crate::support::oidc_issuer::{OidcIssuer, SigningKey, now};
+use crate::support::poll_until;
 
 const TOKEN: &str = "oidc-injected-credential-77c1";
 const GITHUB: &str = "issuer.test";
@@ -322,11 +323,21 @@ async fn rotated_keys_are_fetched_on_an_unknown_kid_at_most_once_per_interval() 
     }
     assert_eq!(issuer.fetches(), 1);
 
-    // The issuer rotates: the new kid is unknown, so the keys are fetched again.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The issuer rotates: the new kid is unknown, so the keys are fetched again once the
+    // refresh interval (2 s) since the last fetch has passed; until then it is refused
+    // without a fetch.
     let second = SigningKey::rs256("rot-2");
     issuer.set_keys(&[&second]);
-    assert_eq!(call(&e, &sealed, &second.sign(&claims)).await.status, 200);
+    let rotated = poll_until(Duration::from_secs(10), || async {
+        let got = call(&e, &sealed, &second.sign(&claims)).await;
+        if got.status != 200 {
+            assert_refused(&got, "unknown signing key", "new kid within the interval");
+            assert_eq!(issuer.fetches(), 1, "fetched again within the interval");
+        }
+        got.status == 200
+    })
+    .await;
+    assert!(rotated.is_some(), "the rotated key was never fetched");
     assert_eq!(issuer.fetches(), 2);
     // The retired key is gone with the refresh.
     assert_refused(
@@ -346,14 +357,23 @@ async fn rotated_keys_are_fetched_on_an_unknown_kid_at_most_once_per_interval() 
     }
     assert!(issuer.fetches() <= 3, "{} fetches", issuer.fetches());
 
-    // The issuer fails: its last good keys keep working.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The issuer fails: once the interval allows another fetch, a made-up kid tries one
+    // and it fails; the last good keys keep working.
     issuer.set_broken(true);
+    let asked = issuer.requests();
     let jwt = stranger.sign_as("made-up-again", &claims);
-    assert_refused(
-        &call(&e, &sealed, &jwt).await,
-        "unknown signing key",
-        "while down",
+    let tried = poll_until(Duration::from_secs(10), || async {
+        assert_refused(
+            &call(&e, &sealed, &jwt).await,
+            "unknown signing key",
+            "while down",
+        );
+        issuer.requests() > asked
+    })
+    .await;
+    assert!(
+        tried.is_some(),
+        "no fetch was tried while the issuer was down"
     );
     assert_eq!(call(&e, &sealed, &second.sign(&claims)).await.status, 200);
 }

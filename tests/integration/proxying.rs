@@ -215,11 +215,19 @@ async fn idle_connections_are_parked_and_served_again() {
         .await;
         assert!(parked.is_some(), "round {round}: two parked connections");
     }
-    // A request sent in two parts with a pause shorter than the parking delay is one
-    // request (bytes read since the last response keep a connection in hyper's hands).
+    // A request sent in two parts is one request (bytes read since the last response keep
+    // a connection in hyper's hands): the rest goes once the first part has woken the
+    // parked connection (only the silent one is left parked).
     let (head, rest) = request.split_at(request.len() / 2);
     conn.send(head.as_bytes()).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let woke = poll_until(Duration::from_secs(5), || async {
+        p.tk.metric("tokenizer_connections_parked").await == 1.0
+    })
+    .await;
+    assert!(
+        woke.is_some(),
+        "the first part did not wake the parked connection"
+    );
     conn.send(rest.as_bytes()).await;
     assert_eq!(conn.read_response(false).await.status, 200);
     // The silent connection is served when it finally speaks.

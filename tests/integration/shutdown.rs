@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::support::binary::{self, Server, Stopped};
 use crate::support::ca::TestCa;
 use crate::support::upstream::Upstream;
-use crate::support::{inject, seal_for, with};
+use crate::support::{inject, poll_until, seal_for, with};
 
 /// The caller password the sealed secret is bound to.
 const PROXY_PW: &str = "shutdown-caller-pw";
@@ -287,6 +287,17 @@ fn threads(pid: u32) -> usize {
         .count()
 }
 
+/// Watch `server` for `window`: its exit status if it exited meanwhile (at once, then),
+/// `None` if it is still running at the end. Checking that something does not happen
+/// takes the whole window; there is no event to wait for instead.
+async fn stays_up(server: &mut Server, window: Duration) -> Option<std::process::ExitStatus> {
+    poll_until(window, || {
+        let exited = server.exited();
+        async move { exited }
+    })
+    .await
+}
+
 async fn drains_a_stream_in_flight(one_cpu: bool) {
     let s = serve_pinned("10s", one_cpu).await;
     if one_cpu {
@@ -322,10 +333,13 @@ async fn drains_a_stream_in_flight(one_cpu: bool) {
     );
     assert_eq!(ready.0, 503, "/readyz while draining: {}", ready.1);
 
-    // The stream holds the process open: still running well after SIGTERM.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stream holds the process open: still running well after SIGTERM. A window
+    // watched for an exit, not a wait for something to happen: everything else the drain
+    // does was observed above, so a server that did not wait for the stream would exit
+    // within it.
     let mut server = s.server;
-    assert!(server.exited().is_none(), "exited with a stream in flight");
+    let exit = stays_up(&mut server, Duration::from_millis(500)).await;
+    assert!(exit.is_none(), "exited with a stream in flight: {exit:?}");
 
     let released = Instant::now();
     s.upstream.release(1);
@@ -502,9 +516,10 @@ async fn sideproxy_drains_streams_in_flight_then_exits_0() {
     );
     assert_eq!(ready.0, 503, "sidecar /readyz while draining: {}", ready.1);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A window watched for an exit (as for serve): the streams hold the process open.
     let mut server = side.server;
-    assert!(server.exited().is_none(), "exited with streams in flight");
+    let exit = stays_up(&mut server, Duration::from_millis(500)).await;
+    assert!(exit.is_none(), "exited with streams in flight: {exit:?}");
 
     let released = Instant::now();
     serve.upstream.release(2);

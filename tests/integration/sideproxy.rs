@@ -429,3 +429,34 @@ async fn garbage_instead_of_a_client_hello_is_dropped() {
     assert!(!String::from_utf8_lossy(&buf[..n]).contains("200"));
     assert_eq!(c.side.get("/").await.status(), 200);
 }
+
+/// Connecting to the tokenizer is bounded by `UPSTREAM_CONNECT_TIMEOUT`, as every dial
+/// of the sidecar is (it was a fixed 10 s): a TLS tokenizer that accepts and never
+/// finishes the handshake is a 504 as soon as that has passed, long before
+/// `TOKENIZER_TIMEOUT`.
+#[tokio::test]
+async fn connecting_to_the_tokenizer_takes_at_most_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("https://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let side = before(
+        &proxy,
+        &[
+            "--tokenizer-timeout",
+            "120s",
+            "--upstream-connect-timeout",
+            "300ms",
+        ],
+    )
+    .await;
+    let resp = tokio::time::timeout(Duration::from_secs(5), side.get("/"))
+        .await
+        .expect("the sidecar answered within 5 s (the connect timeout is 300 ms)");
+    assert_eq!(resp.status(), 504);
+    assert!(resp.text().await.unwrap().contains("timed out"));
+}

@@ -1,6 +1,7 @@
 //! Real servers and clients for the integration tests.
 
 pub mod admin;
+pub mod adversary;
 pub mod attack;
 pub mod binary;
 pub mod ca;

@@ -1,6 +1,7 @@
 //! A local OIDC issuer over TLS: discovery (`/.well-known/openid-configuration`) and a
-//! JWKS the test can rotate or break, counting every fetch; and signing keys (RS256,
-//! ES256, EdDSA) to mint tokens shaped like GitHub Actions' or Kubernetes'.
+//! JWKS the test can rotate, slow down or break, counting every fetch and every request
+//! as it arrives; and signing keys (RS256, ES256, EdDSA) to mint tokens shaped like
+//! GitHub Actions' or Kubernetes'.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -117,6 +118,9 @@ pub struct OidcIssuer {
     pub url: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    /// Requests received (discovery and JWKS), counted on arrival: before a stall, and
+    /// while broken too.
+    requests: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
     /// Milliseconds every answer waits before it is sent (a slow issuer).
     stall_ms: Arc<std::sync::atomic::AtomicU64>,
@@ -141,8 +145,10 @@ impl OidcIssuer {
         let fetches = Arc::new(AtomicUsize::new(0));
         let broken = Arc::new(AtomicBool::new(false));
         let stall_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
         let state = (jwks.clone(), fetches.clone(), broken.clone(), url.clone());
         let stall = stall_ms.clone();
+        let arrived = requests.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -151,11 +157,13 @@ impl OidcIssuer {
                 let acceptor = acceptor.clone();
                 let state = state.clone();
                 let stall = stall.clone();
+                let arrived = arrived.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = service_fn(move |req| {
+                        arrived.fetch_add(1, Ordering::SeqCst);
                         let state = state.clone();
                         let ms = stall.load(Ordering::SeqCst);
                         async move {
@@ -174,6 +182,7 @@ impl OidcIssuer {
             url,
             keys: jwks,
             fetches,
+            requests,
             broken,
             stall_ms,
             task,
@@ -211,6 +220,12 @@ impl OidcIssuer {
     /// JWKS fetches so far.
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Requests received so far (discovery and JWKS), answered or not yet: a fetch that
+    /// has begun, though the issuer is slow or broken.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 

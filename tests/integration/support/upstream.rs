@@ -537,8 +537,8 @@ impl Echo {
     }
 }
 
-/// Routes that misbehave on purpose, for the adversarial tests. Each takes its knobs
-/// from the query string.
+/// Routes that misbehave on purpose, for the tests of request framing, resource limits
+/// and upstream faults. Each takes its knobs from the query string.
 ///
 /// - `/fault/reset`: `Content-Length: 1000`, 100 bytes, then a TCP reset.
 /// - `/fault/slow-headers?ms=N`: waits N ms before the response head, then echoes.
