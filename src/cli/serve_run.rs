@@ -85,14 +85,16 @@ async fn serve(config: ServeConfig) -> Result<(), Failure> {
             fleet: proxy.fleet().cloned(),
         };
         let done = done.clone();
-        tokio::spawn(admin::serve(listener, state, async move {
-            done.cancelled().await;
-        }));
+        tokio::spawn(admin::serve(
+            listener,
+            state,
+            Box::pin(async move { done.cancelled().await }),
+        ));
     }
-    let signal = async move {
+    let signal = Box::pin(async move {
         signal.await;
         stopping.cancel();
-    };
+    });
     proxy::serve_with_tls(listener, tls, proxy, signal, drain).await;
     done.cancel();
     tracing::info!("stopped");

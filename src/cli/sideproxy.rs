@@ -191,7 +191,7 @@ pub fn run(cmd: SideproxyCommand) -> Result<(), Failure> {
             .map_err(|e| Failure::Runtime(e.to_string()))?;
         let signal = super::listen::shutdown_signal();
         crate::memory::spawn_trimmer();
-        bound.run(signal).await;
+        bound.run(Box::pin(signal)).await;
         tracing::info!("stopped");
         Ok(())
     })

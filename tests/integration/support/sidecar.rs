@@ -84,9 +84,9 @@ impl SideProxy {
         let admin_addr = bound.admin_addr();
         let ca_pem = bound.ca_pem();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(bound.run(async {
+        tokio::spawn(bound.run(Box::pin(async {
             let _ = stopped.await;
-        }));
+        })));
         Self {
             addr,
             proxy_addr,

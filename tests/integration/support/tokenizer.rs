@@ -94,15 +94,19 @@ impl Tokenizer {
                 stopping: tokio_util::sync::CancellationToken::new(),
                 fleet: None,
             };
-            tokio::spawn(admin::serve(listener, state, std::future::pending()));
+            tokio::spawn(admin::serve(
+                listener,
+                state,
+                Box::pin(std::future::pending()),
+            ));
         }
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(proxy::serve(
             listener,
             proxy,
-            async {
+            Box::pin(async {
                 let _ = stopped.await;
-            },
+            }),
             std::time::Duration::from_secs(1),
         ));
         Self {

@@ -5,7 +5,7 @@
 mod dashboard;
 mod routes;
 
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
 use axum::Router;
@@ -51,11 +51,17 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serve the admin API until `shutdown` resolves.
-pub async fn serve(
+pub fn serve(
     listener: TcpListener,
     state: AdminState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+    shutdown: BoxFuture<'static, ()>,
+) -> BoxFuture<'static, ()> {
+    // Boxed here, not `async fn`: rustc compiles an async fn's body again in every crate
+    // that awaits it; a boxed future is compiled once, in this crate.
+    Box::pin(serve_until(listener, state, shutdown))
+}
+
+async fn serve_until(listener: TcpListener, state: AdminState, shutdown: BoxFuture<'static, ()>) {
     let app = router(state);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

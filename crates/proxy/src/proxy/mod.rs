@@ -12,7 +12,7 @@ mod prepare;
 pub mod target;
 pub mod tls_listener;
 
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,22 +316,34 @@ impl Proxy {
 }
 
 /// Serve on `listener` until `shutdown` resolves, then drain for up to `drain`.
-pub async fn serve(
+pub fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: BoxFuture<'static, ()>,
     drain: Duration,
-) {
-    serve_with_tls(listener, None, proxy, shutdown, drain).await;
+) -> BoxFuture<'static, ()> {
+    serve_with_tls(listener, None, proxy, shutdown, drain)
 }
 
 /// [`serve`], and the TLS listener too when there is one (`MAX_CONNECTIONS` counts
 /// both).
-pub async fn serve_with_tls(
+pub fn serve_with_tls(
     listener: TcpListener,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     proxy: Arc<Proxy>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: BoxFuture<'static, ()>,
+    drain: Duration,
+) -> BoxFuture<'static, ()> {
+    // Boxed here, not `async fn`: rustc compiles an async fn's body again in every crate
+    // that awaits it; a boxed future is compiled once, in this crate.
+    Box::pin(serve_until(listener, tls, proxy, shutdown, drain))
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    proxy: Arc<Proxy>,
+    shutdown: BoxFuture<'static, ()>,
     drain: Duration,
 ) {
     let lifecycle = Lifecycle::with_max_connections(proxy.config().max_connections);

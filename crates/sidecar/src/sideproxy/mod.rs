@@ -13,7 +13,7 @@ mod tls;
 mod tokenizer_client;
 mod transparent;
 
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -81,7 +81,12 @@ pub struct Bound {
 
 impl Sidecar {
     /// Load or make the CA, bind the listeners and build the shared state.
-    pub async fn bind(config: SideproxyConfig) -> Result<Bound, SetupError> {
+    pub fn bind(config: SideproxyConfig) -> BoxFuture<'static, Result<Bound, SetupError>> {
+        // Boxed for the reason given at [`Bound::run`].
+        Box::pin(Self::bind_all_listeners(config))
+    }
+
+    async fn bind_all_listeners(config: SideproxyConfig) -> Result<Bound, SetupError> {
         let tls = bind_all(&config.bind, config.port).await?;
         let proxy = match config.https_proxy_address {
             Some(addr) => Some(
@@ -208,7 +213,13 @@ impl Bound {
     }
 
     /// Serve until `shutdown` resolves, then drain.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub fn run(self, shutdown: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
+        // Boxed here, not `async fn`: rustc compiles an async fn's body again in every
+        // crate that awaits it; a boxed future is compiled once, in this crate.
+        Box::pin(self.serve_until(shutdown))
+    }
+
+    async fn serve_until(self, shutdown: BoxFuture<'static, ()>) {
         let side = self.side;
         tracing::info!(
             tls = %tokenizer_audit::logging::listed(self.tls.iter().filter_map(|l| l.local_addr().ok())),
@@ -262,9 +273,11 @@ impl Bound {
                 fleet: None,
             };
             let done = done.clone();
-            tokio::spawn(tokenizer_audit::admin::serve(listener, state, async move {
-                done.cancelled().await;
-            }));
+            tokio::spawn(tokenizer_audit::admin::serve(
+                listener,
+                state,
+                Box::pin(async move { done.cancelled().await }),
+            ));
         }
         shutdown.await;
         lifecycle.drain(side.config.drain_timeout).await;
