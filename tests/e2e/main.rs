@@ -30,6 +30,7 @@
 mod certs;
 mod deploy;
 mod dual_resolution;
+mod git_push;
 mod host;
 mod machine;
 mod netns;

@@ -95,6 +95,31 @@ impl Buffered {
         .boxed()
     }
 
+    /// The bytes, then `rest`: a body's start read to judge it, put back in front of
+    /// what was not read. The budget is held until the whole body is dropped.
+    pub fn then(self, rest: Body) -> Body {
+        /// Passes data on unchanged, holding the permit.
+        struct Hold {
+            _permit: Option<OwnedSemaphorePermit>,
+        }
+        impl super::Transform for Hold {
+            fn push(&mut self, data: Bytes) -> Bytes {
+                data
+            }
+            fn finish(&mut self) -> Bytes {
+                Bytes::new()
+            }
+        }
+        super::TransformBody::new(
+            rest,
+            Hold {
+                _permit: self.permit,
+            },
+        )
+            .with_head(self.bytes)
+            .boxed()
+    }
+
     /// Bytes charged to no budget.
     pub fn unbudgeted(bytes: Bytes) -> Self {
         Self {
@@ -128,9 +153,54 @@ pub async fn read_bounded(
     if !partial && declared.is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge);
     }
-    let mut buf = BytesMut::new();
     let reserved = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
-    let mut permit = budget.charge(reserved)?;
+    let mut acc = Accumulator::new(budget, reserved)?;
+    while let Some(data) = next_data(&mut body).await? {
+        let over = acc.buf.len() + data.len() > limit;
+        if over && !partial {
+            return Err(ReadError::TooLarge);
+        }
+        acc.add(&data, budget)?;
+        inspect(&data);
+        if over {
+            return Ok(Read::Partial {
+                head: acc.into_buffered(),
+                rest: body,
+            });
+        }
+    }
+    Ok(Read::Complete(acc.into_buffered()))
+}
+
+/// Read the start of `body` until `enough` says the bytes so far (always from the
+/// body's start) suffice — `Partial` with the rest unread — or the body ends
+/// (`Complete`); more than `limit` bytes before either is `TooLarge`. `enough` is
+/// called after each chunk: it should resume where it left off, so that a body sent a
+/// byte at a time costs linear work.
+pub async fn read_until(
+    mut body: Body,
+    limit: usize,
+    budget: &Budget,
+    mut enough: impl FnMut(&[u8]) -> bool,
+) -> Result<Read, ReadError> {
+    let mut acc = Accumulator::new(budget, 0)?;
+    while let Some(data) = next_data(&mut body).await? {
+        if acc.buf.len() + data.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        acc.add(&data, budget)?;
+        if enough(&acc.buf) {
+            return Ok(Read::Partial {
+                head: acc.into_buffered(),
+                rest: body,
+            });
+        }
+    }
+    Ok(Read::Complete(acc.into_buffered()))
+}
+
+/// The next data chunk of `body` (trailers skipped), or `None` at its end.
+async fn next_data(body: &mut Body) -> Result<Option<Bytes>, ReadError> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             if e.is::<Stalled>() {
@@ -139,34 +209,48 @@ pub async fn read_bounded(
                 ReadError::Read
             }
         })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let over = buf.len() + data.len() > limit;
-        if over && !partial {
-            return Err(ReadError::TooLarge);
-        }
-        let unreserved = (buf.len() + data.len()).saturating_sub(reserved.max(buf.len()));
-        if let Some(more) = budget.charge(unreserved)? {
-            match &mut permit {
-                Some(p) => p.merge(more),
-                None => permit = Some(more),
-            }
-        }
-        inspect(&data);
-        buf.extend_from_slice(&data);
-        if over {
-            let head = Buffered {
-                bytes: buf.freeze(),
-                permit,
-            };
-            return Ok(Read::Partial { head, rest: body });
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
         }
     }
-    Ok(Read::Complete(Buffered {
-        bytes: buf.freeze(),
-        permit,
-    }))
+    Ok(None)
+}
+
+/// Bytes read so far and their charge to the budget (`reserved` charged up front).
+struct Accumulator {
+    buf: BytesMut,
+    permit: Option<OwnedSemaphorePermit>,
+    reserved: usize,
+}
+
+impl Accumulator {
+    fn new(budget: &Budget, reserved: usize) -> Result<Self, ReadError> {
+        Ok(Self {
+            buf: BytesMut::new(),
+            permit: budget.charge(reserved)?,
+            reserved,
+        })
+    }
+
+    fn add(&mut self, data: &[u8], budget: &Budget) -> Result<(), ReadError> {
+        let unreserved =
+            (self.buf.len() + data.len()).saturating_sub(self.reserved.max(self.buf.len()));
+        if let Some(more) = budget.charge(unreserved)? {
+            match &mut self.permit {
+                Some(p) => p.merge(more),
+                None => self.permit = Some(more),
+            }
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn into_buffered(self) -> Buffered {
+        Buffered {
+            bytes: self.buf.freeze(),
+            permit: self.permit,
+        }
+    }
 }
 
 /// A one-frame body that keeps a budget permit until it is dropped.

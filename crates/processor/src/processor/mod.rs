@@ -3,6 +3,7 @@
 //! A [`ProcessorConfig`] (from the sealed JSON) plus the request's params builds a flat
 //! list of [`Step`]s; the steps then run in order over the request head and body.
 
+mod basic_auth_processor;
 mod client_credentials_processor;
 pub mod fmt_dst;
 mod github_app_processor;
@@ -13,6 +14,7 @@ mod jwt_processor;
 mod jwt_sign;
 mod oauth2_body_processor;
 mod oauth2_processor;
+mod query_param_processor;
 pub mod replace;
 mod sigv4_processor;
 mod step;
@@ -30,6 +32,7 @@ pub enum Exchange {
     /// GitHub installation token on 201.
     GitHubApp,
 }
+pub use basic_auth_processor::BasicAuthConfig;
 pub use client_credentials_processor::ClientCredentialsConfig;
 pub use fmt_dst::FmtDst;
 pub use github_app_processor::GitHubAppConfig;
@@ -39,6 +42,7 @@ pub use inject_processor::InjectConfig;
 pub use jwt_processor::JwtConfig;
 pub use oauth2_body_processor::OAuth2BodyConfig;
 pub use oauth2_processor::{OAuth2Config, OAuthToken};
+pub use query_param_processor::{QueryParamConfig, set_query_param};
 pub use sigv4_processor::SigV4Config;
 pub use step::set_path;
 pub use step::{JwtStep, JwtUse, Step, StepContext, apply, finish};
@@ -108,6 +112,10 @@ pub enum ProcessorConfig {
     /// `github_app_processor`: a GitHub App installation-token exchange; the response is
     /// sealed.
     GitHubApp(GitHubAppConfig),
+    /// `basic_auth_processor`: `Authorization: Basic base64(user:password)` (ours).
+    BasicAuth(BasicAuthConfig),
+    /// `query_param_processor`: the token as one named query parameter (ours).
+    QueryParam(QueryParamConfig),
     /// Runs its elements in order; `[]` is a processor that does nothing.
     Multi(Vec<ProcessorConfig>),
 }
@@ -134,6 +142,10 @@ pub struct WireProcessor {
     #[serde(default)]
     github_app_processor: Option<GitHubAppConfig>,
     #[serde(default)]
+    basic_auth_processor: Option<BasicAuthConfig>,
+    #[serde(default)]
+    query_param_processor: Option<QueryParamConfig>,
+    #[serde(default)]
     multi_processor: Option<Vec<ProcessorConfig>>,
 }
 
@@ -152,6 +164,8 @@ impl ProcessorConfig {
             Self::Jwt(_) => "jwt_processor",
             Self::ClientCredentials(_) => "client_credentials_processor",
             Self::GitHubApp(_) => "github_app_processor",
+            Self::BasicAuth(_) => "basic_auth_processor",
+            Self::QueryParam(_) => "query_param_processor",
             Self::Multi(_) => "multi_processor",
         }
     }
@@ -168,6 +182,8 @@ impl ProcessorConfig {
             Self::Jwt(c) => c.build(params, out),
             Self::ClientCredentials(c) => c.build(params, out),
             Self::GitHubApp(c) => c.build(params, out),
+            Self::BasicAuth(c) => c.build(out),
+            Self::QueryParam(c) => c.build(out),
             Self::Multi(all) => all.iter().try_for_each(|c| c.build(params, out)),
         }
     }
@@ -202,6 +218,13 @@ impl ProcessorConfig {
                 push(t.refresh_token.expose());
             }
             Self::ClientCredentials(c) => push(c.client_secret.expose()),
+            // The password alone: the guard's forms include its base64 at every
+            // alignment, so `Basic base64(user:password)` is covered wherever the
+            // password starts in it.
+            Self::BasicAuth(c) => push(c.password.expose()),
+            // The raw key: its percent-encoded form (what is sent) is one of the
+            // guard's forms.
+            Self::QueryParam(c) => push(c.token.expose()),
             Self::Multi(all) => all.iter().for_each(|c| c.guard_values(out)),
             Self::OAuth2(_)
             | Self::OAuth2Body(_)
@@ -224,6 +247,8 @@ impl ProcessorConfig {
             Self::Jwt(c) => Self::Jwt(c.stripped()),
             Self::ClientCredentials(c) => Self::ClientCredentials(c.stripped()),
             Self::GitHubApp(c) => Self::GitHubApp(c.stripped()),
+            Self::BasicAuth(c) => Self::BasicAuth(c.stripped()),
+            Self::QueryParam(c) => Self::QueryParam(c.stripped()),
             Self::Multi(all) => Self::Multi(all.iter().map(Self::stripped).collect()),
         }
     }
@@ -243,6 +268,8 @@ impl TryFrom<WireProcessor> for ProcessorConfig {
             w.jwt_processor.map(Self::Jwt),
             w.client_credentials_processor.map(Self::ClientCredentials),
             w.github_app_processor.map(Self::GitHubApp),
+            w.basic_auth_processor.map(Self::BasicAuth),
+            w.query_param_processor.map(Self::QueryParam),
             w.multi_processor.map(Self::Multi),
         ];
         let mut present = found.into_iter().flatten();
@@ -268,6 +295,8 @@ impl Serialize for ProcessorConfig {
             Self::Jwt(c) => map.serialize_entry(key, c)?,
             Self::ClientCredentials(c) => map.serialize_entry(key, c)?,
             Self::GitHubApp(c) => map.serialize_entry(key, c)?,
+            Self::BasicAuth(c) => map.serialize_entry(key, c)?,
+            Self::QueryParam(c) => map.serialize_entry(key, c)?,
             Self::Multi(all) => map.serialize_entry(key, all)?,
         }
         map.end()

@@ -37,6 +37,24 @@ pub enum Step {
         /// Its one value (marked sensitive when it carries a credential).
         value: HeaderValue,
     },
+    /// Set a header the client must not have sent (a Basic `Authorization`): which
+    /// credential the server would use is ambiguous, so such a request is refused.
+    SetFreshHeader {
+        /// The header to set.
+        name: HeaderName,
+        /// Its one value (sensitive).
+        value: HeaderValue,
+    },
+    /// Set one query parameter to the (percent-encoded) credential; see
+    /// [`super::set_query_param`] for what is refused.
+    SetQueryParam {
+        /// The parameter's name, as sealed.
+        name: String,
+        /// The credential, percent-encoded.
+        value: tokenizer_core::SecretString,
+        /// Remove the client's occurrences first instead of refusing.
+        replace: bool,
+    },
     /// Remove a header.
     RemoveHeader(HeaderName),
     /// HMAC-SHA256 of `msg`, or without it of the whole body (buffered, bounded, hashed
@@ -152,7 +170,9 @@ impl Step {
     /// The header the step writes a credential to, if any.
     pub fn header(&self) -> Option<&HeaderName> {
         match self {
-            Self::SetHeader { name, .. } | Self::Hmac { name, .. } => Some(name),
+            Self::SetHeader { name, .. }
+            | Self::SetFreshHeader { name, .. }
+            | Self::Hmac { name, .. } => Some(name),
             Self::SignJwt(j) if j.use_as == JwtUse::Bearer => Some(&header::AUTHORIZATION),
             Self::SigV4(_) => Some(&header::AUTHORIZATION),
             _ => None,
@@ -172,6 +192,23 @@ pub async fn apply(
         body = match step {
             Step::SetHeader { name, value } => {
                 parts.headers.insert(name.clone(), value.clone());
+                body
+            }
+            Step::SetFreshHeader { name, value } => {
+                if parts.headers.contains_key(name) {
+                    return Err(ProcessorError::BadRequest(format!(
+                        "the request already has an {name} header (a secret with \"replace\": true overwrites it)"
+                    )));
+                }
+                parts.headers.insert(name.clone(), value.clone());
+                body
+            }
+            Step::SetQueryParam {
+                name,
+                value,
+                replace,
+            } => {
+                super::set_query_param(&mut parts.uri, name, value.expose(), *replace)?;
                 body
             }
             Step::RemoveHeader(name) => {

@@ -100,6 +100,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Self::Policy(PolicyError::GitRefNotAllowed { .. }) => StatusCode::FORBIDDEN,
             Self::Processor(ProcessorError::Body(e))
             | Self::Pii(tokenizer_processor::pii::PiiError::Body(e)) => read_status(*e),
             Self::Upstream(UpstreamError::Failed(_))

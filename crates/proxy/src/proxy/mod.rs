@@ -4,6 +4,7 @@ mod caller;
 pub mod config;
 mod connect;
 pub mod error;
+mod git_push;
 mod listener;
 mod oidc;
 pub(crate) mod park;

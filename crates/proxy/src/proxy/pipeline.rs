@@ -1,9 +1,10 @@
 //! The request pipeline, for absolute-form, transparent and tunnelled requests alike.
 //! [`forward`] reads as the list of its steps: check framing, prepare the secrets (open,
 //! authorize, check rules, build processors — see [`super::prepare`]), take their
-//! limits (from the fleet's Redis or this process), scan PII, run the processors, clean
-//! the head, sign and send; then the response's steps: refuse what the guard cannot
-//! read, splice an upgrade, mask the response, seal derived tokens.
+//! limits (from the fleet's Redis or this process), scan PII, run the processors, judge
+//! the request as sent (method overrides, a git push's refs), clean the head, sign and
+//! send; then the response's steps: refuse what the guard cannot read, splice an
+//! upgrade, mask the response, seal derived tokens.
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -48,6 +49,7 @@ pub async fn forward(
     let mut ctx = StepContext::new(proxy.config().max_buffered_body, proxy.budget().clone());
     let body = processor::apply(&prepared.steps, &mut parts, body, &mut ctx).await?;
     let body = refuse_overrides_as_sent(proxy, &prepared, &mut parts, body).await?;
+    let body = super::git_push::judge(proxy, &prepared, &parts, body).await?;
     // The path the rules judged, also where a processor set its own.
     if let Some(path) = &prepared.forward_path {
         processor::set_path(&mut parts.uri, path)?;

@@ -88,6 +88,8 @@ pub struct Prepared {
     /// A secret has method rules (or macaroon caveats): a POST body a framework reads
     /// fields from must carry no method override (see [`tokenizer_secret::policy::method_override`]).
     pub judges_body_override: bool,
+    /// The `allowed_git_refs` of each secret that has them: a push must keep to all.
+    pub git_refs: Vec<Vec<tokenizer_secret::policy::GitRefPattern>>,
 }
 
 /// One opened secret and where it came from.
@@ -142,6 +144,10 @@ pub fn prepare(
     prepared.judges_body_override = opened.iter().any(|s| {
         s.secret.policy.restricts_method() || matches!(s.secret.auth, AuthConfig::Macaroon(_))
     });
+    prepared.git_refs = opened
+        .iter()
+        .filter_map(|s| s.secret.policy.allowed_git_refs.clone())
+        .collect();
     log.set_processors(prepared.secrets);
     prepared.forward_path = path.filter(|p| Some(p.as_str()) != facts.path);
     Ok(prepared)

@@ -1,6 +1,7 @@
 //! Request validators: where, when and how often may a secret be used? Failures are
 //! 400 (429 for rate limits and used-up `max_requests`).
 
+pub mod git_refs;
 pub mod go_regexp;
 mod hosts;
 pub mod limits;
@@ -9,6 +10,7 @@ pub mod paths;
 pub mod revocation;
 mod rules;
 
+pub use git_refs::GitRefPattern;
 pub use hosts::{HostPattern, HostRules};
 pub use limits::{Limit, Limiter, RateLimit, Refusal};
 pub use paths::{PathError, PathGlob};
@@ -50,4 +52,19 @@ pub enum PolicyError {
     /// one (so it cannot be checked for a method override).
     #[error("a form or JSON body that cannot be read is not allowed with method rules")]
     UnreadableBody,
+    /// A push would create, update or delete a ref no `allowed_git_refs` pattern
+    /// matches (403).
+    #[error("secret not valid for git ref {name} ({change}); allowed_git_refs: {allowed}")]
+    GitRefNotAllowed {
+        /// The ref (clipped).
+        name: String,
+        /// What the push would do to it.
+        change: git_refs::RefChange,
+        /// The patterns of the secret that refused it.
+        allowed: String,
+    },
+    /// A push under `allowed_git_refs` whose commands cannot be read as the server
+    /// would read them.
+    #[error("{0}")]
+    GitPush(#[from] git_refs::GitPushError),
 }

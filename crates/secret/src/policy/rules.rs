@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::PolicyError;
+use super::git_refs::GitRefPattern;
 use super::limits::RateLimit;
 use super::paths::PathGlob;
 use tokenizer_core::time::deserialize_timestamp;
@@ -19,6 +20,11 @@ pub struct PolicyRules {
     /// Path globs, matched on the normalized path. `[]` allows none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_paths: Option<Vec<PathGlob>>,
+    /// Ref patterns a push (`git-receive-pack`) may create, update or delete; any
+    /// other ref in a push refuses it whole. `[]` allows no push (clones and fetches
+    /// still work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_git_refs: Option<Vec<GitRefPattern>>,
     /// Unix seconds (RFC 3339 accepted on input) before which the secret is refused.
     #[serde(
         default,

@@ -20,6 +20,8 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "jwt_processor",
     "client_credentials_processor",
     "github_app_processor",
+    "basic_auth_processor",
+    "query_param_processor",
     "multi_processor",
     // auth
     "bearer_auth",
@@ -35,6 +37,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     // our policy extensions
     "allowed_methods",
     "allowed_paths",
+    "allowed_git_refs",
     "not_before",
     "expires_at",
     "id",
@@ -68,6 +71,10 @@ const FIELD_KEYS: &[&str] = &[
     "client_secret",
     "app_id",
     "installation_id",
+    "user",
+    "password",
+    "replace",
+    "param",
     // auth fields
     "digest",
     "access",

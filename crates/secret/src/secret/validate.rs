@@ -255,6 +255,8 @@ fn check_processor(p: &ProcessorConfig, path: &str, errors: &mut Vec<Problem>) {
         ProcessorConfig::ClientCredentials(c) => {
             credential(errors, at("client_secret"), c.client_secret.expose());
         }
+        ProcessorConfig::BasicAuth(c) => credential(errors, at("password"), c.password.expose()),
+        ProcessorConfig::QueryParam(c) => credential(errors, at("token"), c.token.expose()),
         ProcessorConfig::Multi(list) => {
             for (i, inner) in list.iter().enumerate() {
                 check_processor(inner, &format!("{path}[{i}].{}", inner.wire_key()), errors);
@@ -512,6 +514,34 @@ mod tests {
                 "rate_limit_key: set by the tokenizer",
             ),
             (
+                json!({"basic_auth_processor": {"user": "x-access-token", "password": ""}, "no_auth": {}}),
+                "basic_auth_processor.password: empty credential",
+            ),
+            (
+                json!({"basic_auth_processor": {"user": "a:b", "password": "p"}, "no_auth": {}}),
+                "basic_auth_processor: basic_auth_processor.user cannot contain ':'",
+            ),
+            (
+                json!({"basic_auth_processor": {"usr": "x", "password": "p"}, "no_auth": {}}),
+                r#"basic_auth_processor.usr: unknown key (did you mean "user"?)"#,
+            ),
+            (
+                json!({"query_param_processor": {"param": "", "token": "k"}, "no_auth": {}}),
+                "query_param_processor: query_param_processor.param: a parameter name",
+            ),
+            (
+                json!({"query_param_processor": {"parm": "key", "token": "k"}, "no_auth": {}}),
+                r#"query_param_processor.parm: unknown key (did you mean "param"?)"#,
+            ),
+            (
+                with(json!({"allowed_git_refs": ["agent/*"]})),
+                "must start with refs/ (e.g. refs/heads/agent/*)",
+            ),
+            (
+                with(json!({"alowed_git_refs": ["refs/heads/a"]})),
+                r#"alowed_git_refs: unknown key (did you mean "allowed_git_refs"?)"#,
+            ),
+            (
                 with(json!({"zzz_unrelated": 1})),
                 "zzz_unrelated: unknown key: the tokenizer would ignore it",
             ),
@@ -548,6 +578,8 @@ mod tests {
                                              "token_url": "https://t", "scopes": "x"},
             "github_app_processor": {"private_key": "cA==", "app_id": "1",
                                      "installation_id": "2", "token_url": "https://t"},
+            "basic_auth_processor": {"user": "u", "password": "p", "replace": true},
+            "query_param_processor": {"param": "key", "token": "t", "replace": true},
         });
         let auths = json!({
             "bearer_auth": {"digest": DIGEST},
@@ -560,6 +592,7 @@ mod tests {
         });
         let rules = json!({"allowed_hosts": ["h"], "allowed_host_pattern": "^h$",
             "allowed_methods": ["GET"], "allowed_paths": ["/"], "not_before": 1,
+            "allowed_git_refs": ["refs/heads/agent/*"],
             "expires_at": 4_000_000_000u64, "id": "i", "rate_limit": "1/s", "max_requests": 1,
             "pii": {"action": "block", "kinds": ["email"]}});
         for (pk, pv) in processors.as_object().unwrap() {
