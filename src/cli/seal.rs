@@ -1,10 +1,11 @@
 //! `tokenizer seal`: seal a credential for SEAL_KEY (or the seal key of OPEN_KEY).
 //!
 //! Either a whole secret (`--json`, `--json-file`), or tlsproxy's shorthand:
-//! `(--host H [--header NAME] | --for PRESET) (--org O --app A | --auth-token T |
+//! `(--host H[,H…] [--header NAME | --basic-user USER | --query-param NAME] | --for PRESET)
+//! (--org O --app A | --auth-token T |
 //! --oidc-issuer URL --oidc-audience A [--oidc-claim k=v]… | --mtls-uri P… | --no-auth)
 //! TOKEN`. Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`,
-//! `--expires-at`/`--ttl`, `--not-before`, `--rate-limit`, `--max-requests`) add our
+//! `--expires-at`/`--ttl`, `--not-before`, `--rate-limit`, `--max-requests`, `--git-ref`) add our
 //! extensions on top of either.
 //!
 //! What is sealed is checked first ([`crate::secret::validate`]): a mistake (an unknown
@@ -21,9 +22,9 @@ use zeroize::Zeroizing;
 
 use super::{Failure, OpenKeyArgs};
 use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth, MtlsAuth, OidcAuth};
-use crate::policy::{HostRules, PathGlob, PolicyRules, RateLimit};
+use crate::policy::{GitRefPattern, HostRules, PathGlob, PolicyRules, RateLimit};
 use crate::presets::{self, Preset};
-use crate::processor::{FmtDst, InjectConfig, ProcessorConfig};
+use crate::processor::{BasicAuthConfig, FmtDst, InjectConfig, ProcessorConfig, QueryParamConfig};
 use crate::secret::validate::{self, Problem};
 use crate::secret::{Secret, lint};
 use tokenizer_core::time;
@@ -48,9 +49,10 @@ pub struct SealArgs {
     /// A file holding the secret JSON (`-` for standard input).
     #[arg(long, conflicts_with_all = ["target", "token"])]
     json_file: Option<PathBuf>,
-    /// Shorthand: the only host the credential may be sent to.
-    #[arg(long, requires = "token")]
-    host: Option<String>,
+    /// Shorthand: the hosts the credential may be sent to (comma list or repeated, e.g.
+    /// `--host github.com,api.github.com`).
+    #[arg(long, requires = "token", value_delimiter = ',')]
+    host: Vec<String>,
     /// Shorthand: a built-in API (`tokenizer presets` lists them) sets the hosts, the
     /// header and its format, e.g. `--for anthropic`.
     #[arg(long = "for", value_name = "PRESET", requires = "token", conflicts_with_all = ["host", "header"])]
@@ -58,6 +60,23 @@ pub struct SealArgs {
     /// Shorthand: header that receives the token verbatim (default: Authorization: Bearer).
     #[arg(long, requires = "host")]
     header: Option<String>,
+    /// Shorthand: send the token as HTTP Basic auth with this user name,
+    /// `Authorization: Basic base64(USER:TOKEN)` — `x-access-token` for git on GitHub,
+    /// `oauth2` for GitLab.
+    #[arg(long, value_name = "USER", requires = "host", conflicts_with_all = ["header", "query_param"])]
+    basic_user: Option<String>,
+    /// Shorthand: send the token as this query parameter (`?key=TOKEN`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "host",
+        conflicts_with = "header"
+    )]
+    query_param: Option<String>,
+    /// With --basic-user or --query-param: overwrite the client's own Authorization
+    /// header or parameter instead of refusing the request.
+    #[arg(long)]
+    replace: bool,
     /// Shorthand: Fly.io organization allowed to use the secret (with --app).
     #[arg(long, requires_all = ["app", "target"], conflicts_with_all = ["auth_token", "no_auth"])]
     org: Option<String>,
@@ -137,6 +156,11 @@ struct RuleArgs {
     /// tokenizer instance).
     #[arg(long)]
     max_requests: Option<u64>,
+    /// Refs a `git push` may create, update or delete, e.g. `refs/heads/agent/*`
+    /// (`*` one segment, `**` any number; repeated). A push touching any other ref is
+    /// refused whole.
+    #[arg(long, value_name = "PATTERN")]
+    git_ref: Vec<String>,
 }
 
 impl RuleArgs {
@@ -166,6 +190,16 @@ impl RuleArgs {
         }
         if self.max_requests.is_some() {
             policy.max_requests = self.max_requests;
+        }
+        if !self.git_ref.is_empty() {
+            let patterns = self
+                .git_ref
+                .iter()
+                .map(|p| {
+                    GitRefPattern::new(p).map_err(|e| Failure::Input(format!("--git-ref: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            policy.allowed_git_refs = Some(patterns);
         }
         Ok(())
     }
@@ -258,15 +292,20 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
         })?),
         None => None,
     };
-    let hosts: Vec<String> = match (preset, &args.host) {
-        (Some(p), _) => p.hosts.iter().map(|h| (*h).to_owned()).collect(),
-        (None, Some(host)) => vec![host.clone()],
-        (None, None) => {
+    let hosts: Vec<String> = match preset {
+        Some(p) => p.hosts.iter().map(|h| (*h).to_owned()).collect(),
+        None if !args.host.is_empty() => args.host.clone(),
+        None => {
             return Err(Failure::Input(
                 "nothing to seal: give --host H or --for PRESET".to_owned(),
             ));
         }
     };
+    if args.replace && args.basic_user.is_none() && args.query_param.is_none() {
+        return Err(Failure::Input(
+            "--replace goes with --basic-user or --query-param".to_owned(),
+        ));
+    }
     let token = read_arg_or_stdin(token)?;
     if let Some(p) = preset
         && !p.looks_like_key(token.as_str())
@@ -315,11 +354,24 @@ fn shorthand(args: &SealArgs) -> Result<Secret, Failure> {
         },
         (None, None) => FmtDst::default(),
     };
-    Ok(Secret {
-        processor: ProcessorConfig::Inject(InjectConfig {
+    let processor = match (&args.basic_user, &args.query_param) {
+        (Some(user), _) => ProcessorConfig::BasicAuth(BasicAuthConfig {
+            user: user.clone(),
+            password: SecretString::new(token.as_str()),
+            replace: args.replace,
+        }),
+        (None, Some(param)) => ProcessorConfig::QueryParam(QueryParamConfig {
+            param: param.clone(),
+            token: SecretString::new(token.as_str()),
+            replace: args.replace,
+        }),
+        (None, None) => ProcessorConfig::Inject(InjectConfig {
             token: SecretString::new(token.as_str()),
             fmt_dst,
         }),
+    };
+    Ok(Secret {
+        processor,
         auth,
         hosts: HostRules {
             allowed_hosts: Some(hosts),

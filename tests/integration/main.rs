@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod caller_identity;
 mod cli;
+mod credential_forms;
 mod credential_reflection;
 mod cross_impl;
 mod dashboard;

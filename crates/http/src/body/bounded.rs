@@ -116,8 +116,8 @@ impl Buffered {
                 _permit: self.permit,
             },
         )
-            .with_head(self.bytes)
-            .boxed()
+        .with_head(self.bytes)
+        .boxed()
     }
 
     /// Bytes charged to no budget.

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(decoded(&c), "zoë:pässwörd€");
         assert_eq!(
             c.header_value().unwrap(),
-            format!("Basic {}", tokenizer_core::b64::encode("zoë:pässwörd€".as_bytes()))
+            format!(
+                "Basic {}",
+                tokenizer_core::b64::encode("zoë:pässwörd€".as_bytes())
+            )
         );
     }
 

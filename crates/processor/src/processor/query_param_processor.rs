@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn appends_to_no_query_or_an_existing_one() {
-        assert_eq!(set("/v1/geo", "key", "AIza1", false).unwrap(), "/v1/geo?key=AIza1");
+        assert_eq!(
+            set("/v1/geo", "key", "AIza1", false).unwrap(),
+            "/v1/geo?key=AIza1"
+        );
         assert_eq!(
             set("http://h/v1/geo?address=a+b&x=", "key", "AIza1", false).unwrap(),
             "http://h/v1/geo?address=a+b&x=&key=AIza1"
@@ -156,10 +159,16 @@ mod tests {
             set("/p", "key", "a+b&c=d;e f/g%h", false).unwrap(),
             "/p?key=a%2Bb%26c%3Dd%3Be%20f%2Fg%25h"
         );
-        assert_eq!(set("/p", "key", "ключ", false).unwrap(), "/p?key=%D0%BA%D0%BB%D1%8E%D1%87");
+        assert_eq!(
+            set("/p", "key", "ключ", false).unwrap(),
+            "/p?key=%D0%BA%D0%BB%D1%8E%D1%87"
+        );
         assert_eq!(set("/p", "api key", "k", false).unwrap(), "/p?api%20key=k");
         // Unreserved characters stay as they are.
-        assert_eq!(set("/p", "key", "A-z_0.9~", false).unwrap(), "/p?key=A-z_0.9~");
+        assert_eq!(
+            set("/p", "key", "A-z_0.9~", false).unwrap(),
+            "/p?key=A-z_0.9~"
+        );
     }
 
     #[test]
@@ -200,7 +209,10 @@ mod tests {
             assert!(err.to_string().contains("';'"), "{err}");
         }
         // A ';' elsewhere is left alone.
-        assert_eq!(set("/p?a=1;b=2", "key", "k", false).unwrap(), "/p?a=1;b=2&key=k");
+        assert_eq!(
+            set("/p?a=1;b=2", "key", "k", false).unwrap(),
+            "/p?a=1;b=2&key=k"
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub enum ProxyError {
     UnreadableResponse,
 }
 
+/// The challenge of every 407.
+pub const PROXY_CHALLENGE: &str = "Basic realm=\"tokenizer\"";
+
 fn rate_limit_message(refusal: Refusal) -> String {
     match refusal {
         Refusal::Wait(wait) => format!("rate limited: retry in {}s", retry_secs(wait)),
@@ -156,6 +159,15 @@ impl ProxyError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if resp.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            // RFC 9110 §15.5.8: a 407 carries a challenge. git, curl, pip and npm send
+            // the credentials of their proxy URL only once challenged; Basic carries
+            // them (the password is the bearer token).
+            resp.headers_mut().insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static(PROXY_CHALLENGE),
+            );
+        }
         resp
     }
 }
@@ -210,6 +222,18 @@ mod tests {
             ProxyError::Upstream(UpstreamError::Failed("x".into())).status(),
             502
         );
+    }
+
+    #[test]
+    fn a_407_carries_a_challenge_and_nothing_else_does() {
+        let resp = ProxyError::Auth(AuthError::BadProxyAuth).into_response();
+        assert_eq!(resp.status(), 407);
+        assert_eq!(
+            resp.headers()[header::PROXY_AUTHENTICATE],
+            "Basic realm=\"tokenizer\""
+        );
+        let resp = ProxyError::NoSecrets.into_response();
+        assert!(!resp.headers().contains_key(header::PROXY_AUTHENTICATE));
     }
 
     #[test]

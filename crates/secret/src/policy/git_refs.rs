@@ -286,7 +286,9 @@ mod tests {
     fn reads_commands_as_receive_pack_does() {
         let body = format!(
             "{}{}{}0000PACK...",
-            pkt(&format!("{A} {B} refs/heads/agent/x\0report-status side-band-64k\n")),
+            pkt(&format!(
+                "{A} {B} refs/heads/agent/x\0report-status side-band-64k\n"
+            )),
             pkt(&format!("{Z} {B} refs/heads/agent/new\n")),
             pkt(&format!("{A} {Z} refs/heads/old")),
         );
@@ -312,12 +314,18 @@ mod tests {
         // Upper-case length digits are read as git reads them.
         let line = format!("{A} {B} refs/heads/abcdefghi");
         assert!(pkt(&line).starts_with("006a"));
-        assert_eq!(names(&format!("006A{line}0000"))[0].0, "refs/heads/abcdefghi");
+        assert_eq!(
+            names(&format!("006A{line}0000"))[0].0,
+            "refs/heads/abcdefghi"
+        );
     }
 
     #[test]
     fn byte_by_byte_arrival_is_read_once_and_completes_at_the_flush() {
-        let body = format!("{}0000PACKDATA", pkt(&format!("{A} {B} refs/heads/agent/x\0caps\n")));
+        let body = format!(
+            "{}0000PACKDATA",
+            pkt(&format!("{A} {B} refs/heads/agent/x\0caps\n"))
+        );
         let mut r = CommandReader::default();
         let mut done_at = None;
         for end in 1..=body.len() {
@@ -338,13 +346,40 @@ mod tests {
             ("0003".to_owned(), "not a pkt-line"),
             ("0001".to_owned(), "delimiter"),
             (format!("{}0000", pkt("push-cert\0caps\n")), "push-cert"),
-            (format!("{}0000", pkt(&format!("{A} {B}  refs/heads/a"))), "git refuses"),
-            (format!("{}0000", pkt(&format!("{A}x{B} refs/heads/a"))), "old/new/ref"),
-            (format!("{}0000", pkt(&format!("{A} {B} refs/heads/a/../main"))), "git refuses"),
-            (format!("{}0000", pkt(&format!("{A} {B} main"))), "git refuses"),
-            (format!("{}0000", pkt(&format!("{A} {B} refs/heads/x.lock"))), "git refuses"),
-            (format!("{}0000", pkt(&format!("{A} {B} refs/heads/a\nrefs/heads/b"))), "git refuses"),
-            (format!("{}0000", pkt(&format!("{} {B} refs/heads/a", "g".repeat(40)))), "old/new/ref"),
+            (
+                format!("{}0000", pkt(&format!("{A} {B}  refs/heads/a"))),
+                "git refuses",
+            ),
+            (
+                format!("{}0000", pkt(&format!("{A}x{B} refs/heads/a"))),
+                "old/new/ref",
+            ),
+            (
+                format!("{}0000", pkt(&format!("{A} {B} refs/heads/a/../main"))),
+                "git refuses",
+            ),
+            (
+                format!("{}0000", pkt(&format!("{A} {B} main"))),
+                "git refuses",
+            ),
+            (
+                format!("{}0000", pkt(&format!("{A} {B} refs/heads/x.lock"))),
+                "git refuses",
+            ),
+            (
+                format!(
+                    "{}0000",
+                    pkt(&format!("{A} {B} refs/heads/a\nrefs/heads/b"))
+                ),
+                "git refuses",
+            ),
+            (
+                format!(
+                    "{}0000",
+                    pkt(&format!("{} {B} refs/heads/a", "g".repeat(40)))
+                ),
+                "old/new/ref",
+            ),
             ("ffff".to_owned(), "too long"),
         ];
         for (body, want) in cases {
@@ -367,7 +402,10 @@ mod tests {
         let nested = [update("refs/heads/agent/a/b")];
         assert!(refused(&nested, &[&agent]).is_some());
         let mixed = [update("refs/heads/agent/x"), update("refs/heads/main")];
-        assert_eq!(refused(&mixed, &[&agent]).unwrap().0.name, "refs/heads/main");
+        assert_eq!(
+            refused(&mixed, &[&agent]).unwrap().0.name,
+            "refs/heads/main"
+        );
         let tag = [update("refs/tags/v1")];
         assert!(refused(&tag, &[&tags]).is_none());
         assert!(refused(&tag, &[&tags, &agent]).is_some());

@@ -36,8 +36,16 @@ const PROCESSORS: &[(&str, &[&str], bool)] = &[
         &["private_key", "app_id", "installation_id", "token_url"],
         false,
     ),
-    ("basic_auth_processor", &["user", "password", "replace"], false),
-    ("query_param_processor", &["param", "token", "replace"], false),
+    (
+        "basic_auth_processor",
+        &["user", "password", "replace"],
+        false,
+    ),
+    (
+        "query_param_processor",
+        &["param", "token", "replace"],
+        false,
+    ),
 ];
 
 /// The keys an auth object may hold. `None`: free-form (macaroon caveats).
