@@ -622,3 +622,59 @@ fn seal_refuses_bad_rules() {
         out.stderr
     );
 }
+
+// === credential forms (issue 25) ===
+
+#[test]
+fn seal_shorthand_for_git_basic_auth_on_two_hosts_with_ref_rules() {
+    let out = run(&[
+        "seal", "--seal-key", SEAL, "--host", "github.com,api.github.com",
+        "--basic-user", "x-access-token", "--git-ref", "refs/heads/agent/*",
+        "--git-ref", "refs/tags/agent-*", "--auth-token", "pw", "ghs_cli_git_token_12345",
+    ])
+    .ok();
+    let opened = unseal(out.stdout.trim(), true);
+    assert_eq!(
+        opened["basic_auth_processor"],
+        json!({"user": "x-access-token", "password": "ghs_cli_git_token_12345"})
+    );
+    assert_eq!(opened["allowed_hosts"], json!(["github.com", "api.github.com"]));
+    assert_eq!(
+        opened["allowed_git_refs"],
+        json!(["refs/heads/agent/*", "refs/tags/agent-*"])
+    );
+    // Redacted by default.
+    let redacted = unseal(out.stdout.trim(), false);
+    assert_eq!(redacted["basic_auth_processor"]["user"], "x-access-token");
+    assert!(!redacted.to_string().contains("ghs_cli_git_token_12345"));
+}
+
+#[test]
+fn seal_shorthand_for_a_query_key_with_replace() {
+    let out = shorthand(&[
+        "--query-param", "key", "--replace", "--no-auth", "AIzaSyCLI-query-key-123",
+    ])
+    .ok();
+    let opened = unseal(out.stdout.trim(), true);
+    assert_eq!(
+        opened["query_param_processor"],
+        json!({"param": "key", "token": "AIzaSyCLI-query-key-123", "replace": true})
+    );
+}
+
+#[test]
+fn seal_refuses_credential_form_mistakes() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--replace", "--no-auth", "tok-123456789"], "--replace goes with --basic-user or --query-param"),
+        (&["--git-ref", "agent/*", "--no-auth", "tok-123456789"], "refs/heads/agent/*"),
+        (&["--basic-user", "a:b", "--no-auth", "tok-123456789"], "cannot contain ':'"),
+        (&["--basic-user", "u", "--header", "x-api-key", "--no-auth", "t"], "cannot be used with"),
+        (&["--basic-user", "u", "--query-param", "key", "--no-auth", "t"], "cannot be used with"),
+    ];
+    for (args, want) in cases {
+        let out = shorthand(args);
+        assert_code(&out, 2);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -33,6 +33,19 @@ pub fn lint(secret: &Secret) -> Vec<String> {
             oidc.issuer, oidc.audience
         ));
     }
+    if secret.policy.allowed_git_refs.is_some() {
+        let api = secret
+            .hosts
+            .allowed_hosts
+            .as_ref()
+            .is_none_or(|hosts| hosts.iter().any(|h| h.starts_with("api.")));
+        if api && secret.policy.allowed_methods.is_none() {
+            out.push(
+                "allowed_git_refs judges git pushes only: on an API host (api.…) the same token                  can still change refs through the REST API; add allowed_methods (e.g. GET) or                  seal the API host separately"
+                    .to_owned(),
+            );
+        }
+    }
     let mut values = Vec::new();
     secret.processor.guard_values(&mut values);
     let min = tokenizer_http::reflection::MIN_GUARDED_LEN;
@@ -77,5 +90,15 @@ mod tests {
             "allowed_host_pattern": "^api\\.example\\.com$"
         }));
         assert!(clean.is_empty(), "{clean:?}");
+        let git = |hosts: serde_json::Value| {
+            lints(serde_json::json!({
+                "basic_auth_processor": {"user": "x-access-token", "password": "ghs_long_token"},
+                "bearer_auth": {"digest": ""}, "allowed_hosts": hosts,
+                "allowed_git_refs": ["refs/heads/agent/*"]
+            }))
+        };
+        let both = git(serde_json::json!(["github.com", "api.github.com"]));
+        assert!(both.iter().any(|l| l.contains("REST API")), "{both:?}");
+        assert!(git(serde_json::json!(["github.com"])).is_empty());
     }
 }
