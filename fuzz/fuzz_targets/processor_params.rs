@@ -36,6 +36,10 @@ static SECRETS: LazyLock<Vec<Secret>> = LazyLock::new(|| {
             "client_secret": "s", "token_url": "https://auth.test/token"}}),
         serde_json::json!({"github_app_processor": {"private_key": rsa, "app_id": "1",
             "installation_id": "2"}}),
+        serde_json::json!({"basic_auth_processor": {"user": "x-access-token",
+            "password": "tok-123456789"}}),
+        serde_json::json!({"query_param_processor": {"param": "key", "token": "k&=; +%",
+            "replace": true}}),
         serde_json::json!({"multi_processor": [
             {"inject_body_processor": {"token": "a"}},
             {"inject_hmac_processor": {"key": key, "hash": "sha256"}}]}),

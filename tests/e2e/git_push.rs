@@ -121,7 +121,11 @@ impl Real {
     }
 
     fn all(&self) -> Vec<String> {
-        vec![self.token.clone(), self.basic.clone(), self.maps_key.clone()]
+        vec![
+            self.token.clone(),
+            self.basic.clone(),
+            self.maps_key.clone(),
+        ]
     }
 
     /// The first credential `text` holds, if any.
@@ -233,11 +237,21 @@ fn git_env(home: &Path) -> Vec<(String, String)> {
 fn make_repo(git: &Path, home: &Path, root: &Path, host: &str) -> PathBuf {
     let bare = root.join(host).join("repo.git");
     std::fs::create_dir_all(&bare).unwrap();
-    local_git(git, home, &["init", "-q", "--bare", "-b", "main", &path(&bare)]);
     local_git(
         git,
         home,
-        &["--git-dir", &path(&bare), "config", "http.receivepack", "true"],
+        &["init", "-q", "--bare", "-b", "main", &path(&bare)],
+    );
+    local_git(
+        git,
+        home,
+        &[
+            "--git-dir",
+            &path(&bare),
+            "config",
+            "http.receivepack",
+            "true",
+        ],
     );
     let seed = root.join(format!("{host}-seed"));
     local_git(git, home, &["init", "-q", "-b", "main", &path(&seed)]);
@@ -257,7 +271,11 @@ fn run(name: &str, cmd: Command) -> Finished {
         done.took.as_secs_f64(),
         done.status
             .map_or("timed out".to_owned(), |s| s.to_string()),
-        done.stderr.trim().lines().last().unwrap_or("")
+        done.stderr
+            .lines()
+            .find(|l| l.starts_with("error:") || l.starts_with("fatal:"))
+            .or_else(|| done.stderr.trim().lines().last())
+            .unwrap_or("")
     );
     done
 }
@@ -275,6 +293,8 @@ struct Shell<'a> {
     curl: PathBuf,
     ca: PathBuf,
     printed: RefCell<Vec<(String, String)>>,
+    /// The tokenizer and the sidecar, whose audit lines explain a failure.
+    proxies: Vec<std::sync::Arc<Proc>>,
 }
 
 impl Shell<'_> {
@@ -310,13 +330,42 @@ impl Shell<'_> {
                 .map_or("it timed out".to_owned(), |s| format!("it exited with {s}")),
             done.stderr
         );
-        assert!(
-            done.stderr.contains(&format!("error: {status}"))
-                || done.stderr.contains(&format!("HTTP {status}")),
-            "{name}: git did not report HTTP {status}:\n{}",
-            done.stderr
-        );
+        if !(done.stderr.contains(&format!("error: {status}"))
+            || done.stderr.contains(&format!("HTTP {status}")))
+        {
+            panic!(
+                "{name}: git did not report HTTP {status}:\n{}\nwhat the proxies logged \
+                 last (which hop lost the answer):\n{}",
+                done.stderr,
+                self.audit_tail()
+            );
+        }
         done
+    }
+
+    /// The proxies' last audit lines, for a failure message. (Their log writer batches
+    /// every 100 ms: on this failure path only, wait that long for the last lines.)
+    fn audit_tail(&self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut out = String::new();
+        for proc in &self.proxies {
+            let log = proc.stderr();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("::audit")).collect();
+            for line in &lines[lines.len().saturating_sub(3)..] {
+                let v: Value = serde_json::from_str(line).unwrap_or_default();
+                out.push_str(&format!(
+                    "  {}: {} {} {}: status {} ({}), {} request bytes\n",
+                    proc.name,
+                    v["method"],
+                    v["host"],
+                    v["path"],
+                    v["status"],
+                    v["decision"],
+                    v["request_bytes"]
+                ));
+            }
+        }
+        out
     }
 
     /// `curl -sS -i --cacert <sidecar CA> ARGS`: (status, the whole response).
@@ -389,7 +438,7 @@ fn seal(seal_key: &str, args: &[&str], secret: &str) -> String {
     let mut child = Command::new(BIN)
         .arg("seal")
         .args(args)
-        .args(if args[0] == "--json" { vec![] } else { vec!["-"] })
+        .arg("-")
         .env_clear()
         .env("SEAL_KEY", seal_key)
         .stdin(Stdio::piped())
@@ -410,7 +459,10 @@ fn seal(seal_key: &str, args: &[&str], secret: &str) -> String {
         "tokenizer seal {args:?} failed ({}): {stderr}",
         out.status
     );
-    assert!(secret.is_empty() || !stderr.contains(secret), "tokenizer seal printed the secret");
+    assert!(
+        !stderr.contains(secret),
+        "tokenizer seal printed the secret"
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -536,7 +588,10 @@ fn run_git_push() -> Vec<String> {
         &control_dir,
         &["ls-remote", &format!("https://{GITHUB}/repo.git")],
     );
-    assert!(!succeeded(&done), "the forge served git without credentials");
+    assert!(
+        !succeeded(&done),
+        "the forge served git without credentials"
+    );
     let seen = log.since(mark);
     assert!(
         !seen.is_empty()
@@ -556,7 +611,11 @@ fn run_git_push() -> Vec<String> {
         assert!(succeeded(&done), "control clone of {host}: {}", done.stderr);
         std::fs::write(clone.join("control.txt"), "pushed directly\n").unwrap();
         let c = path(&clone);
-        assert!(succeeded(&control("control-add", &clone, &["-C", &c, "add", "."])));
+        assert!(succeeded(&control(
+            "control-add",
+            &clone,
+            &["-C", &c, "add", "."]
+        )));
         assert!(succeeded(&control(
             "control-commit",
             &clone,
@@ -580,7 +639,10 @@ fn run_git_push() -> Vec<String> {
     curl_control
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
         .arg(&ca.ca)
-        .arg(format!("https://{MAPS}/v1/geocode?address=x&key={}", real.maps_key));
+        .arg(format!(
+            "https://{MAPS}/v1/geocode?address=x&key={}",
+            real.maps_key
+        ));
     let done = run("control-maps", curl_control);
     assert_eq!(done.stdout, "200", "the maps API refused its own key");
     let mut curl_control = Namespaces::command(&ns.internet, &curl, &git_env(&admin_home));
@@ -602,17 +664,45 @@ fn run_git_push() -> Vec<String> {
 
     // The tokenizer and the sealed secrets (the shorthand of `tokenizer seal`).
     let (serve, open_key, seal_key) = start_tokenizer(&mut servers, &ns.tokenizer, dir, &ca);
-    let gh_json = serde_json::json!({"inject_processor": {"token": real.basic, "dst": "Authorization", "fmt": "Basic %s"}, "no_auth": {}, "allowed_hosts": [GITHUB]}).to_string();
-    let gh_sealed = seal(&seal_key, &["--json", &gh_json], "");
-    let maps_sealed = gh_sealed.clone();
-    let _ = &open_key;
+    let gh_sealed = seal(
+        &seal_key,
+        &[
+            "--host",
+            GITHUB,
+            "--basic-user",
+            GIT_USER,
+            "--git-ref",
+            AGENT_REFS,
+            "--no-auth",
+        ],
+        &real.token,
+    );
+    let maps_sealed = seal(
+        &seal_key,
+        &["--host", MAPS, "--query-param", "key", "--no-auth"],
+        &real.maps_key,
+    );
+    let doc = unseal(&open_key, &gh_sealed);
+    assert_eq!(doc["basic_auth_processor"]["user"], GIT_USER, "{doc}");
+    assert_eq!(doc["allowed_hosts"], serde_json::json!([GITHUB]), "{doc}");
+    assert_eq!(
+        doc["allowed_git_refs"],
+        serde_json::json!([AGENT_REFS]),
+        "{doc}"
+    );
+    assert!(
+        real.found_in(doc.to_string().as_bytes()).is_none(),
+        "unseal showed the credential: {doc}"
+    );
+    let doc = unseal(&open_key, &maps_sealed);
+    assert_eq!(doc["query_param_processor"]["param"], "key", "{doc}");
+    assert_eq!(doc["allowed_hosts"], serde_json::json!([MAPS]), "{doc}");
+
     // The shell: its hosts file sends the three names to the sidecar on 127.0.0.1:443.
     let etc = ns.etc(&ns.shell);
     std::fs::write(
         etc.join("hosts"),
-        format!(
-            "127.0.0.1\tlocalhost {GITHUB} {EVIL} {MAPS}\n::1\tlocalhost ip6-localhost\n"
-        ),
+        format!("127.0.0.1\tlocalhost {GITHUB} {EVIL} {MAPS}\n::1\tlocalhost ip6-localhost\n"),
     )
     .unwrap();
     let ca_dir = shell_dir.join("sideproxy");
@@ -650,6 +740,7 @@ fn run_git_push() -> Vec<String> {
         curl: curl.clone(),
         ca: ca_pem,
         printed: RefCell::new(Vec::new()),
+        proxies: vec![serve.clone(), sidecar.clone()],
     };
     eprintln!(
         "e2e: git push: machine up in {:.1}s",
@@ -664,7 +755,12 @@ fn run_git_push() -> Vec<String> {
     shell.git_ok(
         "clone",
         &home,
-        &["clone", "-q", &format!("https://{GITHUB}/repo.git"), &path(&work)],
+        &[
+            "clone",
+            "-q",
+            &format!("https://{GITHUB}/repo.git"),
+            &path(&work),
+        ],
     );
     let w = path(&work);
     let head = |shell: &Shell| {
@@ -712,7 +808,9 @@ fn run_git_push() -> Vec<String> {
     let seen = log.since(mark);
     let posts = receive_packs(&seen);
     assert!(
-        posts.len() == 1 && refs_of(posts[0]) == ["refs/heads/agent/x"] && posts[0]["status"] == 200,
+        posts.len() == 1
+            && refs_of(posts[0]) == ["refs/heads/agent/x"]
+            && posts[0]["status"] == 200,
         "expected one receive-pack request for agent/x: {seen:#?}"
     );
 
@@ -731,7 +829,7 @@ fn run_git_push() -> Vec<String> {
             &["refs/heads/agent/y", "main"],
         ),
     ];
-    for (name, refspecs, touched) in refused.into_iter().take(0) {
+    for (name, refspecs, touched) in refused {
         let mark = log.len();
         let mut args = vec!["-C", w.as_str(), "push", "origin"];
         args.extend_from_slice(refspecs);
@@ -755,13 +853,13 @@ fn run_git_push() -> Vec<String> {
     }
 
     // A push bigger than git's post buffer: a probe, then the pack, chunked.
-    let mut big = vec![0u8; BIG_FILE];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut big,
-    )
-    .unwrap();
-    let big_head = commit("big.bin", &big);
+    let random = || {
+        let mut big = vec![0u8; BIG_FILE];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut big)
+            .unwrap();
+        big
+    };
+    let big_head = commit("big.bin", &random());
     let mark = log.len();
     shell.git_ok(
         "push-big-agent",
@@ -774,6 +872,10 @@ fn run_git_push() -> Vec<String> {
         "the big push to agent/big did not land"
     );
     let seen = log.since(mark);
+    let probes = receive_packs(&seen)
+        .iter()
+        .filter(|e| refs_of(e).is_empty())
+        .count();
     let pack = receive_packs(&seen)
         .into_iter()
         .find(|e| refs_of(e) == ["refs/heads/agent/big"])
@@ -783,7 +885,7 @@ fn run_git_push() -> Vec<String> {
         "the big pack arrived cut short: {pack}"
     );
     eprintln!(
-        "e2e: the big pack reached the forge {} ({} bytes)",
+        "e2e: the big pack reached the forge {} ({} bytes), after {probes} probe(s)",
         if pack["chunked"] == true {
             "chunked"
         } else {
@@ -791,6 +893,29 @@ fn run_git_push() -> Vec<String> {
         },
         pack["body_len"]
     );
+    // Again with new big contents (else the pack would be small: the server has them).
+    commit("big2.bin", &random());
+    let mark = log.len();
+    shell.git_refused(
+        "push-big-main",
+        &work,
+        &["-C", &w, "push", "origin", "HEAD:main"],
+        403,
+    );
+    assert_eq!(bare_ref("main").as_deref(), Some(main.as_str()));
+    let seen = log.since(mark);
+    eprintln!(
+        "e2e: push-big-main: {} receive-pack request(s) reached the forge (git's probe)",
+        receive_packs(&seen).len()
+    );
+    for post in receive_packs(&seen) {
+        // git's probe (a bare flush packet, no commands) may pass; no command may.
+        assert!(
+            refs_of(post).is_empty(),
+            "push-big-main: a ref update reached the forge: {post}"
+        );
+    }
+
     // Another host behind the same secret: the tokenizer refuses it, nothing arrives.
     let mark = log.len();
     shell.git_refused(
@@ -811,7 +936,11 @@ fn run_git_push() -> Vec<String> {
         "requests for {EVIL} reached it: {seen:#?}"
     );
     assert_eq!(
-        local_git(&git, &admin_home, &["--git-dir", &path(&evil_bare), "show-ref"]),
+        local_git(
+            &git,
+            &admin_home,
+            &["--git-dir", &path(&evil_bare), "show-ref"]
+        ),
         evil_refs_before,
         "{EVIL}'s refs changed"
     );
@@ -835,6 +964,47 @@ fn run_git_push() -> Vec<String> {
         "the forge did not get the real credential: {seen:#?}"
     );
 
+    // The query-key API: the key is added to the URL; the API's echo of it is masked.
+    let mark = log.len();
+    let (status, response) = shell.curl(
+        "curl-maps",
+        &[&format!("https://{MAPS}/v1/geocode?address=x")],
+    );
+    assert_eq!(status, 200, "{response}");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let doc: Value = serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("the maps API answered {response:?}: {e}"));
+    assert_eq!(doc["status"], "OK", "{doc}");
+    assert!(
+        doc["request"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("/v1/geocode?address=x&key=")),
+        "the API's echo of the request is not there: {doc}"
+    );
+    eprintln!(
+        "e2e: the maps API's echo, as the client got it: {}",
+        doc["request"]
+    );
+    let seen = log.since(mark);
+    assert!(
+        seen.len() == 1
+            && seen[0]["host"] == MAPS
+            && seen[0]["auth"] == "ok"
+            && seen[0]["query_names"] == serde_json::json!(["address", "key"]),
+        "the maps API did not get exactly the real key: {seen:#?}"
+    );
+    // A request that brings its own key is refused, not sent on with two.
+    let mark = log.len();
+    let (status, response) = shell.curl(
+        "curl-maps-own-key",
+        &[&format!("https://{MAPS}/v1/geocode?address=x&key=dummy")],
+    );
+    assert_eq!(status, 400, "{response}");
+    let seen = log.since(mark);
+    assert!(
+        seen.is_empty(),
+        "the request with its own key reached the API: {seen:#?}"
+    );
     let clients_took = t1.elapsed();
 
     // Nothing of the real credentials in the shell: its processes, its files, what its
@@ -850,11 +1020,11 @@ fn run_git_push() -> Vec<String> {
         .values()
         .flat_map(|s| s.comms.iter().map(String::as_str))
         .collect();
+    // git and its HTTP helper live for a push's round trips (the watcher scans every
+    // 25 ms); a curl call can come and go between two scans.
     assert!(
-        comms.contains("git")
-            && comms.iter().any(|c| c.starts_with("git-remote-http"))
-            && comms.contains("curl"),
-        "the environment watcher missed the clients: {comms:?}"
+        comms.contains("git") && comms.iter().any(|c| c.starts_with("git-remote-http")),
+        "the environment watcher missed the git clients: {comms:?}"
     );
     let sidecar_seen = watched
         .procs

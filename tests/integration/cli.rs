@@ -628,9 +628,20 @@ fn seal_refuses_bad_rules() {
 #[test]
 fn seal_shorthand_for_git_basic_auth_on_two_hosts_with_ref_rules() {
     let out = run(&[
-        "seal", "--seal-key", SEAL, "--host", "github.com,api.github.com",
-        "--basic-user", "x-access-token", "--git-ref", "refs/heads/agent/*",
-        "--git-ref", "refs/tags/agent-*", "--auth-token", "pw", "ghs_cli_git_token_12345",
+        "seal",
+        "--seal-key",
+        SEAL,
+        "--host",
+        "github.com,api.github.com",
+        "--basic-user",
+        "x-access-token",
+        "--git-ref",
+        "refs/heads/agent/*",
+        "--git-ref",
+        "refs/tags/agent-*",
+        "--auth-token",
+        "pw",
+        "ghs_cli_git_token_12345",
     ])
     .ok();
     let opened = unseal(out.stdout.trim(), true);
@@ -638,7 +649,10 @@ fn seal_shorthand_for_git_basic_auth_on_two_hosts_with_ref_rules() {
         opened["basic_auth_processor"],
         json!({"user": "x-access-token", "password": "ghs_cli_git_token_12345"})
     );
-    assert_eq!(opened["allowed_hosts"], json!(["github.com", "api.github.com"]));
+    assert_eq!(
+        opened["allowed_hosts"],
+        json!(["github.com", "api.github.com"])
+    );
     assert_eq!(
         opened["allowed_git_refs"],
         json!(["refs/heads/agent/*", "refs/tags/agent-*"])
@@ -652,7 +666,11 @@ fn seal_shorthand_for_git_basic_auth_on_two_hosts_with_ref_rules() {
 #[test]
 fn seal_shorthand_for_a_query_key_with_replace() {
     let out = shorthand(&[
-        "--query-param", "key", "--replace", "--no-auth", "AIzaSyCLI-query-key-123",
+        "--query-param",
+        "key",
+        "--replace",
+        "--no-auth",
+        "AIzaSyCLI-query-key-123",
     ])
     .ok();
     let opened = unseal(out.stdout.trim(), true);
@@ -665,11 +683,40 @@ fn seal_shorthand_for_a_query_key_with_replace() {
 #[test]
 fn seal_refuses_credential_form_mistakes() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--replace", "--no-auth", "tok-123456789"], "--replace goes with --basic-user or --query-param"),
-        (&["--git-ref", "agent/*", "--no-auth", "tok-123456789"], "refs/heads/agent/*"),
-        (&["--basic-user", "a:b", "--no-auth", "tok-123456789"], "cannot contain ':'"),
-        (&["--basic-user", "u", "--header", "x-api-key", "--no-auth", "t"], "cannot be used with"),
-        (&["--basic-user", "u", "--query-param", "key", "--no-auth", "t"], "cannot be used with"),
+        (
+            &["--replace", "--no-auth", "tok-123456789"],
+            "--replace goes with --basic-user or --query-param",
+        ),
+        (
+            &["--git-ref", "agent/*", "--no-auth", "tok-123456789"],
+            "refs/heads/agent/*",
+        ),
+        (
+            &["--basic-user", "a:b", "--no-auth", "tok-123456789"],
+            "cannot contain ':'",
+        ),
+        (
+            &[
+                "--basic-user",
+                "u",
+                "--header",
+                "x-api-key",
+                "--no-auth",
+                "t",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "--basic-user",
+                "u",
+                "--query-param",
+                "key",
+                "--no-auth",
+                "t",
+            ],
+            "cannot be used with",
+        ),
     ];
     for (args, want) in cases {
         let out = shorthand(args);

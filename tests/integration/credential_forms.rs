@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::support::attack::{AUTH, REAL, assert_no_credential, call, caller_sealed, env};
+use crate::support::sidecar::SideProxy;
 use crate::support::upstream::Echo;
 use crate::support::{Env, bearer, curl, with};
 
@@ -592,5 +593,65 @@ async fn a_push_dripped_in_small_chunks_is_judged_whole() {
                 body
             );
         }
+    }
+}
+
+/// Found by the end-to-end test: a refused push bigger than git's 1 MiB buffer (sent
+/// chunked) reached git as a broken pipe or an HTTP/2 stream error, not as the 403 —
+/// the connection was closed under the pack git was still sending. The rest of a
+/// refused push is now read and dropped (bounded) before the answer.
+#[tokio::test]
+async fn a_big_refused_push_still_gets_its_403() {
+    let e = env(&[]).await;
+    let s = basic(
+        "x-access-token",
+        json!({"allowed_git_refs": ["refs/heads/agent/*"]}),
+    );
+    let sealed = e.seal(&s);
+    let proxy = e.tk.proxy_url();
+    let side = SideProxy::start(
+        &[
+            "--targets",
+            "api.test=GIT_SEALED",
+            "--proxy",
+            &proxy,
+            "--tokenizer-auth",
+            AUTH,
+        ],
+        &[("GIT_SEALED", &sealed)],
+    )
+    .await;
+    let mut body = push_body(&[(OLD, NEW, "refs/heads/main")]).into_bytes();
+    body.extend(std::iter::repeat_n(b'x', 8 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("push");
+    std::fs::write(&file, &body).unwrap();
+    let data = format!("@{}", file.display());
+    let connect_to = format!("api.test:443:127.0.0.1:{}", side.addr.port());
+    let ca = side.ca_path().display().to_string();
+    // curl, as git's libcurl sends a big push through the sidecar: HTTP/2 or 1.1,
+    // chunked, streaming from a file.
+    for version in ["--http2", "--http1.1", "--http2", "--http1.1"] {
+        let (ok, out, err) = curl(&[
+            "--connect-to",
+            &connect_to,
+            "--cacert",
+            &ca,
+            version,
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "Content-Type: application/x-git-receive-pack-request",
+            "--data-binary",
+            &data,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "https://api.test/o/r.git/git-receive-pack",
+        ])
+        .await;
+        assert!(ok, "{version}: {err}");
+        assert_eq!(out, "403", "{version}: {err}");
     }
 }

@@ -199,6 +199,22 @@ pub async fn read_until(
     Ok(Read::Complete(acc.into_buffered()))
 }
 
+/// Read and drop what is left of `body`, at most `limit` bytes and for at most `time`:
+/// after an early refusal, so that the client, still sending, reads the answer instead
+/// of a connection reset under its unread data.
+pub async fn drain(mut body: Body, limit: usize, time: std::time::Duration) {
+    let _ = tokio::time::timeout(time, async {
+        let mut left = limit;
+        while let Ok(Some(data)) = next_data(&mut body).await {
+            if data.len() >= left {
+                break;
+            }
+            left -= data.len();
+        }
+    })
+    .await;
+}
+
 /// The next data chunk of `body` (trailers skipped), or `None` at its end.
 async fn next_data(body: &mut Body) -> Result<Option<Bytes>, ReadError> {
     while let Some(frame) = body.frame().await {

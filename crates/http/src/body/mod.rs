@@ -8,7 +8,7 @@ mod transform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
-pub use bounded::{Budget, Buffered, Read, ReadError, read_bounded, read_until};
+pub use bounded::{Budget, Buffered, Read, ReadError, drain, read_bounded, read_until};
 pub use idle_timeout::{IdleTimeout, Stalled};
 pub use transform::{Transform, TransformBody};
 

@@ -12,10 +12,15 @@ use http::request::Parts;
 use super::Proxy;
 use super::prepare::Prepared;
 use crate::proxy::error::ProxyError;
-use tokenizer_http::body::{Body, Read, read_until};
+use tokenizer_http::body::{Body, Read, drain, read_until};
 use tokenizer_processor::processor::ProcessorError;
 use tokenizer_secret::policy::PolicyError;
 use tokenizer_secret::policy::git_refs::{self, CommandReader, GitPushError, GitRefPattern};
+
+/// The most of a refused push's body read (and dropped) so the refusal reaches git.
+const DRAIN_LIMIT: usize = 64 << 20;
+/// How long a refused push's body is read for, at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The longest ref name quoted back in a refusal.
 const MAX_QUOTED_REF: usize = 200;
@@ -66,8 +71,26 @@ pub async fn judge(
             (head, None)
         }
     };
+    let verdict = verdict(reader, &prepared.git_refs);
+    match (verdict, rest) {
+        (Ok(()), Some(rest)) => Ok(head.then(rest)),
+        (Ok(()), None) => Ok(head.into_body()),
+        (Err(refusal), rest) => {
+            // git is still sending its pack: a connection closed under unread data is
+            // reset, and the client would see a broken pipe or a stream error instead
+            // of the refusal.
+            if let Some(rest) = rest {
+                drain(rest, DRAIN_LIMIT, DRAIN_TIME).await;
+            }
+            Err(refusal)
+        }
+    }
+}
+
+/// The commands `reader` read, judged against every secret's patterns.
+fn verdict(reader: CommandReader, rules: &[Vec<GitRefPattern>]) -> Result<(), ProxyError> {
     let updates = reader.finish().map_err(PolicyError::GitPush)?;
-    let sets: Vec<&[GitRefPattern]> = prepared.git_refs.iter().map(Vec::as_slice).collect();
+    let sets: Vec<&[GitRefPattern]> = rules.iter().map(Vec::as_slice).collect();
     if let Some((update, set)) = git_refs::refused(&updates, &sets) {
         let names: Vec<&str> = set.iter().map(GitRefPattern::as_str).collect();
         return Err(PolicyError::GitRefNotAllowed {
@@ -81,10 +104,7 @@ pub async fn judge(
         }
         .into());
     }
-    Ok(match rest {
-        Some(rest) => head.then(rest),
-        None => head.into_body(),
-    })
+    Ok(())
 }
 
 /// At most [`MAX_QUOTED_REF`] characters of a ref name.

@@ -18,6 +18,9 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokenizer_core::glob::Glob;
 
+/// How many times a path is percent-decoded to look for `git-receive-pack`.
+const MAX_DECODES: usize = 3;
+
 /// The longest pkt-line git sends (`LARGE_PACKET_MAX`).
 const MAX_PKT: usize = 65520;
 
@@ -228,15 +231,30 @@ pub fn is_valid_ref(name: &str) -> bool {
 }
 
 /// Is this request a push, as a git server would route it: a path naming
-/// `git-receive-pack` (percent-decoded, any case, anywhere in it) or a receive-pack
-/// content type? The ref advertisement (`GET …/info/refs?service=git-receive-pack`)
+/// `git-receive-pack` (as written or percent-decoded up to three times, any case,
+/// anywhere in it) or a receive-pack content type? The ref advertisement (`GET …/info/refs?service=git-receive-pack`)
 /// updates nothing and is not one.
 pub fn is_push<'a>(path: &str, content_types: impl IntoIterator<Item = &'a [u8]>) -> bool {
     const NAME: &str = "git-receive-pack";
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let names = |s: &str| s.to_ascii_lowercase().contains(NAME);
-    names(path)
-        || names(&decoded)
+    // Decoded again (a server, or a rewrite in front of it, may decode twice), a few
+    // rounds at most: unbounded rounds would cost quadratic time on `%2525…`.
+    let mut text = path.to_owned();
+    let mut named = names(&text);
+    for _ in 0..MAX_DECODES {
+        if named {
+            break;
+        }
+        let next = percent_encoding::percent_decode_str(&text)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == text {
+            break;
+        }
+        text = next;
+        named = names(&text);
+    }
+    named
         || content_types
             .into_iter()
             .any(|ct| names(&String::from_utf8_lossy(ct)))
@@ -426,6 +444,7 @@ mod tests {
         assert!(is_push("/o/r.git/git-receive-pack", none));
         assert!(is_push("/o/r/git-receive-pack", none));
         assert!(is_push("/o/r.git/git%2Dreceive-pack", none));
+        assert!(is_push("/o/r.git/git%252Dreceive%25252Dpack", none));
         assert!(is_push("/o/r.git/GIT-RECEIVE-PACK/", none));
         let push: &[u8] = b"application/x-git-receive-pack-request";
         assert!(is_push("/x", [&b"text/plain"[..], push]));
