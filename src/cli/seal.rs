@@ -5,7 +5,7 @@
 //! (--org O --app A | --auth-token T |
 //! --oidc-issuer URL --oidc-audience A [--oidc-claim k=v]… | --mtls-uri P… | --no-auth)
 //! TOKEN`. Rule flags (`--id`, `--allowed-methods`, `--allowed-paths`,
-//! `--expires-at`/`--ttl`, `--not-before`, `--rate-limit`, `--max-requests`, `--git-ref`) add our
+//! `--expires-at`/`--ttl`, `--not-before`, `--rate-limit`, `--max-requests`, `--git-ref`, `--mcp-tool`) add our
 //! extensions on top of either.
 //!
 //! What is sealed is checked first ([`crate::secret::validate`]): a mistake (an unknown
@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use super::{Failure, OpenKeyArgs};
 use crate::auth::{AuthConfig, BearerAuth, FlySrcAuth, MtlsAuth, OidcAuth};
-use crate::policy::{GitRefPattern, HostRules, PathGlob, PolicyRules, RateLimit};
+use crate::policy::{GitRefPattern, HostRules, McpToolPattern, PathGlob, PolicyRules, RateLimit};
 use crate::presets::{self, Preset};
 use crate::processor::{BasicAuthConfig, FmtDst, InjectConfig, ProcessorConfig, QueryParamConfig};
 use crate::secret::validate::{self, Problem};
@@ -161,6 +161,10 @@ struct RuleArgs {
     /// refused whole.
     #[arg(long, value_name = "PATTERN")]
     git_ref: Vec<String>,
+    /// MCP tools a `tools/call` may run, e.g. `search_*` (`*` any characters; repeated);
+    /// `tools/list` answers are filtered to them.
+    #[arg(long, value_name = "PATTERN")]
+    mcp_tool: Vec<String>,
 }
 
 impl RuleArgs {
@@ -200,6 +204,16 @@ impl RuleArgs {
                 })
                 .collect::<Result<_, _>>()?;
             policy.allowed_git_refs = Some(patterns);
+        }
+        if !self.mcp_tool.is_empty() {
+            let patterns = self
+                .mcp_tool
+                .iter()
+                .map(|p| {
+                    McpToolPattern::new(p).map_err(|e| Failure::Input(format!("--mcp-tool: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            policy.allowed_mcp_tools = Some(patterns);
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ mod logs;
 mod macaroon;
 mod macaroon_cli;
 mod malformed_secrets;
+mod mcp_rules;
+mod mcp_sdk;
 mod mtls;
 mod newcomer;
 mod oidc;

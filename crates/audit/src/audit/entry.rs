@@ -123,6 +123,10 @@ pub struct AuditEntry {
     /// PII kinds found in the request body.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pii: Vec<String>,
+    /// MCP tools the request called (`allowed_mcp_tools`), the refused ones included;
+    /// names clipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tools: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -288,6 +292,9 @@ impl AuditEntry {
         if !self.pii.is_empty() {
             field("pii", &self.pii.join(","));
         }
+        if !self.mcp_tools.is_empty() {
+            field("mcp_tools", &format!("{:?}", self.mcp_tools.join(",")));
+        }
         out.push('\n');
         out.into_bytes()
     }
@@ -328,6 +335,7 @@ mod tests {
             total_ms: 0.0,
             reflections: 0,
             pii: vec![],
+            mcp_tools: vec![],
         };
         e.clip();
         let bytes = serde_json::to_string(&e).unwrap().len();
@@ -386,6 +394,7 @@ mod tests {
             total_ms: 2.0,
             reflections: 0,
             pii: vec![],
+            mcp_tools: vec![],
         }
     }
 }

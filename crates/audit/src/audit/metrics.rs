@@ -18,6 +18,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RoleLabels {
     role: &'static str,
 }
@@ -34,6 +39,7 @@ pub struct Metrics {
     response_bytes: Family<RoleLabels, Counter>,
     reflections: Counter,
     pii_redacted: Counter,
+    mcp_tool_calls: Family<DecisionLabels, Counter>,
     /// Sealed secrets opened (X25519 + decryption).
     pub secrets_opened: Counter,
     /// Sealed secrets found in the unseal cache.
@@ -98,6 +104,7 @@ impl Metrics {
         let this = Self {
             registry: Registry::default(),
             requests: Family::default(),
+            mcp_tool_calls: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram),
             request_bytes: Family::default(),
@@ -157,6 +164,11 @@ impl Metrics {
             "response_bytes",
             "Response body bytes",
             self.response_bytes.clone(),
+        );
+        registry.register(
+            "mcp_tool_calls",
+            "MCP tool calls judged by allowed_mcp_tools, by the request's decision",
+            self.mcp_tool_calls.clone(),
         );
     }
 
@@ -287,6 +299,13 @@ impl Metrics {
             .get_or_create(&role)
             .inc_by(e.response_bytes);
         self.reflections.inc_by(e.reflections as u64);
+        if !e.mcp_tools.is_empty() {
+            self.mcp_tool_calls
+                .get_or_create(&DecisionLabels {
+                    decision: e.decision.as_str(),
+                })
+                .inc_by(e.mcp_tools.len() as u64);
+        }
         if !e.pii.is_empty() {
             self.pii_redacted.inc();
         }

@@ -136,6 +136,7 @@ impl RequestLog {
                 total_ms: 0.0,
                 reflections: 0,
                 pii: Vec::new(),
+                mcp_tools: Vec::new(),
             },
             started: Instant::now(),
             secrets: Vec::new(),
@@ -269,6 +270,15 @@ impl RequestLog {
     /// Counts credentials the reflection guard replaced.
     pub fn reflection_counter(&self) -> Arc<AtomicUsize> {
         self.reflections.clone()
+    }
+
+    /// The MCP tools the request calls (each clipped to 100 characters).
+    pub fn set_mcp_tools(&mut self, tools: impl IntoIterator<Item = String>) {
+        self.entry.mcp_tools = tools
+            .into_iter()
+            .map(|t| t.chars().take(100).collect())
+            .take(32)
+            .collect();
     }
 
     /// What the PII scanner redacted (final once the request body has been sent).

@@ -140,6 +140,7 @@ mod tests {
             total_ms: 1.0,
             reflections: 0,
             pii: vec![],
+            mcp_tools: vec![],
         }
     }
 

@@ -29,6 +29,10 @@ pub enum ProxyError {
     /// A validator refused the request.
     #[error("request validator failed: {0}")]
     Policy(#[from] PolicyError),
+    /// An MCP tool call `allowed_mcp_tools` does not allow (403): the JSON-RPC error
+    /// answer, and the refused tools' names for the log.
+    #[error("request validator failed: mcp tool {1} not allowed")]
+    McpRefused(serde_json::Value, String),
     /// A processor could not be built or run.
     #[error("bad request: {0}")]
     Processor(#[from] ProcessorError),
@@ -103,7 +107,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(_) => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            Self::Policy(PolicyError::GitRefNotAllowed { .. }) => StatusCode::FORBIDDEN,
+            Self::Policy(PolicyError::GitRefNotAllowed { .. }) | Self::McpRefused(..) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Processor(ProcessorError::Body(e))
             | Self::Pii(tokenizer_processor::pii::PiiError::Body(e)) => read_status(*e),
             Self::Upstream(UpstreamError::Failed(_))
@@ -149,6 +155,16 @@ impl ProxyError {
     /// The plain-text error response, with `Retry-After` (whole seconds) when the request
     /// was rate-limited.
     pub fn into_response(self) -> Response<Body> {
+        if let Self::McpRefused(answer, _) = &self {
+            // MCP clients read a JSON-RPC error: the refused call becomes a tool error.
+            let mut resp = Response::new(tokenizer_http::body::full(answer.to_string()));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return resp;
+        }
         let mut resp = error_response(self.status(), &self.public_message());
         let retry = match self {
             Self::RateLimited(Refusal::Wait(wait) | Refusal::Full(wait)) => Some(retry_secs(wait)),

@@ -6,6 +6,7 @@ mod connect;
 pub mod error;
 mod git_push;
 mod listener;
+mod mcp;
 mod oidc;
 pub(crate) mod park;
 mod pipeline;

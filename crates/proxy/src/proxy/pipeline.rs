@@ -2,9 +2,9 @@
 //! [`forward`] reads as the list of its steps: check framing, prepare the secrets (open,
 //! authorize, check rules, build processors — see [`super::prepare`]), take their
 //! limits (from the fleet's Redis or this process), scan PII, run the processors, judge
-//! the request as sent (method overrides, a git push's refs), clean the head, sign and
-//! send; then the response's steps: refuse what the guard cannot read, splice an
-//! upgrade, mask the response, seal derived tokens.
+//! the request as sent (method overrides, a git push's refs, MCP tool calls), clean the
+//! head, sign and send; then the response's steps: refuse what the guard cannot read,
+//! splice an upgrade, mask the response, filter MCP tool lists, seal derived tokens.
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -50,6 +50,7 @@ pub async fn forward(
     let body = processor::apply(&prepared.steps, &mut parts, body, &mut ctx).await?;
     let body = refuse_overrides_as_sent(proxy, &prepared, &mut parts, body).await?;
     let body = super::git_push::judge(proxy, &prepared, &parts, body).await?;
+    let (body, tool_lists) = super::mcp::judge(proxy, &prepared, &mut parts, body, log).await?;
     // The path the rules judged, also where a processor set its own.
     if let Some(path) = &prepared.forward_path {
         processor::set_path(&mut parts.uri, path)?;
@@ -75,6 +76,7 @@ pub async fn forward(
     }
     splice_upgrade(&mut response, client_upgrade, &guards, log);
     let response = mask_response(response, &guards, log);
+    let response = super::mcp::filter(proxy, &prepared, tool_lists, response).await?;
     seal_derived_tokens(proxy, &prepared, response).await
 }
 

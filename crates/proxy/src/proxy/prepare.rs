@@ -90,6 +90,8 @@ pub struct Prepared {
     pub judges_body_override: bool,
     /// The `allowed_git_refs` of each secret that has them: a push must keep to all.
     pub git_refs: Vec<Vec<tokenizer_secret::policy::GitRefPattern>>,
+    /// The `allowed_mcp_tools` of each secret that has them: a tool must match all.
+    pub mcp_tools: Vec<Vec<tokenizer_secret::policy::McpToolPattern>>,
 }
 
 /// One opened secret and where it came from.
@@ -147,6 +149,10 @@ pub fn prepare(
     prepared.git_refs = opened
         .iter()
         .filter_map(|s| s.secret.policy.allowed_git_refs.clone())
+        .collect();
+    prepared.mcp_tools = opened
+        .iter()
+        .filter_map(|s| s.secret.policy.allowed_mcp_tools.clone())
         .collect();
     log.set_processors(prepared.secrets);
     prepared.forward_path = path.filter(|p| Some(p.as_str()) != facts.path);

@@ -5,6 +5,7 @@ pub mod git_refs;
 pub mod go_regexp;
 mod hosts;
 pub mod limits;
+pub mod mcp;
 pub mod method_override;
 pub mod paths;
 pub mod revocation;
@@ -13,6 +14,7 @@ mod rules;
 pub use git_refs::GitRefPattern;
 pub use hosts::{HostPattern, HostRules};
 pub use limits::{Limit, Limiter, RateLimit, Refusal};
+pub use mcp::McpToolPattern;
 pub use paths::{PathError, PathGlob};
 pub use revocation::Revocations;
 pub use rules::PolicyRules;
@@ -67,4 +69,7 @@ pub enum PolicyError {
     /// would read them.
     #[error("{0}")]
     GitPush(#[from] git_refs::GitPushError),
+    /// A request under `allowed_mcp_tools` that is not well-formed JSON-RPC.
+    #[error("{0}")]
+    Mcp(#[from] mcp::McpError),
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::PolicyError;
 use super::git_refs::GitRefPattern;
 use super::limits::RateLimit;
+use super::mcp::McpToolPattern;
 use super::paths::PathGlob;
 use tokenizer_core::time::deserialize_timestamp;
 
@@ -25,6 +26,10 @@ pub struct PolicyRules {
     /// still work).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_git_refs: Option<Vec<GitRefPattern>>,
+    /// MCP tools (names, `*` patterns) a `tools/call` may run; `tools/list` answers are
+    /// filtered to them. `[]` allows no tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_mcp_tools: Option<Vec<McpToolPattern>>,
     /// Unix seconds (RFC 3339 accepted on input) before which the secret is refused.
     #[serde(
         default,

@@ -38,6 +38,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "allowed_methods",
     "allowed_paths",
     "allowed_git_refs",
+    "allowed_mcp_tools",
     "not_before",
     "expires_at",
     "id",

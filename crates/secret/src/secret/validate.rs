@@ -592,7 +592,7 @@ mod tests {
         });
         let rules = json!({"allowed_hosts": ["h"], "allowed_host_pattern": "^h$",
             "allowed_methods": ["GET"], "allowed_paths": ["/"], "not_before": 1,
-            "allowed_git_refs": ["refs/heads/agent/*"],
+            "allowed_git_refs": ["refs/heads/agent/*"], "allowed_mcp_tools": ["search_*"],
             "expires_at": 4_000_000_000u64, "id": "i", "rate_limit": "1/s", "max_requests": 1,
             "pii": {"action": "block", "kinds": ["email"]}});
         for (pk, pv) in processors.as_object().unwrap() {
