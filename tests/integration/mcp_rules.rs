@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::attack::{AUTH, REAL, call, caller_sealed, env};
+use crate::support::attack::{AUTH, REAL, assert_no_credential, call, caller_sealed, env};
 use crate::support::{Env, bearer, with};
 
 fn mcp(extra: Value) -> Value {
@@ -35,6 +35,9 @@ async fn a_tool_the_seal_does_not_name_is_refused_before_the_server() {
     let s = mcp(json!({"id": "mcp-gh"}));
     let got = post(&e, &[&s], &tool_call(json!(1), "search_issues")).await;
     assert_eq!(got.status, 200, "{}", got.body);
+    // The server's answer goes through the reflection guard like any other.
+    assert!(got.body.contains("[REDACTED]"), "{}", got.body);
+    assert_no_credential("mcp answer", &got.body, REAL);
 
     let before = e.upstream.seen().len();
     let got = post(&e, &[&s], &tool_call(json!("req-7"), "delete_repo")).await;
@@ -190,4 +193,18 @@ async fn other_rules_still_hold_and_an_empty_list_allows_no_tool() {
     );
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     assert_eq!(post(&e, &[&none], list).await.status, 200);
+}
+
+/// A body larger than `MAX_BUFFERED_BODY` cannot be judged whole: 413, and the server
+/// never sees it.
+#[tokio::test]
+async fn a_body_too_large_to_judge_is_refused() {
+    let e = env(&["--max-buffered-body", "4KiB"]).await;
+    let s = mcp(json!({}));
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "search_issues", "arguments": {"q": "x".repeat(8192)}}});
+    let before = e.upstream.seen().len();
+    let got = post(&e, &[&s], &big.to_string()).await;
+    assert_eq!(got.status, 413, "{}", got.body);
+    assert_eq!(e.upstream.seen().len(), before);
 }
