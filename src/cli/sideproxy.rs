@@ -158,6 +158,7 @@ impl SideproxyArgs {
             admin_token: tokenizer_core::settings::admin_token(self.admin.admin_token)?,
             client_header_timeout: self.client_header_timeout,
             max_connections: self.max_connections,
+            dns: None,
             strip_client_headers: config::header_names(
                 "STRIP_CLIENT_HEADERS",
                 &self.strip_client_headers,

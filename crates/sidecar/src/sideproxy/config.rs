@@ -60,6 +60,8 @@ pub struct SideproxyConfig {
     pub client_header_timeout: Duration,
     /// Client connections at once (0 = no limit).
     pub max_connections: usize,
+    /// The sandbox's DNS, answered by the sidecar (`DNS_ADDRESS`); `None`: off.
+    pub dns: Option<super::dns::DnsConfig>,
 }
 
 /// Target host → the `Proxy-Tokenizer` value (sealed secret, optional `; {params}`).
@@ -173,6 +175,20 @@ impl Passthrough {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self(rules))
+    }
+
+    /// Does a rule name `host`, on any port? (What DNS may resolve.)
+    pub fn names(&self, host: &str) -> bool {
+        let Some(host) = normalize_host(host) else {
+            return false;
+        };
+        self.0.iter().any(|r| {
+            if r.wildcard {
+                host.ends_with(&format!(".{}", r.host))
+            } else {
+                host == r.host
+            }
+        })
     }
 
     /// May a CONNECT to `host:port` be tunnelled?

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod connect_proxy;
+pub mod dns;
 pub mod env;
 mod error;
 pub mod firewall;
