@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use super::Failure;
 use super::upstream_args::UpstreamArgs;
 use crate::sideproxy::config::{Passthrough, ProxyUrl, Targets, bind_addresses};
+use crate::sideproxy::dns::DnsConfig;
 use crate::sideproxy::firewall::{self, Firewall};
 use crate::sideproxy::{Sidecar, SideproxyConfig, env};
 use tokenizer_core::settings::{self as config, ConfigError};
@@ -44,8 +45,12 @@ struct FirewallArgs {
     #[arg(long, env = "SIDECAR_UID")]
     sidecar_uid: Option<u32>,
     /// Resolvers DNS may reach (comma list) [default: the nameservers of resolv.conf].
+    /// With DNS_ADDRESS, only the sidecar reaches them.
     #[arg(long, env = "DNS_SERVERS")]
     dns_servers: Option<String>,
+    /// The sidecar's DNS listener: the agent's DNS may go there and nowhere else.
+    #[arg(long, env = "DNS_ADDRESS")]
+    dns_address: Option<SocketAddr>,
     /// Destinations every UID may reach directly (comma list of CIDRs or addresses).
     #[arg(long, env = "ALLOW_CIDRS", default_value = "")]
     allow_cidrs: String,
@@ -128,6 +133,90 @@ pub struct SideproxyArgs {
     /// How long to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = config::parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// The sandbox's DNS, answered by the sidecar.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "DNS (answered by the sidecar)")]
+pub struct DnsArgs {
+    /// Answer the sandbox's DNS here, UDP and TCP (`ip:port`, e.g. 127.0.0.53:53):
+    /// targets resolve to this sidecar, passthrough hosts and DNS_ALLOW names are asked
+    /// of DNS_SERVERS, every other name is refused. Unset: off.
+    #[arg(long, env = "DNS_ADDRESS")]
+    pub dns_address: Option<SocketAddr>,
+    /// The real resolvers (comma list of `ip` or `ip:port`) [default: the nameservers of
+    /// RESOLV_CONF, but DNS_ADDRESS itself].
+    #[arg(long, env = "DNS_SERVERS")]
+    pub dns_servers: Option<String>,
+    /// More names the sandbox may resolve besides targets and passthrough hosts (comma
+    /// list of names and `*.suffix`).
+    #[arg(long, env = "DNS_ALLOW", default_value = "")]
+    pub dns_allow: String,
+    /// Names a client may ask per second; more are refused.
+    #[arg(long, env = "DNS_RATE", default_value_t = 100)]
+    pub dns_rate: u32,
+    /// The resolv.conf whose nameservers are the default DNS_SERVERS.
+    #[arg(long, env = "RESOLV_CONF", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+}
+
+impl DnsArgs {
+    /// The DNS listener's config, if `DNS_ADDRESS` is set.
+    fn config(&self) -> Result<Option<DnsConfig>, ConfigError> {
+        let Some(address) = self.dns_address else {
+            return Ok(None);
+        };
+        let servers = resolvers(self.dns_servers.as_deref(), &self.resolv_conf)?
+            .into_iter()
+            .filter(|s| *s != address)
+            .collect::<Vec<_>>();
+        if servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "DNS_SERVERS",
+                detail: format!(
+                    "no resolver to ask besides DNS_ADDRESS {address} (set DNS_SERVERS)"
+                ),
+            });
+        }
+        Ok(Some(DnsConfig {
+            address,
+            servers,
+            allow: Passthrough::parse_named("DNS_ALLOW", &self.dns_allow)?,
+            rate: self.dns_rate,
+        }))
+    }
+}
+
+/// `DNS_SERVERS` (`ip` or `ip:port`, port 53 by default), else the nameservers of
+/// `resolv_conf`.
+fn resolvers(
+    list: Option<&str>,
+    resolv_conf: &std::path::Path,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    match list {
+        Some(list) => config::comma_list(list)
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .or_else(|_| a.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "DNS_SERVERS",
+                        detail: format!("{a:?} is not an IP address (or ip:port)"),
+                    })
+            })
+            .collect(),
+        None => {
+            let conf = std::fs::read_to_string(resolv_conf).map_err(|e| ConfigError::Invalid {
+                name: "DNS_SERVERS",
+                detail: format!("unset, and {}: {e}", resolv_conf.display()),
+            })?;
+            Ok(firewall::resolvers(&conf)
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect())
+        }
+    }
 }
 
 impl SideproxyArgs {
@@ -158,7 +247,7 @@ impl SideproxyArgs {
             admin_token: tokenizer_core::settings::admin_token(self.admin.admin_token)?,
             client_header_timeout: self.client_header_timeout,
             max_connections: self.max_connections,
-            dns: None,
+            dns: self.dns.config()?,
             strip_client_headers: config::header_names(
                 "STRIP_CLIENT_HEADERS",
                 &self.strip_client_headers,
@@ -214,29 +303,19 @@ fn print_env(args: &EnvArgs) -> Result<(), Failure> {
 }
 
 fn firewall(args: FirewallArgs) -> Result<(), Failure> {
-    let dns_servers = match args.dns_servers.as_deref() {
-        Some(list) => config::comma_list(list)
-            .map(|a| {
-                a.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
-                    name: "DNS_SERVERS",
-                    detail: format!("{a:?} is not an IP address"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => {
-            let conf = std::fs::read_to_string(&args.resolv_conf).map_err(|e| {
-                Failure::Input(format!(
-                    "{}: {e} (set DNS_SERVERS instead)",
-                    args.resolv_conf.display()
-                ))
-            })?;
-            firewall::resolvers(&conf)
-        }
+    let dns_servers = match args.dns_address {
+        // The agent asks the sidecar; the sidecar's own UID reaches the resolvers.
+        Some(_) => Vec::new(),
+        None => resolvers(args.dns_servers.as_deref(), &args.resolv_conf)?
+            .into_iter()
+            .map(|s| s.ip())
+            .collect(),
     };
     let rules = Firewall {
         transparent_port: args.transparent_port,
         sidecar_uid: args.sidecar_uid.unwrap_or_else(current_uid),
         dns_servers,
+        dns_address: args.dns_address,
         allow: config::cidrs("ALLOW_CIDRS", &args.allow_cidrs)?,
     };
     if !args.apply {

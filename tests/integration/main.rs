@@ -39,6 +39,7 @@ mod rules;
 mod secret_isolation;
 mod shared_tables;
 mod shutdown;
+mod sidecar_dns;
 mod sideproxy;
 mod sideproxy_cli;
 mod sigv4;

@@ -33,6 +33,8 @@ pub struct SideProxy {
     pub proxy_addr: Option<SocketAddr>,
     /// The admin listener, when enabled.
     pub admin_addr: Option<SocketAddr>,
+    /// The DNS listener (`--dns-address`), UDP and TCP.
+    pub dns_addr: Option<SocketAddr>,
     pub ca_pem: String,
     pub ca_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -82,6 +84,7 @@ impl SideProxy {
         let addr = bound.tls_addrs()[0];
         let proxy_addr = bound.proxy_addr();
         let admin_addr = bound.admin_addr();
+        let dns_addr = bound.dns_addr();
         let ca_pem = bound.ca_pem();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(bound.run(Box::pin(async {
@@ -91,6 +94,7 @@ impl SideProxy {
             addr,
             proxy_addr,
             admin_addr,
+            dns_addr,
             ca_pem,
             ca_dir,
             _dir: dir,

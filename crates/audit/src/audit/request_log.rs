@@ -193,6 +193,30 @@ impl RequestLog {
         log
     }
 
+    /// A DNS question (`mode` `dns`): `qtype` (`A`, `TXT`, …) stands as the path, the
+    /// name (clipped to 253 characters) as the host.
+    pub fn for_dns(
+        telemetry: &Arc<Telemetry>,
+        role: &'static str,
+        source: SocketAddr,
+        qtype: &str,
+        name: &str,
+    ) -> Self {
+        let mut log = Self::new(
+            telemetry,
+            role,
+            source,
+            &http::Method::GET,
+            &http::Uri::from_static("/"),
+            &http::HeaderMap::new(),
+        );
+        log.entry.mode = "dns";
+        log.entry.method = "DNS".to_owned();
+        log.entry.host = name.chars().take(253).collect();
+        log.entry.path = qtype.chars().take(16).collect();
+        log
+    }
+
     /// How the connection came in (`transparent`).
     pub fn set_mode(&mut self, mode: &'static str) {
         self.entry.mode = mode;

@@ -152,10 +152,15 @@ impl Passthrough {
     /// Parse `PASSTHROUGH`, a comma list of `host`, `host:port`, `*.domain` or
     /// `*.domain:port` (port 443 when absent); empty allows nothing.
     pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        Self::parse_named("PASSTHROUGH", list)
+    }
+
+    /// [`Passthrough::parse`] of the variable `name` (`DNS_ALLOW` takes the same list).
+    pub fn parse_named(name: &'static str, list: &str) -> Result<Self, ConfigError> {
         let rules = comma_list(list)
             .map(|entry| {
                 let invalid = || ConfigError::Invalid {
-                    name: "PASSTHROUGH",
+                    name,
                     detail: format!("{entry:?}: want host, host:port or *.domain[:port]"),
                 };
                 let (host, port) = match entry.rsplit_once(':') {

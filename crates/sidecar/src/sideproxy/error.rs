@@ -23,6 +23,9 @@ pub enum SidecarError {
     /// A passthrough dial failed or was refused by the destination guard.
     #[error("passthrough: {0}")]
     Passthrough(#[from] DialError),
+    /// A DNS name that is neither a target, a passthrough host nor in `DNS_ALLOW`.
+    #[error("dns: name not allowed (not a target, passthrough host or DNS_ALLOW name)")]
+    DnsRefused,
     /// A plain-HTTP passthrough request got no answer from the upstream.
     #[error("passthrough: the upstream did not answer")]
     PassthroughFailed,
@@ -32,7 +35,9 @@ impl SidecarError {
     /// The HTTP status the client gets for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotAllowed(_) | Self::Passthrough(DialError::Denied(_)) => StatusCode::FORBIDDEN,
+            Self::NotAllowed(_) | Self::DnsRefused | Self::Passthrough(DialError::Denied(_)) => {
+                StatusCode::FORBIDDEN
+            }
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Tokenizer(TokenizerError::Timeout) | Self::Passthrough(DialError::Timeout) => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -66,9 +71,10 @@ impl IntoErrorResponse for SidecarError {
 
     fn decision(&self) -> Decision {
         match self {
-            Self::NotAllowed(_) | Self::BadRequest(_) | Self::Passthrough(DialError::Denied(_)) => {
-                Decision::Denied
-            }
+            Self::NotAllowed(_)
+            | Self::DnsRefused
+            | Self::BadRequest(_)
+            | Self::Passthrough(DialError::Denied(_)) => Decision::Denied,
             Self::Tokenizer(_) | Self::Passthrough(_) | Self::PassthroughFailed => Decision::Error,
         }
     }

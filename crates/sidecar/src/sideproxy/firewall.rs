@@ -6,7 +6,9 @@
 //! - TCP to ports 80 and 443 is redirected to the sidecar's `TRANSPARENT_PORT`, whatever
 //!   address it was for;
 //! - DNS (UDP and TCP 53) may reach only the resolvers of `/etc/resolv.conf` (or
-//!   `DNS_SERVERS`), loopback anything, `ALLOW_CIDRS` what the operator opens;
+//!   `DNS_SERVERS`) — or, when the sidecar answers DNS (`DNS_ADDRESS`), only the
+//!   sidecar's DNS address: no other resolver, not even one on loopback;
+//! - loopback anything else, `ALLOW_CIDRS` what the operator opens;
 //! - every other new outbound connection or datagram is rejected (TCP with a reset,
 //!   the rest, QUIC's UDP 443 included, with ICMP administratively-prohibited).
 //!
@@ -36,6 +38,8 @@ pub struct Firewall {
     pub sidecar_uid: u32,
     /// Resolvers DNS may reach.
     pub dns_servers: Vec<IpAddr>,
+    /// The sidecar's DNS listener (`DNS_ADDRESS`): with it, the only place DNS may go.
+    pub dns_address: Option<std::net::SocketAddr>,
     /// Destinations opened on purpose (`ALLOW_CIDRS`).
     pub allow: Vec<IpNet>,
 }
@@ -79,12 +83,14 @@ impl Firewall {
              \tchain egress {{\n\
              \t\ttype filter hook output priority 0; policy drop;\n\
              \t\tmeta skuid {uid} accept\n\
+             {dns_only}\
              \t\toifname \"lo\" accept\n\
              \t\tfib daddr type local accept\n\
              \t\tct state established,related accept\n\
              \t\ticmpv6 type {{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, \
              mld-listener-report, mld2-listener-report }} accept",
             port = self.transparent_port,
+            dns_only = self.dns_only(),
         );
         let (dns4, dns6): (Vec<IpAddr>, Vec<IpAddr>) =
             self.dns_servers.iter().partition(|a| a.is_ipv4());
@@ -110,6 +116,26 @@ impl Firewall {
              \t}\n\
              }\n",
         );
+        out
+    }
+
+    /// With `DNS_ADDRESS`: DNS (port 53, UDP and TCP) to its address and port only,
+    /// placed before loopback is accepted, so no other local resolver answers either.
+    fn dns_only(&self) -> String {
+        let Some(addr) = self.dns_address else {
+            return String::new();
+        };
+        let family = if addr.is_ipv4() { "ip" } else { "ip6" };
+        let mut out = String::new();
+        if addr.port() == 53 {
+            let _ = writeln!(
+                out,
+                "\t\tmeta l4proto {{ tcp, udp }} th dport 53 {family} daddr {} accept",
+                addr.ip()
+            );
+        }
+        out.push_str("\t\tmeta l4proto tcp th dport 53 reject with tcp reset\n");
+        out.push_str("\t\tmeta l4proto udp th dport 53 reject with icmpx admin-prohibited\n");
         out
     }
 
@@ -190,6 +216,7 @@ mod tests {
             transparent_port: 15001,
             sidecar_uid: 10001,
             dns_servers: vec!["10.0.0.2".parse().unwrap(), "fdaa::3".parse().unwrap()],
+            dns_address: None,
             allow: vec![
                 "192.0.2.0/24".parse().unwrap(),
                 "2001:db8::/32".parse().unwrap(),
@@ -216,9 +243,37 @@ mod tests {
         let bare = Firewall {
             dns_servers: Vec::new(),
             allow: Vec::new(),
-            ..fw
+            ..fw.clone()
         };
         assert!(!bare.ruleset().contains("{  }"));
         assert!(!bare.ruleset().contains("dport 53"));
+    }
+
+    #[test]
+    fn with_the_sidecars_dns_the_agent_reaches_no_other_resolver() {
+        let fw = Firewall {
+            transparent_port: 15001,
+            sidecar_uid: 10001,
+            dns_servers: Vec::new(),
+            dns_address: Some("127.0.0.53:53".parse().unwrap()),
+            allow: Vec::new(),
+        };
+        let rules = fw.ruleset();
+        let lines: Vec<&str> = rules.lines().map(str::trim).collect();
+        let at = |l: &str| {
+            lines
+                .iter()
+                .position(|x| *x == l)
+                .unwrap_or_else(|| panic!("no {l:?} in\n{rules}"))
+        };
+        let sidecar = at("meta skuid 10001 accept");
+        let only = at("meta l4proto { tcp, udp } th dport 53 ip daddr 127.0.0.53 accept");
+        let tcp = at("meta l4proto tcp th dport 53 reject with tcp reset");
+        let udp = at("meta l4proto udp th dport 53 reject with icmpx admin-prohibited");
+        let lo = at("oifname \"lo\" accept");
+        assert!(
+            sidecar < only && only < tcp && tcp < udp && udp < lo,
+            "{rules}"
+        );
     }
 }

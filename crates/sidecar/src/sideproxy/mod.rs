@@ -77,6 +77,7 @@ pub struct Bound {
     proxy: Option<TcpListener>,
     transparent: Vec<TcpListener>,
     admin: Option<TcpListener>,
+    dns: Option<dns::DnsServer>,
     provenance: Provenance,
 }
 
@@ -158,6 +159,23 @@ impl Sidecar {
             config.upstream.deny.clone(),
             own,
         );
+        let dns = match &config.dns {
+            Some(dns_config) => {
+                let rules = dns::names::NameRules::new(
+                    config.targets.hosts(),
+                    config.passthrough.clone(),
+                    dns_config.allow.clone(),
+                    &config.bind,
+                );
+                let addr = dns_config.address;
+                Some(
+                    dns::DnsServer::bind(dns_config, rules, telemetry.clone())
+                        .await
+                        .map_err(|source| SetupError::Bind { addr, source })?,
+                )
+            }
+            None => None,
+        };
         let max_connections = config.max_connections;
         let side = Arc::new(Self {
             resolver: config.upstream.resolver.clone(),
@@ -176,6 +194,7 @@ impl Sidecar {
             proxy,
             transparent,
             admin,
+            dns,
             provenance,
         })
     }
@@ -203,6 +222,11 @@ impl Bound {
             .collect()
     }
 
+    /// Address of the DNS listener (UDP and TCP).
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns.as_ref().and_then(dns::DnsServer::local_addr)
+    }
+
     /// Address of the HTTPS_PROXY listener.
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
         self.proxy.as_ref().and_then(|l| l.local_addr().ok())
@@ -226,6 +250,7 @@ impl Bound {
             tls = %tokenizer_audit::logging::listed(self.tls.iter().filter_map(|l| l.local_addr().ok())),
             https_proxy = %tokenizer_audit::logging::listed(self.proxy.as_ref().and_then(|l| l.local_addr().ok())),
             transparent = %tokenizer_audit::logging::listed(self.transparent.iter().filter_map(|l| l.local_addr().ok())),
+            dns = %tokenizer_audit::logging::listed(self.dns.as_ref().and_then(dns::DnsServer::local_addr)),
             targets = %tokenizer_audit::logging::listed(side.config.targets.hosts()),
             ca = %side.config.ca_dir.join("ca.pem").display(),
             ca_provenance = %self.provenance,
@@ -252,6 +277,9 @@ impl Bound {
                     })
                     .await;
             });
+        }
+        if let Some(dns) = self.dns {
+            accepting.spawn(dns.run());
         }
         if let Some(listener) = self.proxy {
             let (side, lifecycle) = (side.clone(), lifecycle.clone());

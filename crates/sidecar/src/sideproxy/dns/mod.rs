@@ -1,7 +1,13 @@
 //! The sandbox's DNS, answered by the sidecar (`DNS_ADDRESS`), so that names cannot
 //! carry data out of a transparent sandbox.
 
+pub mod answer;
 pub mod names;
+mod server;
+mod tables;
+mod upstream;
+
+pub use server::DnsServer;
 
 use std::net::SocketAddr;
 
