@@ -8,6 +8,8 @@
 #   3. Point the API hosts at the sidecar in the hosts file (hosts-file mode; skipped
 #      when SIDECAR_ADDRESSES is empty or "none", as in transparent mode, where the
 #      firewall sends the real addresses to the sidecar).
+#   3b. With SANDBOX_DNS (the sidecar's DNS address, e.g. 127.0.0.53), name it as the
+#      only resolver in resolv.conf: the sidecar answers the sandbox's DNS.
 #   4. Run the given command, or idle so `fly ssh console --container shell` can attach.
 #      With AGENT_USER (a user name or UID), the command runs as that user with no
 #      capabilities and no way back to root (no_new_privs): it cannot change the
@@ -25,6 +27,8 @@ AGENT_USER=${AGENT_USER:-}
 CA_FILE=${CA_FILE:-/etc/ssl/certs/sideproxy-ca.pem}
 SYSTEM_CA_BUNDLE=${SYSTEM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 HOSTS_FILE=${HOSTS_FILE:-/etc/hosts}
+SANDBOX_DNS=${SANDBOX_DNS:-}
+RESOLV_CONF=${RESOLV_CONF:-/etc/resolv.conf}
 PROFILE_FILE=${PROFILE_FILE:-/etc/profile.d/sideproxy.sh}
 
 log() { echo "start-shell: $*" >&2; }
@@ -79,6 +83,16 @@ if [ -n "$SIDECAR_ADDRESSES" ] && [ "$SIDECAR_ADDRESSES" != none ]; then
   log "$API_HOSTS -> $SIDECAR_ADDRESSES in $HOSTS_FILE"
 else
   log "hosts file left alone (SIDECAR_ADDRESSES is empty)"
+fi
+
+# 3b. The sidecar answers DNS.
+if [ -n "$SANDBOX_DNS" ]; then
+  want="nameserver $SANDBOX_DNS"
+  if [ "$(cat "$RESOLV_CONF" 2>/dev/null)" != "$want" ]; then
+    # Written in place: resolv.conf may be a bind mount that cannot be replaced.
+    printf '%s\n' "$want" > "$RESOLV_CONF"
+    log "$RESOLV_CONF names only the sidecar's DNS ($SANDBOX_DNS)"
+  fi
 fi
 
 # 4. Hand over.
