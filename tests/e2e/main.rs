@@ -29,6 +29,7 @@
 
 mod certs;
 mod deploy;
+mod dns;
 mod dual_resolution;
 mod git_push;
 mod host;

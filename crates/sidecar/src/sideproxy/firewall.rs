@@ -76,6 +76,7 @@ impl Firewall {
              \tchain to_sidecar {{\n\
              \t\ttype nat hook output priority -100; policy accept;\n\
              \t\tmeta skuid {uid} return\n\
+             {dns_targets}\
              \t\tfib daddr type local return\n\
              \t\tmeta l4proto tcp th dport {{ {ports} }} redirect to :{port}\n\
              \t}}\n\
@@ -91,6 +92,7 @@ impl Firewall {
              mld-listener-report, mld2-listener-report }} accept",
             port = self.transparent_port,
             dns_only = self.dns_only(),
+            dns_targets = self.dns_targets(&ports),
         );
         let (dns4, dns6): (Vec<IpAddr>, Vec<IpAddr>) =
             self.dns_servers.iter().partition(|a| a.is_ipv4());
@@ -117,6 +119,20 @@ impl Firewall {
              }\n",
         );
         out
+    }
+
+    /// With `DNS_ADDRESS`: the sidecar answers targets with that address, so its TCP
+    /// 80/443 go to the transparent listener (other local addresses are left alone).
+    fn dns_targets(&self, ports: &str) -> String {
+        let Some(addr) = self.dns_address else {
+            return String::new();
+        };
+        let family = if addr.is_ipv4() { "ip" } else { "ip6" };
+        format!(
+            "\t\t{family} daddr {} meta l4proto tcp th dport {{ {ports} }} redirect to :{}\n",
+            addr.ip(),
+            self.transparent_port
+        )
     }
 
     /// With `DNS_ADDRESS`: DNS (port 53, UDP and TCP) to its address and port only,

@@ -161,11 +161,18 @@ impl Sidecar {
         );
         let dns = match &config.dns {
             Some(dns_config) => {
+                // Transparent mode: targets resolve to the DNS address itself, whose
+                // TCP 80/443 the firewall redirects to the transparent listener (other
+                // local addresses it leaves alone). Otherwise to the TLS listener.
+                let answer_with = match config.transparent_port {
+                    Some(_) => vec![dns_config.address.ip()],
+                    None => config.bind.clone(),
+                };
                 let rules = dns::names::NameRules::new(
                     config.targets.hosts(),
                     config.passthrough.clone(),
                     dns_config.allow.clone(),
-                    &config.bind,
+                    &answer_with,
                 );
                 let addr = dns_config.address;
                 Some(

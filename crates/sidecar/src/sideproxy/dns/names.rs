@@ -33,8 +33,9 @@ pub struct NameRules {
 
 impl NameRules {
     /// Rules from the target hosts, the passthrough and allow lists, and the addresses
-    /// the sidecar's TLS listener binds (`BIND_ADDRESSES`; an unspecified address stands
-    /// for loopback).
+    /// targets resolve to: the TLS listener's (`BIND_ADDRESSES`), or in transparent
+    /// mode the DNS address, which the firewall redirects (an unspecified address
+    /// stands for loopback; the first of each family is answered).
     pub fn new<'a>(
         targets: impl IntoIterator<Item = &'a String>,
         passthrough: Passthrough,
@@ -58,7 +59,7 @@ impl NameRules {
                 .collect(),
             passthrough,
             allow,
-            v4: v4.or((bind.is_empty()).then_some(Ipv4Addr::LOCALHOST)),
+            v4: v4.or(bind.is_empty().then_some(Ipv4Addr::LOCALHOST)),
             v6,
         }
     }

@@ -37,8 +37,10 @@ impl ClientRates {
         }
     }
 
-    /// May `client` ask one more name now?
+    /// May `client` ask one more name now? Loopback sources are one client (a process
+    /// may send from any 127.x address), and IPv6 sources count by /64.
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+        let client = bucket(client);
         let Ok(mut clients) = self.clients.lock() else {
             return false;
         };
@@ -60,6 +62,20 @@ impl ClientRates {
             true
         } else {
             false
+        }
+    }
+}
+
+/// The rate-limit bucket of a source address.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) if a.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V4(a) => IpAddr::V4(a),
+        IpAddr::V6(a) if a.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) => {
+            let mut s = a.segments();
+            s[4..].fill(0);
+            IpAddr::V6(s.into())
         }
     }
 }
@@ -207,11 +223,22 @@ mod tests {
     }
 
     #[test]
+    fn loopback_sources_share_one_bucket() {
+        let rates = ClientRates::new(2);
+        let t = Instant::now();
+        assert!(rates.allow("127.0.0.1".parse().unwrap(), t));
+        assert!(rates.allow("127.78.1.2".parse().unwrap(), t));
+        assert!(!rates.allow("127.9.9.9".parse().unwrap(), t));
+        assert!(!rates.allow("::1".parse().unwrap(), t));
+    }
+
+    #[test]
     fn the_client_table_stays_bounded() {
         let rates = ClientRates::new(1);
         let t = Instant::now();
         for i in 0..(MAX_CLIENTS as u32 + 100) {
-            assert!(rates.allow(IpAddr::from(i.to_be_bytes()), t));
+            // 10.x.y.z: not loopback, one bucket each.
+            assert!(rates.allow(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), t));
         }
         assert_eq!(rates.clients.lock().unwrap().len(), MAX_CLIENTS);
     }
