@@ -173,7 +173,8 @@ if meta.get("info_log_bytes"):
     )
 p(
     "² A TLS client (wrk, SNI api.test) → `tokenizer sideproxy` (forged leaf) → `tokenizer "
-    "serve` → upstream; both processes share the one pinned core."
+    "serve` (HTTP/2 with prior knowledge, `PROXY_HTTP2=true`, unless the run set it false) "
+    "→ upstream; both processes share the one pinned core."
 )
 p(
     "³ The defaults with the reflection guard (response scanning for the injected "

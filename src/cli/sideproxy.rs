@@ -81,6 +81,13 @@ pub struct SideproxyArgs {
     /// The tokenizer (http:// or https://).
     #[arg(long, env = "PROXY", default_value = "http://tokenizer.flycast")]
     pub proxy: String,
+    /// Speak HTTP/2 (prior knowledge) to an http:// PROXY that this tokenizer serves
+    /// directly: concurrent requests share one connection (upgrades stay on HTTP/1.1).
+    /// Not through fly-proxy's HTTP handler (`tokenizer.flycast:8080`), nor to the Go
+    /// tokenizer, which speak HTTP/1.1 only.
+    #[arg(long, env = "PROXY_HTTP2", value_parser = config::parse_bool, num_args = 0..=1,
+          default_value = "false", default_missing_value = "true")]
+    pub proxy_http2: bool,
     /// TLS listener port.
     #[arg(long, env = "PORT", default_value_t = 443)]
     pub port: u16,
@@ -229,9 +236,16 @@ impl SideproxyArgs {
             name: "TARGETS",
             detail: "required: host=ENVVAR,…".to_owned(),
         })?;
+        if self.proxy_http2 && self.proxy.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                name: "PROXY_HTTP2",
+                detail: "needs an http:// PROXY (HTTP/2 over TLS is not offered)".to_owned(),
+            });
+        }
         Ok(SideproxyConfig {
             targets: Targets::parse(targets, env)?,
             proxy: ProxyUrl::parse(&self.proxy)?,
+            proxy_http2: self.proxy_http2,
             port: self.port,
             bind: bind_addresses(&self.bind_addresses)?,
             tokenizer_auth: self.tokenizer_auth.map(SecretString::new),

@@ -40,6 +40,7 @@ mod secret_isolation;
 mod shared_tables;
 mod shutdown;
 mod sidecar_dns;
+mod sidecar_http2;
 mod sideproxy;
 mod sideproxy_cli;
 mod sigv4;

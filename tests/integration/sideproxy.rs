@@ -177,7 +177,7 @@ async fn server_sent_events_arrive_before_the_stream_ends() {
 }
 
 /// A TLS connection to the sidecar as `api.test`, offering only HTTP/1.1.
-async fn tls_to_sidecar(side: &SideProxy) -> tokio_rustls::client::TlsStream<TcpStream> {
+pub async fn tls_to_sidecar(side: &SideProxy) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let der = rustls::pki_types::CertificateDer::from_pem_slice(side.ca_pem.as_bytes()).unwrap();
     roots.add(der).unwrap();

@@ -147,6 +147,21 @@ where
     }
 }
 
+impl<I, S, E, B> GracefulConnection for hyper::server::conn::http2::Connection<I, S, E>
+where
+    Self: Future,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
 impl<I, S, E, B> GracefulConnection
     for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
 where

@@ -1,5 +1,7 @@
 //! Accepting client connections: HTTP/1.1 with keep-alive and upgrades (CONNECT,
-//! WebSocket).
+//! WebSocket), and on the plain listener HTTP/2 with prior knowledge (h2c), which the
+//! sidecar speaks with `PROXY_HTTP2` so that its concurrent requests share one
+//! connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,10 @@ async fn connection(
 ) {
     let header_timeout = proxy.config().client_header_timeout;
     tokenizer_net::lifecycle::track_requests();
+    if speaks_h2c(&stream, header_timeout).await {
+        serve_h2c(proxy, stream, peer, stop).await;
+        return;
+    }
     loop {
         // Boxed: while parked, the task holds no room for a hyper connection.
         let Some(home) = Box::pin(serve_until_idle(&proxy, stream, peer, &stop)).await else {
@@ -59,6 +65,69 @@ async fn connection(
             return;
         }
     }
+}
+
+/// HTTP/2's connection preface, sent first by a client that knows the server speaks it
+/// (the sidecar, over loopback: h2c with prior knowledge, RFC 9113 §3.3).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Does the client open with HTTP/2's preface? Peeked, not read; a client that sends
+/// nothing within the header timeout is HTTP/1 (and meets that timeout there).
+async fn speaks_h2c(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    let peek = async {
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(n) if n >= H2_PREFACE.len() || n == 0 => return n,
+                Ok(n) if buf[..n] != H2_PREFACE[..n] => return n,
+                // A prefix of the preface so far: its rest is on the way (peeking again
+                // at once would spin, the bytes being still unread).
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Err(_) => return 0,
+            }
+        }
+    };
+    matches!(tokio::time::timeout(timeout, peek).await, Ok(n) if n >= H2_PREFACE.len())
+        && buf == *H2_PREFACE
+}
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 256;
+/// The largest header block an HTTP/2 request may carry (HPACK-decoded).
+const H2_MAX_HEADER_LIST: u32 = 64 << 10;
+
+/// Serve HTTP/2 (prior knowledge) on `stream`: many requests at once on one connection,
+/// each through the same pipeline as HTTP/1.1 (CONNECT excepted). The connection is
+/// closed once no request has been in flight for `CLIENT_HEADER_TIMEOUT`, as an idle
+/// HTTP/1.1 connection is (pings do not keep it open).
+async fn serve_h2c(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) {
+    let activity = Activity::new();
+    let idle_after = proxy.config().client_header_timeout;
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            let activity = activity.clone();
+            activity.begin();
+            let in_flight = InFlight::begin();
+            boxed_response(async move {
+                in_flight.attach(proxy.handle(peer, None, Some(activity), req).await)
+            })
+        })
+    };
+    let mut builder =
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    run_connection_until_idle(conn, &stop, peer, activity.without_requests(idle_after)).await;
 }
 
 /// Serve HTTP/1.1 on `stream` until it closes (`None`) or idles: then the socket

@@ -100,6 +100,28 @@ impl Activity {
         self.parking.store(true, Ordering::Relaxed);
     }
 
+    /// Resolves once no request has been in flight for `after` (since the last ended, or
+    /// since the start), whatever was read meanwhile: an HTTP/2 connection's pings and
+    /// window updates do not keep it alive.
+    pub async fn without_requests(&self, after: Duration) {
+        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        let mut wait = after;
+        loop {
+            tokio::time::sleep(wait).await;
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                wait = after;
+                continue;
+            }
+            let idle = self
+                .now_ms()
+                .saturating_sub(self.idle_since_ms.load(Ordering::Relaxed));
+            if idle >= after_ms {
+                return;
+            }
+            wait = Duration::from_millis(after_ms - idle);
+        }
+    }
+
     /// Park when idle for `after`: nothing in flight and nothing read since.
     fn verdict(&self, after: Duration) -> Verdict {
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);

@@ -98,6 +98,11 @@ pub fn classify(req: &Parts, hostnames: &[String]) -> Result<Kind, ProxyError> {
             _ => {}
         }
     }
+    if req.method == Method::CONNECT && req.version == http::Version::HTTP_2 {
+        return Err(ProxyError::Target(
+            "CONNECT over HTTP/2 is not supported (use HTTP/1.1)",
+        ));
+    }
     if req.method == Method::CONNECT {
         let authority = uri
             .authority()

@@ -20,6 +20,8 @@ pub struct SideproxyConfig {
     pub targets: Targets,
     /// The tokenizer requests are forwarded through (`PROXY`).
     pub proxy: ProxyUrl,
+    /// HTTP/2 with prior knowledge to `PROXY` (`PROXY_HTTP2`).
+    pub proxy_http2: bool,
     /// The TLS listener's port (`PORT`), bound on every address of `bind`.
     pub port: u16,
     /// The addresses the TLS and transparent listeners bind (`BIND_ADDRESSES`).

@@ -135,6 +135,7 @@ impl Sidecar {
             &config.proxy,
             client_tls,
             config.tokenizer_timeout,
+            config.proxy_http2,
             config.upstream.connect_timeout,
         );
         let proxy_authorization = config.tokenizer_auth.as_ref().and_then(|t| {

@@ -47,16 +47,22 @@ pub enum TokenizerError {
 #[derive(Clone)]
 pub struct TokenizerClient {
     client: Client<ProxyConnector, Body>,
+    /// HTTP/2 with prior knowledge to a plain `http://` tokenizer: every request but an
+    /// upgrade shares one multiplexed connection.
+    h2: Option<Client<ProxyConnector, Body>>,
     timeout: Duration,
 }
 
 impl TokenizerClient {
     /// A client to `proxy`: responses must start within `timeout` (`TOKENIZER_TIMEOUT`),
-    /// connections within `connect_timeout` (`UPSTREAM_CONNECT_TIMEOUT`).
+    /// connections within `connect_timeout` (`UPSTREAM_CONNECT_TIMEOUT`); with `http2`
+    /// (`PROXY_HTTP2`, plain `http://` only), HTTP/2 with prior knowledge for everything
+    /// but upgrades.
     pub fn new(
         proxy: &ProxyUrl,
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
+        http2: bool,
         connect_timeout: Duration,
     ) -> Self {
         let connector = ProxyConnector {
@@ -64,15 +70,28 @@ impl TokenizerClient {
             tls: proxy.tls.then(|| TlsConnector::from(tls)),
             connect_timeout,
         };
+        let h2 = (http2 && !proxy.tls).then(|| {
+            Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(IDLE)
+                .http2_only(true)
+                .set_host(false)
+                .build(connector.clone())
+        });
         Self {
             client: pool::pooled(connector, IDLE, MAX_IDLE),
+            h2,
             timeout,
         }
     }
 
     /// Send `req` (URI `http://<target host>/…`) through the tokenizer.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, TokenizerError> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let client = match &self.h2 {
+            Some(h2) if !tokenizer_http::headers::is_upgrade(req.headers()) => h2,
+            _ => &self.client,
+        };
+        match tokio::time::timeout(self.timeout, client.request(req)).await {
             Err(_) => Err(TokenizerError::Timeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),
