@@ -28,7 +28,9 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, lifecycle: &Lifecyc
         .await;
 }
 
-/// Serve a plain connection, parking it while it idles (see [`super::park`]).
+/// Serve a plain connection, parking it while it idles (see [`super::park`]). A new
+/// connection starts out parked: its first bytes decide between HTTP/2 with prior
+/// knowledge (the sidecar's `PROXY_HTTP2`) and HTTP/1.1.
 async fn connection(
     proxy: Arc<Proxy>,
     mut stream: TcpStream,
@@ -37,6 +39,9 @@ async fn connection(
 ) {
     let header_timeout = proxy.config().client_header_timeout;
     tokenizer_net::lifecycle::track_requests();
+    if !wait_parked(&proxy, &stream, header_timeout, &stop).await {
+        return;
+    }
     if speaks_h2c(&stream, header_timeout).await {
         serve_h2c(proxy, stream, peer, stop).await;
         return;
@@ -52,27 +57,56 @@ async fn connection(
             return;
         };
         stream = returned;
-        let parked = &proxy.telemetry().metrics.connections_parked;
-        parked.inc();
-        let woke = tokio::select! {
-            r = tokio::time::timeout(header_timeout.saturating_sub(PARK_AFTER), stream.readable()) => {
-                matches!(r, Ok(Ok(())))
-            }
-            () = stop.cancelled() => false,
-        };
-        parked.dec();
-        if !woke {
+        if !wait_parked(
+            &proxy,
+            &stream,
+            header_timeout.saturating_sub(PARK_AFTER),
+            &stop,
+        )
+        .await
+        {
             return;
         }
     }
+}
+
+/// Hold the bare socket until the client sends something (true), for at most `limit`,
+/// or until the connection is asked to stop (false). Counted as parked meanwhile.
+async fn wait_parked(
+    proxy: &Proxy,
+    stream: &TcpStream,
+    limit: Duration,
+    stop: &CancellationToken,
+) -> bool {
+    let parked = &proxy.telemetry().metrics.connections_parked;
+    parked.inc();
+    let deadline = tokio::time::Instant::now() + limit;
+    let woke = loop {
+        let ready = tokio::select! {
+            r = tokio::time::timeout_at(deadline, stream.readable()) => matches!(r, Ok(Ok(()))),
+            () = stop.cancelled() => false,
+        };
+        if !ready {
+            break false;
+        }
+        // Readiness can be spurious: something (or the end) must really be there.
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::ZERO, stream.peek(&mut byte)).await {
+            Ok(Ok(_)) => break true,
+            Ok(Err(_)) => break false,
+            Err(_) => {}
+        }
+    };
+    parked.dec();
+    woke
 }
 
 /// HTTP/2's connection preface, sent first by a client that knows the server speaks it
 /// (the sidecar, over loopback: h2c with prior knowledge, RFC 9113 §3.3).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Does the client open with HTTP/2's preface? Peeked, not read; a client that sends
-/// nothing within the header timeout is HTTP/1 (and meets that timeout there).
+/// Does the client open with HTTP/2's preface? Called once the first bytes are there;
+/// peeked, not read. A prefix of the preface is waited for (within `timeout`).
 async fn speaks_h2c(stream: &TcpStream, timeout: Duration) -> bool {
     let mut buf = [0u8; H2_PREFACE.len()];
     let peek = async {

@@ -58,9 +58,7 @@ impl DnsServer {
         rules: NameRules,
         telemetry: Arc<Telemetry>,
     ) -> std::io::Result<Self> {
-        let udp = UdpSocket::bind(config.address).await?;
-        // The same port over TCP (an ephemeral UDP port is reused for TCP).
-        let tcp = TcpListener::bind(udp.local_addr()?).await?;
+        let (udp, tcp) = bind_both(config.address).await?;
         Ok(Self {
             udp: Arc::new(udp),
             tcp,
@@ -88,6 +86,22 @@ impl DnsServer {
         serve_tcp(self.tcp, self.state).await;
         udp.abort();
     }
+}
+
+/// UDP and TCP on the same address. With port 0, the port the system gives UDP may be
+/// taken for TCP: then another is tried (a few times).
+async fn bind_both(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
 }
 
 async fn serve_udp(socket: Arc<UdpSocket>, state: Arc<DnsState>) {
