@@ -43,7 +43,9 @@ async fn connection(
         return;
     }
     if speaks_h2c(&stream, header_timeout).await {
-        serve_h2c(proxy, stream, peer, stop).await;
+        // Boxed, as below: an HTTP/1.1 connection's task must not carry room for an
+        // HTTP/2 connection's state (10,000 idle clients held 206 MiB unboxed).
+        Box::pin(serve_h2c(proxy, stream, peer, stop)).await;
         return;
     }
     loop {
