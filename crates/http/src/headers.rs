@@ -77,6 +77,17 @@ pub fn sanitize_request(headers: &mut HeaderMap, filtered: &[HeaderName], keep_u
     }
 }
 
+/// The declared body length (`Content-Length`), if it is one number.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,18 +144,7 @@ async fn serve_h2c(
 ) {
     let activity = Activity::new();
     let idle_after = proxy.config().client_header_timeout;
-    let service = {
-        let activity = activity.clone();
-        service_fn(move |req| {
-            let proxy = proxy.clone();
-            let activity = activity.clone();
-            activity.begin();
-            let in_flight = InFlight::begin();
-            boxed_response(async move {
-                in_flight.attach(proxy.handle(peer, None, Some(activity), req).await)
-            })
-        })
-    };
+    let service = tracked_service(proxy, peer, activity.clone());
     let mut builder =
         hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder
@@ -164,6 +153,31 @@ async fn serve_h2c(
         .max_header_list_size(H2_MAX_HEADER_LIST);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     run_connection_until_idle(conn, &stop, peer, activity.without_requests(idle_after)).await;
+}
+
+/// The proxy's service for a plain connection whose requests `activity` follows (when
+/// each begins, and when its response ends) and the connection slots count.
+fn tracked_service(
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<tokenizer_http::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<
+        Output = Result<hyper::Response<tokenizer_http::body::Body>, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    service_fn(move |req| {
+        let proxy = proxy.clone();
+        let activity = activity.clone();
+        activity.begin();
+        let in_flight = InFlight::begin();
+        boxed_response(async move {
+            in_flight.attach(proxy.handle(peer, None, Some(activity), req).await)
+        })
+    })
 }
 
 /// Serve HTTP/1.1 on `stream` until it closes (`None`) or idles: then the socket
@@ -176,19 +190,7 @@ async fn serve_until_idle(
 ) -> Option<tokio::sync::oneshot::Receiver<TcpStream>> {
     let activity = Activity::new();
     let (io, home) = ParkIo::new(stream, activity.clone());
-    let service = {
-        let proxy = proxy.clone();
-        let activity = activity.clone();
-        service_fn(move |req| {
-            let proxy = proxy.clone();
-            let activity = activity.clone();
-            activity.begin();
-            let in_flight = InFlight::begin();
-            boxed_response(async move {
-                in_flight.attach(proxy.handle(peer, None, Some(activity), req).await)
-            })
-        })
-    };
+    let service = tracked_service(proxy.clone(), peer, activity.clone());
     let conn = http1_builder(proxy.config().client_header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();

@@ -19,7 +19,6 @@ use crate::proxy::error::ProxyError;
 use tokenizer_audit::audit::request_log::RequestLog;
 use tokenizer_http::body::{self, Body, Read, Transform, TransformBody, read_bounded};
 use tokenizer_net::upstream::UpstreamError;
-use tokenizer_processor::processor::ProcessorError;
 use tokenizer_secret::policy::PolicyError;
 use tokenizer_secret::policy::mcp::{self, McpError, McpToolPattern};
 
@@ -51,21 +50,7 @@ pub async fn judge(
     if !is_json(&parts.headers) {
         return Err(refuse("a POST body that is not application/json"));
     }
-    let read = read_bounded(
-        body,
-        proxy.config().max_buffered_body,
-        content_length(&parts.headers),
-        proxy.budget(),
-        false,
-        |_| {},
-    )
-    .await
-    .map_err(|e| ProxyError::Processor(ProcessorError::Body(e)))?;
-    let Read::Complete(buffered) = read else {
-        return Err(ProxyError::Processor(ProcessorError::Body(
-            body::ReadError::TooLarge,
-        )));
-    };
+    let buffered = proxy.read_whole(&parts.headers, body).await?;
     let sets: Vec<&[McpToolPattern]> = prepared.mcp_tools.iter().map(Vec::as_slice).collect();
     let judged = mcp::judge(&buffered.bytes, &sets).map_err(PolicyError::Mcp)?;
     log.set_mcp_tools(
@@ -295,14 +280,7 @@ fn is_json(headers: &http::HeaderMap) -> bool {
 /// Does the request carry a body (a length above zero, or a transfer coding)?
 fn has_body(headers: &http::HeaderMap) -> bool {
     headers.contains_key(header::TRANSFER_ENCODING)
-        || content_length(headers).is_some_and(|n| n > 0)
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+        || tokenizer_http::headers::content_length(headers).is_some_and(|n| n > 0)
 }
 
 #[cfg(test)]

@@ -263,6 +263,34 @@ impl Proxy {
         ))
     }
 
+    /// The whole request body in memory, within `MAX_BUFFERED_BODY` (413) and the
+    /// buffering budget (503), to judge it as it will be sent (method overrides, MCP).
+    pub(crate) async fn read_whole(
+        &self,
+        headers: &http::HeaderMap,
+        body: tokenizer_http::body::Body,
+    ) -> Result<tokenizer_http::body::Buffered, ProxyError> {
+        use tokenizer_http::body::{Read, ReadError};
+        use tokenizer_processor::processor::ProcessorError;
+        let declared = tokenizer_http::headers::content_length(headers);
+        let read = tokenizer_http::body::read_bounded(
+            body,
+            self.config.max_buffered_body,
+            declared,
+            &self.budget,
+            false,
+            |_| {},
+        )
+        .await
+        .map_err(|e| ProxyError::Processor(ProcessorError::Body(e)))?;
+        match read {
+            Read::Complete(buffered) => Ok(buffered),
+            Read::Partial { .. } => Err(ProxyError::Processor(ProcessorError::Body(
+                ReadError::TooLarge,
+            ))),
+        }
+    }
+
     /// Handle one request from a client connection (`cert`: the client certificate the
     /// TLS listener verified).
     /// `activity`: the parkable connection's, which learns when the response ends.

@@ -187,23 +187,7 @@ async fn refuse_overrides_as_sent(
     let Some(kind) = field_body(&parts.headers).map_err(refused)? else {
         return Ok(body);
     };
-    let read = tokenizer_http::body::read_bounded(
-        body,
-        proxy.config().max_buffered_body,
-        content_length(&parts.headers),
-        proxy.budget(),
-        false,
-        |_| {},
-    )
-    .await
-    .map_err(|e| ProxyError::Processor(tokenizer_processor::processor::ProcessorError::Body(e)))?;
-    let tokenizer_http::body::Read::Complete(buffered) = read else {
-        return Err(ProxyError::Processor(
-            tokenizer_processor::processor::ProcessorError::Body(
-                tokenizer_http::body::ReadError::TooLarge,
-            ),
-        ));
-    };
+    let buffered = proxy.read_whole(&parts.headers, body).await?;
     check_body(&kind, &buffered.bytes).await.map_err(refused)?;
     parts
         .headers
@@ -226,7 +210,7 @@ async fn scan_pii(
     let scanned = tokenizer_processor::pii::inspect(
         body,
         parts.headers.get(header::CONTENT_TYPE),
-        content_length(&parts.headers),
+        tokenizer_http::headers::content_length(&parts.headers),
         &prepared.pii,
         proxy.config().max_buffered_body,
         proxy.budget(),
@@ -322,11 +306,4 @@ fn refuse_unreadable<B>(response: &Response<B>, head_only: bool) -> Result<(), P
         return Err(ProxyError::UnreadableResponse);
     }
     Ok(())
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }

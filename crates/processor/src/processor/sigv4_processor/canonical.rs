@@ -84,16 +84,7 @@ pub fn canonical_headers(headers: &HeaderMap, host: &str) -> CanonicalHeaders {
     CanonicalHeaders { signed, block }
 }
 
-/// The declared body length, if any.
-pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
+pub use tokenizer_http::headers::content_length;
 
 fn is_special(name: &HeaderName) -> bool {
     name == header::HOST || name == header::CONTENT_LENGTH
