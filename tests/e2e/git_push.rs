@@ -48,8 +48,6 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::certs::InternetCa;
-use crate::deploy::{fly_toml_env, genkey, image_env};
-use crate::host::HostState;
 use crate::netns::{self, Namespaces};
 use crate::procs::{Finished, Proc};
 use crate::tools;
@@ -66,39 +64,7 @@ const BIG_FILE: usize = 1536 * 1024;
 
 #[test]
 fn git_push_through_the_sidecar() {
-    if !crate::preflight() {
-        return;
-    }
-    // One machine at a time (runs share /etc/netns), as run_e2e does.
-    std::fs::create_dir_all(root().join("target")).unwrap();
-    let lock = std::fs::File::create(root().join("target/e2e.lock")).unwrap();
-    lock.lock().unwrap();
-    let started = Instant::now();
-    let host_before = HostState::capture();
-
-    let names = run_git_push();
-
-    let left = netns::list();
-    for name in &names {
-        assert!(!left.contains(name), "namespace {name} was not deleted");
-        assert!(
-            !netns::etc_dir(name).exists(),
-            "{} was not removed",
-            netns::etc_dir(name).display()
-        );
-    }
-    if !host_before.has_etc_netns() {
-        netns::remove_etc_netns();
-    }
-    assert_eq!(
-        HostState::capture(),
-        host_before,
-        "the test changed the host's /etc/hosts, trust store, links, routes or firewall"
-    );
-    eprintln!(
-        "e2e (git push): passed in {:.1}s in all",
-        started.elapsed().as_secs_f64()
-    );
+    crate::isolated("git push", run_git_push);
 }
 
 /// The real credentials of this run, and the forms they would take on the wire.
@@ -394,45 +360,6 @@ impl Shell<'_> {
     }
 }
 
-/// `tokenizer serve` in `ns`, configured as the machine's (the image's ENV and fly.toml's
-/// `[env]`), with the fake internet's names pinned and its CA trusted. Returns it and
-/// the OPEN_KEY and SEAL_KEY.
-fn start_tokenizer(
-    servers: &mut Servers,
-    ns: &str,
-    dir: &Path,
-    ca: &InternetCa,
-) -> (std::sync::Arc<Proc>, String, String) {
-    let (open_key, seal_key) = genkey();
-    // fly.toml's image verifies Fly-Src; nothing here signs one.
-    let flysrc_pub = dir.join("fly-src.pub");
-    let verifying = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
-    std::fs::write(&flysrc_pub, hex::encode(verifying.to_bytes())).unwrap();
-    let mut env = image_env();
-    env.extend(fly_toml_env());
-    env.extend([
-        ("OPEN_KEY".to_owned(), open_key.clone()),
-        ("FLYSRC_PUBLIC_KEY_FILE".to_owned(), path(&flysrc_pub)),
-        ("UPSTREAM_CA_FILE".to_owned(), path(&ca.ca)),
-        (
-            "UPSTREAM_RESOLVE".to_owned(),
-            [GITHUB, EVIL, MAPS]
-                .iter()
-                .map(|h| format!("{h}={}:443", netns::INTERNET_ADDR))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        (
-            "UPSTREAM_ALLOW_CIDRS".to_owned(),
-            netns::INTERNET_NET.to_owned(),
-        ),
-    ]);
-    let mut cmd = Namespaces::command(ns, Path::new(BIN), &env);
-    cmd.arg("serve");
-    let proc = servers.start("tokenizer-serve", cmd, "listening");
-    (proc, open_key, seal_key)
-}
-
 /// `tokenizer seal ARGS -` with `secret` on standard input (never on a command line).
 fn seal(seal_key: &str, args: &[&str], secret: &str) -> String {
     let mut child = Command::new(BIN)
@@ -663,7 +590,13 @@ fn run_git_push() -> Vec<String> {
     );
 
     // The tokenizer and the sealed secrets (the shorthand of `tokenizer seal`).
-    let (serve, open_key, seal_key) = start_tokenizer(&mut servers, &ns.tokenizer, dir, &ca);
+    let (serve, open_key, seal_key) = crate::machine::start_tokenizer_for(
+        &mut servers,
+        &ns.tokenizer,
+        dir,
+        &ca,
+        &[GITHUB, EVIL, MAPS],
+    );
     let gh_sealed = seal(
         &seal_key,
         &[

@@ -73,23 +73,37 @@ pub fn start_internet(
     }
 }
 
-/// `tokenizer serve` in `ns` with the image's ENV and fly.toml's `[env]` over it (as on
-/// Fly), a fresh key, and the fake internet pinned and trusted. Returns it and the
-/// SEAL_KEY.
+/// `tokenizer serve` in `ns`, configured as the machine's (the image's ENV and fly.toml's
+/// `[env]`), with the fake internet's API names pinned and its CA trusted. Returns it and
+/// the SEAL_KEY.
 pub fn start_tokenizer(
     servers: &mut Servers,
     ns: &str,
     dir: &Path,
     ca: &InternetCa,
 ) -> (Arc<Proc>, String) {
+    let (proc, _open_key, seal_key) = start_tokenizer_for(servers, ns, dir, ca, &API_HOSTS);
+    (proc, seal_key)
+}
+
+/// [`start_tokenizer`] with `hosts` pinned to the fake internet; returns the OPEN_KEY
+/// too.
+pub fn start_tokenizer_for(
+    servers: &mut Servers,
+    ns: &str,
+    dir: &Path,
+    ca: &InternetCa,
+    hosts: &[&str],
+) -> (Arc<Proc>, String, String) {
     let (open_key, seal_key) = genkey();
+    // fly.toml's image verifies Fly-Src; nothing here signs one.
     let flysrc_pub = dir.join("fly-src.pub");
     let verifying = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
     std::fs::write(&flysrc_pub, hex::encode(verifying.to_bytes())).unwrap();
     let mut env = image_env();
     env.extend(fly_toml_env());
     env.extend([
-        ("OPEN_KEY".to_owned(), open_key),
+        ("OPEN_KEY".to_owned(), open_key.clone()),
         (
             "FLYSRC_PUBLIC_KEY_FILE".to_owned(),
             flysrc_pub.display().to_string(),
@@ -97,7 +111,7 @@ pub fn start_tokenizer(
         ("UPSTREAM_CA_FILE".to_owned(), ca.ca.display().to_string()),
         (
             "UPSTREAM_RESOLVE".to_owned(),
-            API_HOSTS
+            hosts
                 .iter()
                 .map(|h| format!("{h}={}:443", netns::INTERNET_ADDR))
                 .collect::<Vec<_>>()
@@ -110,7 +124,11 @@ pub fn start_tokenizer(
     ]);
     let mut cmd = Namespaces::command(ns, Path::new(BIN), &env);
     cmd.arg("serve");
-    (servers.start("tokenizer-serve", cmd, "listening"), seal_key)
+    (
+        servers.start("tokenizer-serve", cmd, "listening"),
+        open_key,
+        seal_key,
+    )
 }
 
 /// The shell's `/etc` (bind-mounted by `ip netns exec`): `hosts`, a copy of the host's

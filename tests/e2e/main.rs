@@ -86,11 +86,27 @@ fn sandbox_machine_with_real_clients() {
     run_e2e("hosts-file mode", run_machine);
 }
 
+/// Run one end-to-end machine with the clients' tools (see [`isolated`]).
+pub fn run_e2e(what: &str, machine: fn(&Tools) -> Vec<String>) {
+    isolated(what, || {
+        let started = Instant::now();
+        let tools = Tools::prepare();
+        eprintln!(
+            "e2e ({what}): tools ready in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let names = machine(&tools);
+        tools.restore_certifi();
+        names
+    });
+}
+
 /// Run one end-to-end machine: one run at a time on this machine (runs share
 /// target/e2e-python, whose certifi the start script changes, and /etc/netns; this
-/// blocks until an earlier run is done), then check that nothing of it is left and the
+/// blocks until an earlier run is done), then check that nothing of it is left — its
+/// namespaces (the names `machine` returns) and their /etc/netns entries — and that the
 /// host is as it was.
-pub fn run_e2e(what: &str, machine: fn(&Tools) -> Vec<String>) {
+pub fn isolated(what: &str, machine: impl FnOnce() -> Vec<String>) {
     if !preflight() {
         return;
     }
@@ -99,13 +115,8 @@ pub fn run_e2e(what: &str, machine: fn(&Tools) -> Vec<String>) {
     lock.lock().unwrap();
     let started = Instant::now();
     let host_before = HostState::capture();
-    let tools = Tools::prepare();
-    eprintln!(
-        "e2e ({what}): tools ready in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
 
-    let names = machine(&tools);
+    let names = machine();
 
     // The guard has run: nothing of the machine is left.
     let left = netns::list();
@@ -117,7 +128,6 @@ pub fn run_e2e(what: &str, machine: fn(&Tools) -> Vec<String>) {
             netns::etc_dir(name).display()
         );
     }
-    tools.restore_certifi();
     if !host_before.has_etc_netns() {
         netns::remove_etc_netns();
     }
