@@ -89,14 +89,7 @@ impl Activity {
     /// then on hyper's shutdown keeps the socket. Looks again when it could first be
     /// true, and every `after` while requests are in flight.
     pub async fn idle(&self, after: Duration) {
-        let mut wait = after;
-        loop {
-            tokio::time::sleep(wait).await;
-            match self.verdict(after) {
-                Verdict::Park => break,
-                Verdict::CheckIn(d) => wait = d,
-            }
-        }
+        self.quiet_for(after, true).await;
         self.parking.store(true, Ordering::Relaxed);
     }
 
@@ -104,29 +97,27 @@ impl Activity {
     /// since the start), whatever was read meanwhile: an HTTP/2 connection's pings and
     /// window updates do not keep it alive.
     pub async fn without_requests(&self, after: Duration) {
-        let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self.quiet_for(after, false).await;
+    }
+
+    async fn quiet_for(&self, after: Duration, count_reads: bool) {
         let mut wait = after;
         loop {
             tokio::time::sleep(wait).await;
-            if self.in_flight.load(Ordering::Relaxed) > 0 {
-                wait = after;
-                continue;
+            match self.verdict(after, count_reads) {
+                Verdict::Park => break,
+                Verdict::CheckIn(d) => wait = d,
             }
-            let idle = self
-                .now_ms()
-                .saturating_sub(self.idle_since_ms.load(Ordering::Relaxed));
-            if idle >= after_ms {
-                return;
-            }
-            wait = Duration::from_millis(after_ms - idle);
         }
     }
 
-    /// Park when idle for `after`: nothing in flight and nothing read since.
-    fn verdict(&self, after: Duration) -> Verdict {
+    /// Quiet for `after`: nothing in flight and (with `count_reads`) nothing read since.
+    fn verdict(&self, after: Duration, count_reads: bool) -> Verdict {
         let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         if self.in_flight.load(Ordering::Relaxed) > 0
-            || self.reads.load(Ordering::Relaxed) != self.reads_when_idle.load(Ordering::Relaxed)
+            || (count_reads
+                && self.reads.load(Ordering::Relaxed)
+                    != self.reads_when_idle.load(Ordering::Relaxed))
         {
             return Verdict::CheckIn(after);
         }
@@ -242,17 +233,19 @@ mod tests {
         let a = Activity::new();
         let after = Duration::from_millis(50);
         // A fresh connection counts as idle since its start.
-        assert!(matches!(a.verdict(after), Verdict::CheckIn(_)));
+        assert!(matches!(a.verdict(after, true), Verdict::CheckIn(_)));
         std::thread::sleep(after);
-        assert_eq!(a.verdict(after), Verdict::Park);
+        assert_eq!(a.verdict(after, true), Verdict::Park);
         a.begin();
-        assert_eq!(a.verdict(after), Verdict::CheckIn(after));
+        assert_eq!(a.verdict(after, true), Verdict::CheckIn(after));
         a.end();
-        assert!(matches!(a.verdict(after), Verdict::CheckIn(_)));
+        assert!(matches!(a.verdict(after, true), Verdict::CheckIn(_)));
         std::thread::sleep(after);
-        assert_eq!(a.verdict(after), Verdict::Park);
+        assert_eq!(a.verdict(after, true), Verdict::Park);
         // Bytes read since the last response (a pipelined or new request): not idle.
         a.reads.fetch_add(1, Ordering::Relaxed);
-        assert_eq!(a.verdict(after), Verdict::CheckIn(after));
+        assert_eq!(a.verdict(after, true), Verdict::CheckIn(after));
+        // HTTP/2's idleness counts requests only: pings and window updates do not count.
+        assert_eq!(a.verdict(after, false), Verdict::Park);
     }
 }
