@@ -77,6 +77,22 @@ pub fn sanitize_request(headers: &mut HeaderMap, filtered: &[HeaderName], keep_u
     }
 }
 
+/// Does the message declare a content coding other than `identity` (in any of its
+/// `Content-Encoding` lines, comma lists included; a value that is not text counts as
+/// one)? A body with one cannot be read as it stands.
+pub fn has_content_coding(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str().map_or(true, |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+            })
+        })
+}
+
 /// The declared body length (`Content-Length`), if it is one number.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

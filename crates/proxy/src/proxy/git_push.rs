@@ -44,11 +44,7 @@ pub async fn judge(
     if !git_refs::is_push(parts.uri.path(), types) {
         return Ok(body);
     }
-    let encoded = parts
-        .headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    let encoded = tokenizer_http::headers::has_content_coding(&parts.headers);
     if encoded {
         return Err(PolicyError::GitPush(GitPushError::Unsupported(
             "a push body with a content coding",

@@ -101,11 +101,7 @@ pub async fn filter(
             "the MCP server's tools/list answer {why}"
         )))
     };
-    let encoded = response
-        .headers()
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    let encoded = tokenizer_http::headers::has_content_coding(response.headers());
     let kind = essence(response.headers());
     if encoded && (kind == "application/json" || kind == "text/event-stream") {
         return Err(unreadable("is compressed"));
@@ -269,10 +265,7 @@ fn is_json(headers: &http::HeaderMap) -> bool {
     if headers.get_all(header::CONTENT_TYPE).iter().count() != 1 {
         return false;
     }
-    let encoded = headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    let encoded = tokenizer_http::headers::has_content_coding(headers);
     let kind = essence(headers);
     !encoded && (kind == "application/json" || kind.ends_with("+json"))
 }

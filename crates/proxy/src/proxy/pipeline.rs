@@ -291,17 +291,7 @@ fn refuse_unreadable<B>(response: &Response<B>, head_only: bool) -> Result<(), P
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let encoded = response
-        .headers()
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .any(|v| {
-            v.to_str().map_or(true, |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-            })
-        });
+    let encoded = tokenizer_http::headers::has_content_coding(response.headers());
     if (encoded && !bodiless) || !plain_or_chunked(response.headers()) {
         return Err(ProxyError::UnreadableResponse);
     }

@@ -106,10 +106,7 @@ impl TokenSealer {
         budget: &Budget,
     ) -> Result<Response<Body>, TokenResponseError> {
         let (mut head, body) = response.into_parts();
-        let encoded = head
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let encoded = tokenizer_http::headers::has_content_coding(&head.headers);
         let bytes = read_response(body, budget).await?;
         let expected = match self.kind {
             Exchange::OAuth => StatusCode::OK,

@@ -101,11 +101,7 @@ pub fn field_body(headers: &HeaderMap) -> Result<Option<FieldBody>, OverrideErro
             }
         }
     };
-    let encoded = headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
-        v.to_str()
-            .map_or(true, |v| !v.trim().eq_ignore_ascii_case("identity"))
-    });
-    if encoded {
+    if tokenizer_http::headers::has_content_coding(headers) {
         return Err(OverrideError::Unreadable);
     }
     Ok(Some(kind))
