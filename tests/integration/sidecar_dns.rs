@@ -25,9 +25,8 @@ struct FakeResolver {
 
 impl FakeResolver {
     async fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = bind_both().await;
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
         let asked = Arc::new(Mutex::new(Vec::new()));
         let log = asked.clone();
         tokio::spawn(async move {
@@ -81,6 +80,18 @@ impl FakeResolver {
     fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
     }
+}
+
+/// A UDP socket and a TCP listener on one free port: the port the kernel gave the UDP
+/// socket may be held by a TCP socket of another test, so a few ports are tried.
+async fn bind_both() -> (UdpSocket, TcpListener) {
+    for _ in 0..64 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
