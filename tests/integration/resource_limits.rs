@@ -288,6 +288,13 @@ async fn one_client_cannot_hold_every_connection_slot() {
         assert_eq!(got.status, 200, "round {round}: {}", got.body);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
+    // The newcomers' connections are gone (an idle one left over would rightly be closed
+    // to make room for the hog's next connection).
+    poll_until(Duration::from_secs(5), || async {
+        e.tk.metric("tokenizer_connections_open").await == 10.0
+    })
+    .await
+    .expect("the newcomers' connections are still open");
     // While a newcomer's request is in flight, the source holding the most gets no more.
     let slow = {
         let e = Arc::new(e);

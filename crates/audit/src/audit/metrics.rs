@@ -52,6 +52,8 @@ pub struct Metrics {
     pub upstream_connections: Counter,
     /// Upstream connections open now (pooled idle ones included).
     pub upstream_connections_open: Gauge,
+    /// Client connections open now (bound: `MAX_CONNECTIONS`, plus those closing).
+    pub connections_open: Gauge,
     /// Idle keep-alive client connections parked without their HTTP buffers.
     pub connections_parked: Gauge,
     /// OIDC tokens accepted from the cache of verified tokens.
@@ -117,6 +119,7 @@ impl Metrics {
             cert_cache_misses: Counter::default(),
             upstream_connections: Counter::default(),
             upstream_connections_open: Gauge::default(),
+            connections_open: Gauge::default(),
             connections_parked: Gauge::default(),
             oidc_cache_hits: Counter::default(),
             unseal_cache_bytes: Gauge::default(),
@@ -222,6 +225,11 @@ impl Metrics {
             "upstream_connections_open",
             "Upstream connections open now",
             self.upstream_connections_open.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            self.connections_open.clone(),
         );
         registry.register(
             "connections_parked",

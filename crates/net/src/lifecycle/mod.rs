@@ -13,11 +13,29 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use slots::{InFlight, Slots, track_requests};
+
+/// One open client connection in the gauge, until dropped (after its slot is given
+/// back, so the gauge never shows fewer connections than hold slots).
+struct OpenConnection(Gauge);
+
+impl OpenConnection {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 /// Shared by all listeners of one process.
 #[derive(Clone, Default)]
@@ -30,6 +48,8 @@ pub struct Lifecycle {
     /// At most this many client connections at once (`MAX_CONNECTIONS`): a full table
     /// closes an idle connection (or one of the source holding the most) to make room.
     slots: Option<Arc<Slots>>,
+    /// Client connections open now (`tokenizer_connections_open`), when counted.
+    open: Option<Gauge>,
 }
 
 impl Lifecycle {
@@ -39,6 +59,13 @@ impl Lifecycle {
             slots: (max > 0).then(|| Slots::new(max)),
             ..Self::default()
         }
+    }
+
+    /// Count the open client connections in `gauge` (`tokenizer_connections_open`).
+    #[must_use]
+    pub fn counting(mut self, gauge: Gauge) -> Self {
+        self.open = Some(gauge);
+        self
     }
 
     /// The slot table, with a limit.
@@ -79,15 +106,20 @@ impl Lifecycle {
             };
             let _ = stream.set_nodelay(true);
             let conn = handle(stream, peer, stop);
+            let open = self.open.clone().map(OpenConnection::new);
             match admitted {
                 Some((slot, state)) => {
                     self.tasks.spawn(slots::scope(state, async move {
                         conn.await;
                         drop(slot);
+                        drop(open);
                     }));
                 }
                 None => {
-                    self.tasks.spawn(conn);
+                    self.tasks.spawn(async move {
+                        conn.await;
+                        drop(open);
+                    });
                 }
             }
         }

@@ -376,7 +376,8 @@ async fn serve_until(
     shutdown: BoxFuture<'static, ()>,
     drain: Duration,
 ) {
-    let lifecycle = Lifecycle::with_max_connections(proxy.config().max_connections);
+    let lifecycle = Lifecycle::with_max_connections(proxy.config().max_connections)
+        .counting(proxy.telemetry().metrics.connections_open.clone());
     let plain = listener::serve(listener, proxy.clone(), &lifecycle);
     let secure = async {
         match tls {

@@ -193,7 +193,8 @@ impl Sidecar {
             tokenizer,
             proxy_authorization,
             guard,
-            lifecycle: Lifecycle::with_max_connections(max_connections),
+            lifecycle: Lifecycle::with_max_connections(max_connections)
+                .counting(telemetry.metrics.connections_open.clone()),
             telemetry,
         });
         Ok(Bound {
