@@ -18,9 +18,7 @@ use tokenizer::auth::{AuthConfig, AuthInput, BearerAuth, Candidates};
 use tokenizer::ca::CertificateAuthority;
 use tokenizer::processor::Step;
 use tokenizer::reflection::Guard;
-use tokenizer::secret::{
-    CacheLimits, OpenKey, OpenKeys, SealedDigest, Secret, SecretCache, TokenizerHeader,
-};
+use tokenizer::secret::{CacheLimits, OpenKey, OpenKeys, Secret, SecretCache, TokenizerHeader};
 
 const API_KEY: &str = "sk-bench-0123456789abcdef0123456789abcdef01234567";
 const CALLER: &str = "caller-password";
@@ -59,13 +57,11 @@ fn open_secret(c: &mut Criterion) {
             guard: true,
         },
     );
-    cache
-        .open(&sealed, SealedDigest::of(&sealed))
-        .expect("opens");
+    cache.open(&sealed).expect("opens");
     group.bench_function("cache_hit", |b| {
         b.iter(|| {
             let sealed = black_box(&sealed);
-            cache.open(sealed, SealedDigest::of(sealed)).expect("opens")
+            cache.open(sealed).expect("opens")
         })
     });
     group.finish();

@@ -29,6 +29,29 @@ struct RoleLabels {
 
 type HistogramFamily = Family<RoleLabels, Histogram, fn() -> Histogram>;
 
+/// A series from its resolved `cell` (looked up by `lookup` on first use), or looked up
+/// now when the role has no cell. Series share their values with their family's entry.
+fn resolved<M: Clone>(cell: Option<&std::sync::OnceLock<M>>, lookup: impl FnOnce() -> M) -> M {
+    match cell {
+        Some(cell) => cell.get_or_init(lookup).clone(),
+        None => lookup(),
+    }
+}
+
+/// The roles whose per-role series are looked up once ([`Metrics::observe`]).
+const ROLES: [&str; 2] = ["serve", "sideproxy"];
+
+/// One role's series, resolved on first use: a family lookup hashes its labels under a
+/// lock on every call, four times per request otherwise. Each is created when first
+/// observed, so a series appears in `/metrics` exactly when it did before.
+#[derive(Default)]
+struct RoleSeries {
+    duration: std::sync::OnceLock<Histogram>,
+    upstream_duration: std::sync::OnceLock<Histogram>,
+    request_bytes: std::sync::OnceLock<Counter>,
+    response_bytes: std::sync::OnceLock<Counter>,
+}
+
 /// Every metric the process exports.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +63,8 @@ pub struct Metrics {
     reflections: Counter,
     pii_redacted: Counter,
     mcp_tool_calls: Family<DecisionLabels, Counter>,
+    /// The per-role series of [`ROLES`], resolved once.
+    roles: [RoleSeries; 2],
     /// Sealed secrets opened (X25519 + decryption).
     pub secrets_opened: Counter,
     /// Sealed secrets found in the unseal cache.
@@ -107,6 +132,7 @@ impl Metrics {
             registry: Registry::default(),
             requests: Family::default(),
             mcp_tool_calls: Family::default(),
+            roles: Default::default(),
             duration: Family::new_with_constructor(latency_histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram),
             request_bytes: Family::default(),
@@ -292,20 +318,28 @@ impl Metrics {
             })
             .inc();
         let role = RoleLabels { role: e.role };
-        self.duration
-            .get_or_create(&role)
-            .observe(e.total_ms / 1000.0);
+        let series = ROLES
+            .iter()
+            .position(|r| *r == e.role)
+            .map(|i| &self.roles[i]);
+        resolved(series.map(|s| &s.duration), || {
+            self.duration.get_or_create(&role).clone()
+        })
+        .observe(e.total_ms / 1000.0);
         if let Some(ms) = e.upstream_ms {
-            self.upstream_duration
-                .get_or_create(&role)
-                .observe(ms / 1000.0);
+            resolved(series.map(|s| &s.upstream_duration), || {
+                self.upstream_duration.get_or_create(&role).clone()
+            })
+            .observe(ms / 1000.0);
         }
-        self.request_bytes
-            .get_or_create(&role)
-            .inc_by(e.request_bytes);
-        self.response_bytes
-            .get_or_create(&role)
-            .inc_by(e.response_bytes);
+        resolved(series.map(|s| &s.request_bytes), || {
+            self.request_bytes.get_or_create(&role).clone()
+        })
+        .inc_by(e.request_bytes);
+        resolved(series.map(|s| &s.response_bytes), || {
+            self.response_bytes.get_or_create(&role).clone()
+        })
+        .inc_by(e.response_bytes);
         self.reflections.inc_by(e.reflections as u64);
         if !e.mcp_tools.is_empty() {
             self.mcp_tool_calls

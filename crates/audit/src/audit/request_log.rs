@@ -116,7 +116,7 @@ impl RequestLog {
                 unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
                 role,
                 mode: "",
-                source: source.to_string(),
+                source: socket_addr_text(source),
                 flysrc: String::new(),
                 identity: String::new(),
                 method: method.to_string(),
@@ -426,4 +426,45 @@ impl http_body::Body for CountingBody {
 /// `0.031226000000000004`).
 fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// `ip:port` as `SocketAddr`'s `Display` writes it. An IPv4 address is written digit by
+/// digit: `Display` goes through the formatting machinery (padding support, a stack
+/// buffer per part) and was 1.6k instructions of every request's audit line (callgrind,
+/// `bench/ab --instructions`); this is a tenth of that.
+fn socket_addr_text(addr: SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut out = String::with_capacity(21);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(digits.format(octet));
+    }
+    out.push(':');
+    out.push_str(digits.format(v4.port()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.30.40:443",
+            "[::1]:80",
+            "[2001:db8::5]:65535",
+        ] {
+            let a: SocketAddr = addr.parse().unwrap();
+            assert_eq!(socket_addr_text(a), a.to_string());
+        }
+    }
 }

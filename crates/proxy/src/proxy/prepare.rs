@@ -35,7 +35,7 @@ use tokenizer_secret::auth::{
 use tokenizer_secret::exchange::TokenSealer;
 use tokenizer_secret::policy::method_override;
 use tokenizer_secret::policy::{Limit, PolicyError, Refusal, paths};
-use tokenizer_secret::secret::{Opened, PROXY_TOKENIZER, SealedDigest, TokenizerHeader, Unsealed};
+use tokenizer_secret::secret::{Opened, PROXY_TOKENIZER, TokenizerHeader, Unsealed};
 
 /// Headers that carry secrets, and the host their validators check.
 #[derive(Clone, Copy)]
@@ -98,7 +98,6 @@ pub struct Prepared {
 struct OpenedSecret<'a> {
     secret: Arc<Unsealed>,
     params: Params,
-    digest: SealedDigest,
     source: SecretSource<'a>,
 }
 
@@ -169,8 +168,7 @@ fn open_all<'a>(
     for source in sources {
         for value in source.headers.get_all(PROXY_TOKENIZER) {
             let header = TokenizerHeader::parse(value)?;
-            let digest = SealedDigest::of(header.sealed);
-            let (secret, how) = proxy.secrets().open(header.sealed, digest)?;
+            let (secret, how) = proxy.secrets().open(header.sealed)?;
             match how {
                 Opened::Cached => proxy.telemetry().metrics.unseal_cache_hits.inc(),
                 Opened::Decrypted => proxy.telemetry().metrics.secrets_opened.inc(),
@@ -183,7 +181,6 @@ fn open_all<'a>(
             opened.push(OpenedSecret {
                 secret,
                 params: header.params,
-                digest,
                 source: *source,
             });
         }
@@ -259,7 +256,7 @@ fn check_revocation(proxy: &Proxy, s: &OpenedSecret<'_>) -> Result<(), ProxyErro
     }
     let policy = &s.secret.policy;
     let revocations = proxy.revocations();
-    let revoked = revocations.is_revoked(policy.id.as_deref(), || s.digest.hex())
+    let revoked = revocations.is_revoked(policy.id.as_deref(), || s.secret.digest().hex())
         || policy
             .derived_from
             .as_deref()
@@ -315,7 +312,7 @@ fn build(s: &OpenedSecret<'_>, prepared: &mut Prepared) -> Result<(), ProxyError
         prepared.sealer = Some(TokenSealer::new(
             kind,
             secret,
-            &s.digest.hex(),
+            &secret.digest().hex(),
             secret.limit_key(),
         ));
     }

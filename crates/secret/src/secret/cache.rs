@@ -1,8 +1,10 @@
 //! The unseal cache: opening a sealed secret costs an X25519 exchange and a JSON parse
 //! (tens of microseconds), and clients send the same sealed secret on every request.
-//! Decoded secrets are kept, keyed by the SHA-256 of the sealed text, in a map bounded
-//! both in entries and in bytes (anyone can seal secrets, so a count alone would let a
-//! client fill memory with large ones). Only the exact sealed bytes hit: the cache never
+//! Decoded secrets are kept, keyed by the sealed text itself (in a randomly keyed hash
+//! map, so no client can aim collisions; the SHA-256 of the text, which revocation lists
+//! and audit names use, is computed once when the secret is opened and kept with it), in
+//! a map bounded both in entries and in bytes (anyone can seal secrets, so a count alone
+//! would let a client fill memory with large ones). Only the exact sealed bytes hit: the cache never
 //! skips a check — auth, validators, expiry, revocation and rate limits run on every
 //! request. Evicted secrets are zeroized when their last user drops them.
 
@@ -38,10 +40,19 @@ impl SealedDigest {
     }
 }
 
+/// A digest of ciphertext names a secret without revealing it (revocation lists hold it).
+impl std::fmt::Debug for SealedDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedDigest({})", self.hex())
+    }
+}
+
 /// A decoded secret as the cache keeps it, with what is derived from it once.
 #[derive(Debug)]
 pub struct Unsealed {
     secret: Secret,
+    /// The SHA-256 of the sealed text it was opened from.
+    digest: SealedDigest,
     /// The reflection guard's automaton for this secret's credentials (`None` when the
     /// guard is off or there is nothing to guard).
     guard: Result<Option<Arc<Guard>>, GuardError>,
@@ -104,6 +115,7 @@ impl Unsealed {
         let bytes = 2 * sealed_len + logged.len() + audit_name.len() + guard_bytes;
         Self {
             secret,
+            digest,
             guard,
             logged,
             audit_name,
@@ -111,6 +123,11 @@ impl Unsealed {
             limit_pool,
             bytes,
         }
+    }
+
+    /// The SHA-256 of the sealed text it was opened from (revocation lists name it).
+    pub fn digest(&self) -> &SealedDigest {
+        &self.digest
     }
 
     /// The secret's JSON with every credential redacted.
@@ -174,7 +191,7 @@ pub struct CacheLimits {
     pub guard: bool,
 }
 
-/// A bounded map from sealed digest to decoded secret (FIFO eviction).
+/// A bounded map from sealed text to decoded secret (FIFO eviction).
 pub struct SecretCache {
     keys: OpenKeys,
     derived: Keys,
@@ -192,8 +209,9 @@ struct Keys {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<SealedDigest, Arc<Unsealed>>,
-    order: VecDeque<SealedDigest>,
+    /// `RandomState`: SipHash under a per-process random key.
+    map: HashMap<Arc<str>, Arc<Unsealed>>,
+    order: VecDeque<Arc<str>>,
     bytes: usize,
 }
 
@@ -227,29 +245,29 @@ impl SecretCache {
         &self.keys
     }
 
-    /// The secret sealed in `sealed_b64`, from the cache or opened now.
-    pub fn open(
-        &self,
-        sealed_b64: &str,
-        digest: SealedDigest,
-    ) -> Result<(Arc<Unsealed>, Opened), SecretError> {
+    /// The secret sealed in `sealed_b64` (surrounding whitespace ignored), from the
+    /// cache or opened now.
+    pub fn open(&self, sealed_b64: &str) -> Result<(Arc<Unsealed>, Opened), SecretError> {
+        let sealed = sealed_b64.trim();
         if self.limits.entries > 0
-            && let Some(hit) = self.lock().map.get(&digest)
+            && let Some(hit) = self.lock().map.get(sealed)
         {
             return Ok((hit.clone(), Opened::Cached));
         }
-        let secret = Secret::open(&self.keys, sealed_b64)?;
+        let secret = Secret::open(&self.keys, sealed)?;
         let unsealed = Arc::new(Unsealed::new(
             secret,
-            digest,
-            sealed_b64.len(),
+            SealedDigest::of(sealed),
+            sealed.len(),
             &self.derived,
         ));
         // One entry may take at most an eighth of the budget; larger ones are not kept.
         if self.limits.entries > 0 && unsealed.bytes <= self.limits.bytes / 8 {
             let mut inner = self.lock();
-            if inner.map.insert(digest, unsealed.clone()).is_none() {
-                inner.order.push_back(digest);
+            if !inner.map.contains_key(sealed) {
+                let key: Arc<str> = Arc::from(sealed);
+                inner.map.insert(key.clone(), unsealed.clone());
+                inner.order.push_back(key);
                 inner.bytes += unsealed.bytes;
             }
             while inner.order.len() > self.limits.entries || inner.bytes > self.limits.bytes {
@@ -310,27 +328,21 @@ mod tests {
         let key = OpenKey::generate();
         let cache = cache(&key, 2, 1 << 20);
         let a = sealed(&key, "a");
-        let (first, how) = cache.open(&a, SealedDigest::of(&a)).unwrap();
+        let (first, how) = cache.open(&a).unwrap();
         assert_eq!(how, Opened::Decrypted);
-        let (again, how) = cache.open(&a, SealedDigest::of(&a)).unwrap();
+        let (again, how) = cache.open(&a).unwrap();
         assert_eq!(how, Opened::Cached);
         assert!(Arc::ptr_eq(&first, &again));
         // The same secret sealed again is different ciphertext: a miss.
         let a2 = sealed(&key, "a");
-        assert_eq!(
-            cache.open(&a2, SealedDigest::of(&a2)).unwrap().1,
-            Opened::Decrypted
-        );
+        assert_eq!(cache.open(&a2).unwrap().1, Opened::Decrypted);
         let b = sealed(&key, "b");
-        cache.open(&b, SealedDigest::of(&b)).unwrap();
+        cache.open(&b).unwrap();
         assert_eq!(cache.len(), 2);
-        assert_eq!(
-            cache.open(&a, SealedDigest::of(&a)).unwrap().1,
-            Opened::Decrypted
-        );
+        assert_eq!(cache.open(&a).unwrap().1, Opened::Decrypted);
         // Bad input is never cached.
-        assert!(cache.open("###", SealedDigest::of("###")).is_err());
-        assert!(cache.open("###", SealedDigest::of("###")).is_err());
+        assert!(cache.open("###").is_err());
+        assert!(cache.open("###").is_err());
     }
 
     #[test]
@@ -340,14 +352,14 @@ mod tests {
         let big = cache(&key, 10_000, budget);
         for i in 0..200 {
             let s = sealed(&key, &format!("{i:04}-{}", "x".repeat(400)));
-            big.open(&s, SealedDigest::of(&s)).unwrap();
+            big.open(&s).unwrap();
             assert!(big.bytes() <= budget, "{} > {budget}", big.bytes());
         }
         assert!(big.len() < 200 && big.len() > 4, "{}", big.len());
         // An entry larger than an eighth of the budget opens but is not kept.
         let big = sealed(&key, &"y".repeat(8000));
         let small = cache(&key, 10, 256 * 1024);
-        small.open(&big, SealedDigest::of(&big)).unwrap();
+        small.open(&big).unwrap();
         assert!(small.is_empty());
     }
 
@@ -356,11 +368,8 @@ mod tests {
         let key = OpenKey::generate();
         let cache = cache(&key, 0, 1 << 20);
         let a = sealed(&key, "a");
-        cache.open(&a, SealedDigest::of(&a)).unwrap();
-        assert_eq!(
-            cache.open(&a, SealedDigest::of(&a)).unwrap().1,
-            Opened::Decrypted
-        );
+        cache.open(&a).unwrap();
+        assert_eq!(cache.open(&a).unwrap().1, Opened::Decrypted);
         assert!(cache.is_empty());
     }
 
@@ -369,13 +378,13 @@ mod tests {
         let key = OpenKey::generate();
         let cache = cache(&key, 4, 1 << 20);
         let a = sealed(&key, "a-long-enough-token");
-        let (first, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
-        let (again, _) = cache.open(&a, SealedDigest::of(&a)).unwrap();
+        let (first, _) = cache.open(&a).unwrap();
+        let (again, _) = cache.open(&a).unwrap();
         let g1 = first.reflection_guard().unwrap().expect("guards the token");
         let g2 = again.reflection_guard().unwrap().expect("guards the token");
         assert!(Arc::ptr_eq(g1, g2));
         let short = sealed(&key, "short");
-        let (s, _) = cache.open(&short, SealedDigest::of(&short)).unwrap();
+        let (s, _) = cache.open(&short).unwrap();
         assert!(s.reflection_guard().unwrap().is_none());
     }
 
@@ -388,7 +397,7 @@ mod tests {
                 r#"{{"inject_processor":{{"token":"{token}"}},"no_auth":{{}},"id":"svc"}}"#
             );
             let s = key.seal_key().seal_base64(json.as_bytes());
-            *cache.open(&s, SealedDigest::of(&s)).unwrap().0.limit_key()
+            *cache.open(&s).unwrap().0.limit_key()
         };
         assert_eq!(with_id("real"), with_id("real"), "resealed: one counter");
         assert_ne!(
@@ -398,8 +407,8 @@ mod tests {
         );
         let a = sealed(&key, "real");
         let b = sealed(&key, "real");
-        let ka = *cache.open(&a, SealedDigest::of(&a)).unwrap().0.limit_key();
-        let kb = *cache.open(&b, SealedDigest::of(&b)).unwrap().0.limit_key();
+        let ka = *cache.open(&a).unwrap().0.limit_key();
+        let kb = *cache.open(&b).unwrap().0.limit_key();
         assert_ne!(ka, kb, "without an id, each sealed text counts alone");
     }
 }
