@@ -333,10 +333,9 @@ impl Proxy {
             return VerifiedTokens::default();
         }
         let candidates = tokenizer_secret::auth::Candidates::from_headers(maps);
-        let verified = self
-            .oidc
-            .verify(&candidates, &self.upstream, &self.budget)
-            .await;
+        // Boxed: the verification's future is ~1.6 KiB, and inline it would size the
+        // future of every request (boxed per request) whether or not OIDC is in use.
+        let verified = Box::pin(self.oidc.verify(&candidates, &self.upstream, &self.budget)).await;
         self.telemetry
             .metrics
             .oidc_cache_hits
