@@ -195,28 +195,31 @@ impl RuleArgs {
         if self.max_requests.is_some() {
             policy.max_requests = self.max_requests;
         }
-        if !self.git_ref.is_empty() {
-            let patterns = self
-                .git_ref
-                .iter()
-                .map(|p| {
-                    GitRefPattern::new(p).map_err(|e| Failure::Input(format!("--git-ref: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
+        if let Some(patterns) = patterns("--git-ref", &self.git_ref, GitRefPattern::new)? {
             policy.allowed_git_refs = Some(patterns);
         }
-        if !self.mcp_tool.is_empty() {
-            let patterns = self
-                .mcp_tool
-                .iter()
-                .map(|p| {
-                    McpToolPattern::new(p).map_err(|e| Failure::Input(format!("--mcp-tool: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
+        if let Some(patterns) = patterns("--mcp-tool", &self.mcp_tool, McpToolPattern::new)? {
             policy.allowed_mcp_tools = Some(patterns);
         }
         Ok(())
     }
+}
+
+/// The patterns a repeatable `flag` gave, each parsed by `parse`; `None` when it was not
+/// given (the rule stays unset), an error naming the flag for the first bad one.
+fn patterns<T, E: std::fmt::Display>(
+    flag: &str,
+    given: &[String],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<Vec<T>>, Failure> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    given
+        .iter()
+        .map(|p| parse(p).map_err(|e| Failure::Input(format!("{flag}: {e}"))))
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// `90s`, `15m`, `12h`, `30d` (or plain seconds) as seconds.

@@ -39,9 +39,8 @@
 //! removed on the way out, on failure too.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -49,7 +48,7 @@ use serde_json::Value;
 
 use crate::certs::InternetCa;
 use crate::netns::{self, Namespaces};
-use crate::procs::{Finished, Proc};
+use crate::procs::{self, Finished, Proc};
 use crate::tools;
 use crate::watch::EnvWatcher;
 use crate::{BIN, Servers, path, random_hex, root, temp_dir};
@@ -362,24 +361,15 @@ impl Shell<'_> {
 
 /// `tokenizer seal ARGS -` with `secret` on standard input (never on a command line).
 fn seal(seal_key: &str, args: &[&str], secret: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("seal")
-        .args(args)
-        .arg("-")
-        .env_clear()
-        .env("SEAL_KEY", seal_key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = procs::run_with_input(
+        Command::new(BIN)
+            .arg("seal")
+            .args(args)
+            .arg("-")
+            .env_clear()
+            .env("SEAL_KEY", seal_key),
+        secret,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),

@@ -186,3 +186,22 @@ impl Drop for Proc {
         }
     }
 }
+
+/// Run `cmd` to completion with `input` on its standard input (a secret or a rule set:
+/// never on a command line), its output collected.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

@@ -1004,21 +1004,10 @@ fn in_shell(ns: &str, argv: &[&str]) -> String {
 
 /// `nft -c -f -` on `rules` in the namespace: its complaint, empty when it accepts.
 fn nft_check(ns: &str, rules: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-c", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::procs::run_with_input(
+        Command::new("ip").args(["netns", "exec", ns, "nft", "-c", "-f", "-"]),
+        rules,
+    );
     if out.status.success() {
         String::new()
     } else {

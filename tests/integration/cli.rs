@@ -689,7 +689,11 @@ fn seal_refuses_credential_form_mistakes() {
         ),
         (
             &["--git-ref", "agent/*", "--no-auth", "tok-123456789"],
-            "refs/heads/agent/*",
+            "--git-ref: git ref pattern \"agent/*\" must start with refs/ (e.g. refs/heads/agent/*)",
+        ),
+        (
+            &["--mcp-tool", "", "--no-auth", "tok-123456789"],
+            "--mcp-tool: a pattern of 1 to",
         ),
         (
             &["--basic-user", "a:b", "--no-auth", "tok-123456789"],
